@@ -1,0 +1,12 @@
+#include "common/crc32c.h"
+
+#include <isa-l/crc.h>
+
+namespace keelfs {
+
+uint32_t crc32c(const void* data, size_t len) {
+  return crc32_iscsi(static_cast<unsigned char*>(const_cast<void*>(data)), static_cast<int>(len), 0xffffffffu) ^
+         0xffffffffu;
+}
+
+}  // namespace keelfs

@@ -1,0 +1,357 @@
+#include "common/rpc.h"
+
+#include <deque>
+
+#include <google/protobuf/message_lite.h>
+#include <spdlog/spdlog.h>
+
+#include "common/async.h"
+#include "keelfs.pb.h"
+
+namespace keelfs {
+
+struct Connection::Pending {
+  explicit Pending(asio::any_io_executor ex) : done(ex) {}
+  Event done;
+  std::optional<Result<Frame>> result;
+};
+
+struct Connection::OutFrame {
+  char header[kHeaderSize];
+  std::string body;
+  std::string payload;
+};
+
+Reply reply_ok(const google::protobuf::MessageLite& msg, std::string payload) {
+  Reply r;
+  r.body = msg.SerializeAsString();
+  r.payload = std::move(payload);
+  return r;
+}
+
+Reply reply_error(Status status) {
+  Reply r;
+  r.status = std::move(status);
+  return r;
+}
+
+Status parse_body(const Frame& frame, google::protobuf::MessageLite* msg) {
+  if (!msg->ParseFromString(frame.body))
+    return error(Code::kProtocol, fmt::format("body of message type {} does not parse", frame.header.msg_type()));
+  return Status::Ok();
+}
+
+Connection::Connection(tcp::socket socket, Side side)
+    : socket_(std::move(socket)), side_(side), out_(std::make_unique<std::deque<OutFrame>>()) {
+  error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  socket_.set_option(tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() = default;
+
+void Connection::start(RequestHandler handler, CloseHandler on_close) {
+  handler_ = std::move(handler);
+  on_close_ = std::move(on_close);
+  asio::co_spawn(socket_.get_executor(), read_loop(), asio::detached);
+}
+
+void Connection::close(const Status& reason) {
+  if (!open_) return;
+  open_ = false;
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [id, p] : pending) {
+    p->result.emplace(error(Code::kUnavailable, fmt::format("connection to {} closed: {}", peer_, reason.message())));
+    p->done.notify();
+  }
+  if (on_close_) {
+    auto cb = std::move(on_close_);
+    on_close_ = nullptr;
+    cb(shared_from_this(), reason);
+  }
+  handler_ = nullptr;  // breaks the cycle handler -> captured state -> connection
+}
+
+void Connection::send(const FrameHeader& header, std::string body, std::string payload) {
+  if (!open_) return;
+  OutFrame& f = out_->emplace_back();
+  FrameHeader h = header;
+  h.body_len = static_cast<uint32_t>(body.size());
+  h.payload_len = static_cast<uint32_t>(payload.size());
+  encode_header(h, f.header);
+  f.body = std::move(body);
+  f.payload = std::move(payload);
+  if (!writing_) {
+    writing_ = true;
+    asio::co_spawn(socket_.get_executor(), write_loop(), asio::detached);
+  }
+}
+
+awaitable<void> Connection::write_loop() {
+  auto self = shared_from_this();
+  std::vector<asio::const_buffer> buffers;
+  while (open_ && !out_->empty()) {
+    // Gather everything queued into one write: many small responses leave in one syscall.
+    size_t n = std::min<size_t>(out_->size(), 64);
+    buffers.clear();
+    for (size_t i = 0; i < n; ++i) {
+      OutFrame& f = (*out_)[i];
+      buffers.emplace_back(f.header, kHeaderSize);
+      if (!f.body.empty()) buffers.emplace_back(f.body.data(), f.body.size());
+      if (!f.payload.empty()) buffers.emplace_back(f.payload.data(), f.payload.size());
+    }
+    error_code ec;
+    co_await asio::async_write(socket_, buffers, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      close(error(Code::kUnavailable, "write failed: " + ec.message()));
+      break;
+    }
+    for (size_t i = 0; i < n && !out_->empty(); ++i) out_->pop_front();
+  }
+  writing_ = false;
+}
+
+awaitable<void> Connection::read_loop() {
+  auto self = shared_from_this();
+  char raw[kHeaderSize];
+  while (open_) {
+    error_code ec;
+    co_await asio::async_read(socket_, asio::buffer(raw), asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      close(error(Code::kUnavailable, ec == asio::error::eof ? "peer closed" : ec.message()));
+      break;
+    }
+    Frame frame;
+    frame.header = decode_header(raw);
+    if (Status st = validate_header(frame.header); !st.ok()) {
+      spdlog::warn("closing connection from {}: {}", peer_, st.message());
+      close(st);
+      break;
+    }
+    frame.body.resize(frame.header.body_len);
+    frame.payload.resize(frame.header.payload_len);
+    std::array<asio::mutable_buffer, 2> bufs{asio::buffer(frame.body), asio::buffer(frame.payload)};
+    co_await asio::async_read(socket_, bufs, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (open_) spdlog::warn("closing connection from {}: truncated frame ({})", peer_, ec.message());
+      close(error(Code::kUnavailable, "truncated frame"));
+      break;
+    }
+    if (frame.header.is_response()) {
+      auto it = pending_.find(frame.header.request_id);
+      if (it == pending_.end()) continue;  // the caller gave up (timeout)
+      auto p = it->second;
+      pending_.erase(it);
+      if (frame.header.status != 0) {
+        pb::ErrorReply err;
+        err.ParseFromString(frame.body);
+        p->result.emplace(error(static_cast<Code>(frame.header.status), err.message()));
+      } else {
+        p->result.emplace(std::move(frame));
+      }
+      p->done.notify();
+      continue;
+    }
+    if (side_ == Side::kServer && !hello_done_) {
+      if (frame.header.msg_type() != pb::HELLO) {
+        spdlog::warn("closing connection from {}: first frame is type {}, not HELLO", peer_, frame.header.msg_type());
+        close(error(Code::kProtocol, "no handshake"));
+        break;
+      }
+      Reply r = handle_hello(frame);
+      FrameHeader h;
+      h.type = frame.header.type | kResponseBit;
+      h.request_id = frame.header.request_id;
+      h.status = static_cast<uint32_t>(r.status.code());
+      if (!r.status.ok()) {
+        pb::ErrorReply err;
+        err.set_message(r.status.message());
+        send(h, err.SerializeAsString(), {});
+        spdlog::warn("closing connection from {}: {}", peer_, r.status.message());
+        // Let the refusal reach the peer before closing.
+        co_await sleep_for(std::chrono::milliseconds(50));
+        close(r.status);
+        break;
+      }
+      send(h, std::move(r.body), {});
+      hello_done_ = true;
+      continue;
+    }
+    asio::co_spawn(socket_.get_executor(), serve(std::move(frame)), asio::detached);
+  }
+}
+
+Reply Connection::handle_hello(const Frame& frame) {
+  pb::HelloReq req;
+  if (Status st = parse_body(frame, &req); !st.ok()) return reply_error(st);
+  if (req.protocol_version() != kProtocolVersion)
+    return reply_error(error(Code::kProtocol, fmt::format("protocol version {} is not supported (this server speaks {})",
+                                                          req.protocol_version(), kProtocolVersion)));
+  peer_name_ = req.name();
+  peer_role_ = req.role();
+  pb::HelloResp resp;
+  resp.set_protocol_version(kProtocolVersion);
+  return reply_ok(resp);
+}
+
+awaitable<void> Connection::serve(Frame frame) {
+  auto self = shared_from_this();
+  FrameHeader h;
+  h.type = frame.header.type | kResponseBit;
+  h.request_id = frame.header.request_id;
+  Reply reply;
+  if (!handler_) {
+    reply = reply_error(error(Code::kNotSupported, fmt::format("message type {} is not served here", h.msg_type())));
+  } else {
+    try {
+      reply = co_await handler_(self, std::move(frame));
+    } catch (const std::exception& e) {
+      spdlog::error("request type {} from {} failed: {}", h.msg_type(), peer_, e.what());
+      reply = reply_error(error(Code::kInternal, e.what()));
+    }
+  }
+  if (reply.status.is(Code::kProtocol)) {
+    spdlog::warn("closing connection from {}: {}", peer_, reply.status.message());
+    close(reply.status);
+    co_return;
+  }
+  h.status = static_cast<uint32_t>(reply.status.code());
+  if (!reply.status.ok()) {
+    pb::ErrorReply err;
+    err.set_message(reply.status.message());
+    send(h, err.SerializeAsString(), {});
+  } else {
+    send(h, std::move(reply.body), std::move(reply.payload));
+  }
+}
+
+awaitable<Result<Frame>> Connection::call(uint16_t type, const google::protobuf::MessageLite& body, std::string payload,
+                                          std::chrono::steady_clock::duration timeout) {
+  auto self = shared_from_this();
+  if (!open_) co_return error(Code::kUnavailable, fmt::format("connection to {} is closed", peer_));
+  uint64_t id = next_request_id_++;
+  auto p = std::make_shared<Pending>(socket_.get_executor());
+  pending_[id] = p;
+  FrameHeader h;
+  h.type = type;
+  h.request_id = id;
+  send(h, body.SerializeAsString(), std::move(payload));
+  co_await p->done.wait(timeout);
+  if (!p->result) {
+    pending_.erase(id);
+    co_return error(Code::kTimeout, fmt::format("no answer from {} to message type {} within {} s", peer_, type,
+                                                std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+  }
+  co_return std::move(*p->result);
+}
+
+awaitable<Result<std::string>> Connection::call_into(uint16_t type, const google::protobuf::MessageLite& body,
+                                                     google::protobuf::MessageLite* response, std::string payload,
+                                                     std::chrono::steady_clock::duration timeout) {
+  CO_ASSIGN_OR_RETURN(Frame f, co_await call(type, body, std::move(payload), timeout));
+  if (response) CO_RETURN_IF_ERROR(parse_body(f, response));
+  co_return std::move(f.payload);
+}
+
+awaitable<Status> Connection::handshake(int role, const std::string& name) {
+  pb::HelloReq req;
+  req.set_protocol_version(kProtocolVersion);
+  req.set_role(static_cast<pb::Role>(role));
+  req.set_name(name);
+  pb::HelloResp resp;
+  auto r = co_await call_into(pb::HELLO, req, &resp, {}, std::chrono::seconds(10));
+  if (!r.ok()) co_return r.status();
+  co_return Status::Ok();
+}
+
+RpcServer::RpcServer(asio::any_io_executor ex, RequestHandler handler, CloseHandler on_close)
+    : ex_(ex), acceptor_(ex), handler_(std::move(handler)), on_close_(std::move(on_close)) {}
+
+Result<uint16_t> RpcServer::listen(const std::string& host, uint16_t port) {
+  error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) return error(Code::kInvalidArgument, fmt::format("bad listen address '{}': {}", host, ec.message()));
+  tcp::endpoint ep(addr, port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(1024, ec);
+  if (ec) return error(Code::kUnavailable, fmt::format("cannot listen on {}:{}: {}", host, port, ec.message()));
+  asio::co_spawn(ex_, accept_loop(), asio::detached);
+  return acceptor_.local_endpoint().port();
+}
+
+void RpcServer::stop() {
+  error_code ec;
+  acceptor_.close(ec);
+}
+
+awaitable<void> RpcServer::accept_loop() {
+  while (acceptor_.is_open()) {
+    error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted) break;
+      spdlog::warn("accept failed: {}", ec.message());
+      co_await sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    auto conn = std::make_shared<Connection>(std::move(socket), Connection::Side::kServer);
+    conn->start(handler_, on_close_);
+  }
+}
+
+Result<std::pair<std::string, uint16_t>> parse_address(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
+    return error(Code::kInvalidArgument, fmt::format("address '{}' is not HOST:PORT", address));
+  std::string host = address.substr(0, colon);
+  std::string digits = address.substr(colon + 1);
+  unsigned long port = 0;
+  bool valid = digits.size() <= 5 && digits.find_first_not_of("0123456789") == std::string::npos;
+  if (valid) port = std::stoul(digits);
+  if (!valid || port > 65535) return error(Code::kInvalidArgument, fmt::format("address '{}' has no valid port", address));
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+awaitable<Result<ConnectionPtr>> dial(const std::string& address, int role, const std::string& name,
+                                      RequestHandler handler, CloseHandler on_close) {
+  CO_ASSIGN_OR_RETURN(auto hp, parse_address(address));
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
+  error_code ec;
+  auto endpoints = co_await resolver.async_resolve(hp.first, std::to_string(hp.second),
+                                                   asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return error(Code::kUnavailable, fmt::format("cannot resolve {}: {}", address, ec.message()));
+  tcp::socket socket(ex);
+  co_await asio::async_connect(socket, endpoints, asio::redirect_error(use_awaitable, ec));
+  if (ec) co_return error(Code::kUnavailable, fmt::format("cannot connect to {}: {}", address, ec.message()));
+  auto conn = std::make_shared<Connection>(std::move(socket), Connection::Side::kClient);
+  conn->start(std::move(handler), std::move(on_close));
+  Status st = co_await conn->handshake(role, name);
+  if (!st.ok()) {
+    conn->close(st);
+    co_return error(st.code(), fmt::format("handshake with {} failed: {}", address, st.message()));
+  }
+  co_return conn;
+}
+
+awaitable<Result<ConnectionPtr>> ConnectionCache::get(const std::string& address) {
+  auto it = conns_.find(address);
+  if (it != conns_.end() && it->second->is_open()) co_return it->second;
+  CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await dial(address, role_, name_));
+  conns_[address] = conn;
+  co_return conn;
+}
+
+void ConnectionCache::close_all() {
+  for (auto& [addr, conn] : conns_) conn->close(error(Code::kUnavailable, "shutting down"));
+  conns_.clear();
+}
+
+}  // namespace keelfs

@@ -1,0 +1,148 @@
+// RPC over framed TCP. A Connection carries requests both ways with request ids, so one
+// socket holds many requests in flight (pipelining) and either side may call the other
+// (the master calls its chunkservers over the socket they registered on).
+//
+// Threading: a Connection lives on one single-threaded executor (an io_context run by one
+// thread). Every member is called from that executor.
+//
+// Handshake: the first frame a client sends is HELLO with the protocol version; a server
+// connection closes when anything else comes first or the version differs.
+// Malformed input (bad header, over-limit sizes, unknown type, body that does not parse)
+// closes only that connection, with one log line naming the peer and the reason.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "common/asio.h"
+#include "common/frame.h"
+#include "common/status.h"
+
+namespace google::protobuf {
+class MessageLite;
+}
+
+namespace keelfs {
+
+// What a request handler returns: OK with a body (and payload), or an error status.
+struct Reply {
+  Status status;
+  std::string body;
+  std::string payload;
+};
+Reply reply_ok(const google::protobuf::MessageLite& msg, std::string payload = {});
+Reply reply_error(Status status);
+
+// Parses a frame's body into msg; a body that does not parse is a protocol error.
+Status parse_body(const Frame& frame, google::protobuf::MessageLite* msg);
+
+class Connection;
+using ConnectionPtr = std::shared_ptr<Connection>;
+using RequestHandler = std::function<awaitable<Reply>(ConnectionPtr, Frame)>;
+using CloseHandler = std::function<void(ConnectionPtr, const Status&)>;
+
+constexpr std::chrono::seconds kDefaultCallTimeout{60};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  enum class Side { kClient, kServer };
+
+  Connection(tcp::socket socket, Side side);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts reading. `handler` serves requests from the peer; `on_close` runs once when the
+  // connection closes for any reason.
+  void start(RequestHandler handler, CloseHandler on_close = {});
+
+  // Sends a request and waits for its response. The result is the response frame when the
+  // peer answered OK, or the peer's error, or Unavailable/Timeout when the connection
+  // closed or the deadline passed.
+  awaitable<Result<Frame>> call(uint16_t type, const google::protobuf::MessageLite& body, std::string payload = {},
+                                std::chrono::steady_clock::duration timeout = kDefaultCallTimeout);
+
+  // call() and parse the response body into `response`; returns the response's payload.
+  awaitable<Result<std::string>> call_into(uint16_t type, const google::protobuf::MessageLite& body,
+                                           google::protobuf::MessageLite* response, std::string payload = {},
+                                           std::chrono::steady_clock::duration timeout = kDefaultCallTimeout);
+
+  // Client side: HELLO exchange. REQUIRES: start() was called.
+  awaitable<Status> handshake(int role, const std::string& name);
+
+  void close(const Status& reason);
+  bool is_open() const { return open_; }
+  const std::string& peer() const { return peer_; }
+  // The peer's name from its HELLO (server side).
+  const std::string& peer_name() const { return peer_name_; }
+  int peer_role() const { return peer_role_; }
+
+  // State a server attaches to the connection (the master keeps the chunkserver id here).
+  uint64_t tag = 0;
+
+ private:
+  struct Pending;
+  struct OutFrame;
+  awaitable<void> read_loop();
+  awaitable<void> serve(Frame frame);
+  awaitable<void> write_loop();
+  void send(const FrameHeader& header, std::string body, std::string payload);
+  Reply handle_hello(const Frame& frame);
+
+  tcp::socket socket_;
+  Side side_;
+  std::string peer_;
+  std::string peer_name_;
+  int peer_role_ = 0;
+  bool open_ = true;
+  bool hello_done_ = false;
+  bool writing_ = false;
+  uint64_t next_request_id_ = 1;
+  RequestHandler handler_;
+  CloseHandler on_close_;
+  std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending_;
+  std::unique_ptr<std::deque<OutFrame>> out_;
+};
+
+// Accepts connections and serves them with one handler.
+class RpcServer {
+ public:
+  RpcServer(asio::any_io_executor ex, RequestHandler handler, CloseHandler on_close = {});
+  // Binds and starts accepting. port 0 picks a free port; the bound port is returned.
+  Result<uint16_t> listen(const std::string& host, uint16_t port);
+  void stop();
+
+ private:
+  awaitable<void> accept_loop();
+  asio::any_io_executor ex_;
+  tcp::acceptor acceptor_;
+  RequestHandler handler_;
+  CloseHandler on_close_;
+};
+
+// "host:port" -> (host, port).
+Result<std::pair<std::string, uint16_t>> parse_address(const std::string& address);
+
+// Connects, starts the connection and performs the handshake.
+awaitable<Result<ConnectionPtr>> dial(const std::string& address, int role, const std::string& name,
+                                      RequestHandler handler = {}, CloseHandler on_close = {});
+
+// Keeps one open connection per address and redials when it closed.
+// REQUIRES: used from one single-threaded executor.
+class ConnectionCache {
+ public:
+  ConnectionCache(int role, std::string name) : role_(role), name_(std::move(name)) {}
+  awaitable<Result<ConnectionPtr>> get(const std::string& address);
+  void close_all();
+
+ private:
+  int role_;
+  std::string name_;
+  std::unordered_map<std::string, ConnectionPtr> conns_;
+};
+
+}  // namespace keelfs

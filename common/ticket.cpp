@@ -1,0 +1,70 @@
+#include "common/ticket.h"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "keelfs.pb.h"
+
+namespace keelfs {
+namespace {
+
+std::string compute_mac(const std::string& secret, const pb::Ticket& t) {
+  unsigned char msg[8 + 4 + 4 + 8];
+  uint64_t id = t.chunk_id();
+  uint32_t version = t.version(), rights = t.rights();
+  int64_t expires = t.expires_unix_ms();
+  std::memcpy(msg, &id, 8);
+  std::memcpy(msg + 8, &version, 4);
+  std::memcpy(msg + 12, &rights, 4);
+  std::memcpy(msg + 16, &expires, 8);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int out_len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), msg, sizeof msg, out, &out_len);
+  return std::string(reinterpret_cast<char*>(out), out_len);
+}
+
+}  // namespace
+
+void sign_ticket(const std::string& secret, pb::Ticket* ticket) { ticket->set_mac(compute_mac(secret, *ticket)); }
+
+Status check_ticket(const std::string& secret, const pb::Ticket& ticket, uint64_t chunk_id, uint32_t version,
+                    uint32_t rights, int64_t now_unix_ms) {
+  std::string expected = compute_mac(secret, ticket);
+  if (ticket.mac().size() != expected.size() ||
+      CRYPTO_memcmp(ticket.mac().data(), expected.data(), expected.size()) != 0)
+    return error(Code::kPermissionDenied, fmt::format("ticket for chunk {:016x} has a bad signature", chunk_id));
+  if (ticket.chunk_id() != chunk_id)
+    return error(Code::kPermissionDenied,
+                 fmt::format("ticket is for chunk {:016x}, not {:016x}", ticket.chunk_id(), chunk_id));
+  if (ticket.version() != version)
+    return error(Code::kPermissionDenied, fmt::format("ticket is for version {} of chunk {:016x}, not {}",
+                                                      ticket.version(), chunk_id, version));
+  if ((ticket.rights() & rights) != rights)
+    return error(Code::kPermissionDenied, fmt::format("ticket for chunk {:016x} does not grant {}", chunk_id,
+                                                      rights == kRightWrite ? "write" : "read"));
+  if (ticket.expires_unix_ms() < now_unix_ms)
+    return error(Code::kPermissionDenied, fmt::format("ticket for chunk {:016x} expired", chunk_id));
+  return Status::Ok();
+}
+
+Result<std::string> read_secret_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return error(Code::kNotFound, fmt::format("cannot read secret file {}", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t start = 0;
+  while (start < s.size() && isspace(static_cast<unsigned char>(s[start]))) ++start;
+  s = s.substr(start);
+  if (s.empty()) return error(Code::kInvalidArgument, fmt::format("secret file {} is empty", path));
+  return s;
+}
+
+}  // namespace keelfs

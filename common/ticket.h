@@ -1,0 +1,28 @@
+// Tickets: the master's signed permission for one data operation on one chunk version.
+// mac = HMAC-SHA256(cluster secret, chunk_id | version | rights | expires_unix_ms), all
+// little-endian fixed width. A chunkserver checks the mac, the expiry, the chunk id, the
+// version and the rights before it reads or writes a byte.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace keelfs {
+namespace pb {
+class Ticket;
+}
+
+constexpr uint32_t kRightRead = 1;
+constexpr uint32_t kRightWrite = 2;
+
+void sign_ticket(const std::string& secret, pb::Ticket* ticket);
+// OK when the ticket is genuine, unexpired, for this chunk and version, and grants `rights`.
+Status check_ticket(const std::string& secret, const pb::Ticket& ticket, uint64_t chunk_id, uint32_t version,
+                    uint32_t rights, int64_t now_unix_ms);
+
+// Reads a secret from a file (whitespace trimmed). An empty file is an error.
+Result<std::string> read_secret_file(const std::string& path);
+
+}  // namespace keelfs

@@ -1,0 +1,20 @@
+// Small helpers every process uses: clocks, host name, logging set-up, signals.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace keelfs {
+
+int64_t unix_ms();
+int64_t unix_seconds();
+std::string host_name();
+
+// Log to stderr, or to `file` when not empty. level: trace, debug, info, warn, error.
+void setup_logging(const std::string& program, const std::string& file, const std::string& level);
+
+// "1.5 GiB"
+std::string human_bytes(uint64_t bytes);
+
+}  // namespace keelfs

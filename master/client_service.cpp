@@ -1,0 +1,322 @@
+// Where a client's or admin's request enters the master: one case per message type.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/ticket.h"
+#include "common/util.h"
+#include "master/master.h"
+
+namespace keelfs::master {
+namespace {
+
+template <class Req>
+Result<Req> parse(const Frame& frame) {
+  Req req;
+  RETURN_IF_ERROR(parse_body(frame, &req));
+  return req;
+}
+
+Reply attr_reply(const Result<pb::Attr>& attr) {
+  if (!attr.ok()) return reply_error(attr.status());
+  pb::AttrResp resp;
+  *resp.mutable_attr() = *attr;
+  return reply_ok(resp);
+}
+
+Reply status_reply(const Status& st) { return st.ok() ? reply_ok(pb::EmptyResp()) : reply_error(st); }
+
+template <class Resp>
+Reply result_reply(const Result<Resp>& r) {
+  return r.ok() ? reply_ok(*r) : reply_error(r.status());
+}
+
+uint64_t chunk_lock_key(uint64_t ino, uint64_t index) { return (ino << 24) ^ index; }
+
+}  // namespace
+
+#define PARSE_OR_REPLY(Type, var)                 \
+  auto var##_parsed = parse<Type>(frame);         \
+  if (!var##_parsed.ok()) co_return reply_error(var##_parsed.status()); \
+  const Type& var = *var##_parsed
+
+awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
+  (void)conn;
+  std::vector<FreedChunk> freed;
+  switch (frame.header.msg_type()) {
+    case pb::MOUNT: {
+      PARSE_OR_REPLY(pb::MountReq, req);
+      co_return co_await mount(req);
+    }
+    case pb::LOOKUP: {
+      PARSE_OR_REPLY(pb::LookupReq, req);
+      co_return co_await durable(attr_reply(ns_->lookup(req.parent(), req.name())));
+    }
+    case pb::GETATTR: {
+      PARSE_OR_REPLY(pb::GetattrReq, req);
+      co_return co_await durable(attr_reply(ns_->getattr(req.inode())));
+    }
+    case pb::SETATTR: {
+      PARSE_OR_REPLY(pb::SetattrReq, req);
+      co_return co_await setattr(req);
+    }
+    case pb::MKDIR: {
+      PARSE_OR_REPLY(pb::MkdirReq, req);
+      co_return co_await durable(attr_reply(ns_->mkdir(req)));
+    }
+    case pb::CREATE: {
+      PARSE_OR_REPLY(pb::CreateReq, req);
+      Reply r = attr_reply(ns_->create(req, &freed));
+      delete_chunks(freed);
+      co_return co_await durable(std::move(r));
+    }
+    case pb::SYMLINK: {
+      PARSE_OR_REPLY(pb::SymlinkReq, req);
+      co_return co_await durable(attr_reply(ns_->symlink(req)));
+    }
+    case pb::LINK: {
+      PARSE_OR_REPLY(pb::LinkReq, req);
+      co_return co_await durable(attr_reply(ns_->link(req)));
+    }
+    case pb::READLINK: {
+      PARSE_OR_REPLY(pb::ReadlinkReq, req);
+      auto target = ns_->readlink(req.inode());
+      if (!target.ok()) co_return reply_error(target.status());
+      pb::ReadlinkResp resp;
+      resp.set_target(*target);
+      co_return co_await durable(reply_ok(resp));
+    }
+    case pb::UNLINK: {
+      PARSE_OR_REPLY(pb::UnlinkReq, req);
+      Reply r = status_reply(ns_->unlink(req.parent(), req.name(), &freed));
+      delete_chunks(freed);
+      co_return co_await durable(std::move(r));
+    }
+    case pb::RMDIR: {
+      PARSE_OR_REPLY(pb::UnlinkReq, req);
+      co_return co_await durable(status_reply(ns_->rmdir(req.parent(), req.name())));
+    }
+    case pb::RENAME: {
+      PARSE_OR_REPLY(pb::RenameReq, req);
+      Reply r = status_reply(ns_->rename(req, &freed));
+      delete_chunks(freed);
+      co_return co_await durable(std::move(r));
+    }
+    case pb::READDIR: {
+      PARSE_OR_REPLY(pb::ReaddirReq, req);
+      co_return co_await durable(result_reply(ns_->readdir(req)));
+    }
+    case pb::SETXATTR: {
+      PARSE_OR_REPLY(pb::SetxattrReq, req);
+      co_return co_await durable(status_reply(ns_->setxattr(req)));
+    }
+    case pb::GETXATTR: {
+      PARSE_OR_REPLY(pb::GetxattrReq, req);
+      auto value = ns_->getxattr(req.inode(), req.name());
+      if (!value.ok()) co_return reply_error(value.status());
+      pb::GetxattrResp resp;
+      resp.set_value(*value);
+      co_return co_await durable(reply_ok(resp));
+    }
+    case pb::LISTXATTR: {
+      PARSE_OR_REPLY(pb::ListxattrReq, req);
+      auto names = ns_->listxattr(req.inode());
+      if (!names.ok()) co_return reply_error(names.status());
+      pb::ListxattrResp resp;
+      for (auto& n : *names) resp.add_names(n);
+      co_return co_await durable(reply_ok(resp));
+    }
+    case pb::REMOVEXATTR: {
+      PARSE_OR_REPLY(pb::GetxattrReq, req);
+      co_return co_await durable(status_reply(ns_->removexattr(req.inode(), req.name())));
+    }
+    case pb::STATFS: {
+      PARSE_OR_REPLY(pb::StatfsReq, req);
+      co_return statfs(req);
+    }
+    case pb::CHUNK_FOR_WRITE: {
+      PARSE_OR_REPLY(pb::ChunkForWriteReq, req);
+      co_return co_await chunk_for_write(req);
+    }
+    case pb::CHUNK_LOCATE: {
+      PARSE_OR_REPLY(pb::ChunkLocateReq, req);
+      co_return co_await chunk_locate(req);
+    }
+    case pb::WRITE_END: {
+      PARSE_OR_REPLY(pb::WriteEndReq, req);
+      co_return co_await durable(attr_reply(ns_->write_end(req)));
+    }
+    case pb::VOLUME_CREATE: {
+      PARSE_OR_REPLY(pb::VolumeCreateReq, req);
+      auto info = ns_->create_volume(req);
+      if (!info.ok()) co_return reply_error(info.status());
+      auto rec = ns_->find_volume(req.name());
+      if (rec.ok()) volumes_[rec->id()] = *rec;
+      spdlog::info("volume '{}' created (id {}, goal {}, region {})", info->name(), info->id(), info->goal(), info->region());
+      pb::VolumeCreateResp resp;
+      *resp.mutable_volume() = *info;
+      co_return co_await durable(reply_ok(resp));
+    }
+    case pb::VOLUME_LIST: {
+      pb::VolumeListResp resp;
+      for (auto& v : ns_->list_volumes()) *resp.add_volumes() = v;
+      co_return reply_ok(resp);
+    }
+    case pb::CS_LIST:
+      co_return cs_list();
+    default:
+      co_return reply_error(
+          error(Code::kNotSupported, fmt::format("message type {} is not served on the client port", frame.header.msg_type())));
+  }
+}
+#undef PARSE_OR_REPLY
+
+awaitable<Reply> Master::durable(Reply reply) {
+  Status st = co_await store_->durable();
+  if (!st.ok()) co_return reply_error(st);
+  co_return reply;
+}
+
+awaitable<Reply> Master::mount(const pb::MountReq& req) {
+  auto vol = ns_->find_volume(req.volume());
+  if (!vol.ok()) co_return reply_error(vol.status());
+  auto root = ns_->getattr(vol->root_inode());
+  if (!root.ok()) co_return reply_error(root.status());
+  pb::MountResp resp;
+  *resp.mutable_volume() = ns_->volume_info(*vol);
+  *resp.mutable_root() = *root;
+  co_return co_await durable(reply_ok(resp));
+}
+
+Result<pb::VolumeRecord> Master::volume_of(uint64_t volume_id) {
+  auto it = volumes_.find(volume_id);
+  if (it == volumes_.end()) return error(Code::kNotFound, fmt::format("volume id {} does not exist", volume_id));
+  return it->second;
+}
+
+void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
+  for (ChunkServer* cs : registry_.holders(info->chunk_id())) {
+    pb::Replica* r = info->add_replicas();
+    r->set_cs_id(cs->id);
+    r->set_address(cs->address);
+  }
+  pb::Ticket* t = info->mutable_ticket();
+  t->set_chunk_id(info->chunk_id());
+  t->set_version(info->version());
+  t->set_rights(rights);
+  t->set_expires_unix_ms(unix_ms() + config_.ticket_ttl_ms);
+  sign_ticket(config_.cluster_secret, t);
+}
+
+awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
+  if (req.index() >= (1ull << 32)) co_return reply_error(error(Code::kInvalidArgument, "chunk index out of range"));
+  auto guard = co_await chunk_locks_.lock(chunk_lock_key(req.inode(), req.index()));
+  auto attr = ns_->getattr(req.inode());
+  if (!attr.ok()) co_return reply_error(attr.status());
+  if (attr->type() != pb::FT_REGULAR)
+    co_return reply_error(error(Code::kInvalidArgument, fmt::format("inode {} is not a regular file", req.inode())));
+  auto existing = ns_->chunk_at(req.inode(), req.index());
+  if (!existing.ok()) co_return reply_error(existing.status());
+
+  pb::ChunkForWriteResp resp;
+  pb::ChunkInfo* info = resp.mutable_chunk();
+  info->set_index(req.index());
+  std::vector<ChunkServer*> chain;
+  if (!*existing) {
+    auto vol = volume_of(attr->volume_id());
+    if (!vol.ok()) co_return reply_error(vol.status());
+    uint32_t goal = attr->goal() ? attr->goal() : vol->goal();
+    auto chosen = place_chunk(registry_, vol->region(), goal);
+    if (chosen.empty())
+      co_return reply_error(error(Code::kNoSpace, fmt::format("no chunkserver with free space in region '{}'", vol->region())));
+    uint64_t chunk_id = store_->allocate_chunk_id();
+    Batch counters = store_->batch();  // persist the id first, so it is never handed out twice
+    if (Status st = store_->commit(counters); !st.ok()) co_return reply_error(st);
+    chain = co_await create_on(chunk_id, chosen);
+    if (chain.empty())
+      co_return reply_error(error(Code::kUnavailable, fmt::format("no chunkserver could create chunk {:016x}", chunk_id)));
+    auto ref = ns_->add_chunk(req.inode(), req.index(), chunk_id);
+    if (!ref.ok()) co_return reply_error(ref.status());
+    info->set_chunk_id(chunk_id);
+    info->set_version(1);
+  } else {
+    auto bumped = co_await bump_version(**existing, std::nullopt);
+    if (!bumped.ok()) co_return reply_error(bumped.status());
+    chain = *bumped;
+    info->set_chunk_id((*existing)->chunk_id);
+    info->set_version((*existing)->version + 1);
+    info->set_length((*existing)->length);
+  }
+  std::vector<uint64_t> ids;
+  for (ChunkServer* cs : chain) ids.push_back(cs->id);
+  registry_.set_locations(info->chunk_id(), ids);
+  fill_replicas(info, kRightRead | kRightWrite);
+  co_return co_await durable(reply_ok(resp));
+}
+
+awaitable<Reply> Master::chunk_locate(const pb::ChunkLocateReq& req) {
+  auto resp = ns_->locate(req.inode(), req.first_index(), req.count());
+  if (!resp.ok()) co_return reply_error(resp.status());
+  for (auto& info : *resp->mutable_chunks()) fill_replicas(&info, kRightRead);
+  co_return co_await durable(reply_ok(*resp));
+}
+
+awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
+  std::optional<KeyedMutex::Guard> guard;
+  if (req.mask() & pb::SET_SIZE) {
+    // A new size inside a chunk: cut that chunk on its servers first (with a new version,
+    // so a copy that missed the cut is stale), then change the namespace.
+    auto tail = ns_->tail_chunk_for_truncate(req.inode(), req.size());
+    if (!tail.ok()) co_return reply_error(tail.status());
+    if (*tail) {
+      guard.emplace(co_await chunk_locks_.lock(chunk_lock_key(req.inode(), req.size() / kChunkSize)));
+      auto bumped = co_await bump_version((*tail)->first, (*tail)->second);
+      if (!bumped.ok()) co_return reply_error(bumped.status());
+    }
+  }
+  std::vector<FreedChunk> freed;
+  Reply r = attr_reply(ns_->setattr(req, &freed));
+  delete_chunks(freed);
+  co_return co_await durable(std::move(r));
+}
+
+Reply Master::statfs(const pb::StatfsReq& req) {
+  auto attr = ns_->getattr(req.inode());
+  if (!attr.ok()) return reply_error(attr.status());
+  auto vol = volume_of(attr->volume_id());
+  if (!vol.ok()) return reply_error(vol.status());
+  uint64_t total = 0, free = 0;
+  for (ChunkServer* cs : registry_.alive_in_region(vol->region())) {
+    total += cs->total_bytes;
+    free += cs->free_bytes();
+  }
+  uint32_t goal = std::max<uint32_t>(1, vol->goal());
+  pb::VolumeInfo info = ns_->volume_info(*vol);
+  pb::StatfsResp resp;
+  resp.set_total_bytes(total / goal);
+  resp.set_free_bytes(free / goal);
+  resp.set_used_bytes(info.logical_bytes());
+  resp.set_files(info.files());
+  resp.set_free_files(1ull << 40);
+  return reply_ok(resp);
+}
+
+Reply Master::cs_list() {
+  pb::CsListResp resp;
+  int64_t now = unix_ms();
+  for (ChunkServer* cs : registry_.servers()) {
+    pb::CsInfo* i = resp.add_servers();
+    i->set_cs_id(cs->id);
+    i->set_address(cs->address);
+    i->set_region(cs->region);
+    i->set_zone(cs->zone);
+    i->set_host(cs->host);
+    i->set_chunks(cs->chunks);
+    i->set_used_bytes(cs->used_bytes);
+    i->set_total_bytes(cs->total_bytes);
+    i->set_last_heartbeat_ms_ago(now - cs->last_heartbeat_ms);
+    i->set_alive(cs->alive);
+  }
+  return reply_ok(resp);
+}
+
+}  // namespace keelfs::master

@@ -1,0 +1,168 @@
+// The master's side of its chunkservers: registration, chunk reports, heartbeats, and the
+// calls it makes to them (new chunks, version bumps, deletes).
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/util.h"
+#include "master/master.h"
+
+namespace keelfs::master {
+namespace {
+
+constexpr auto kCsCallTimeout = std::chrono::seconds(15);
+
+awaitable<Status> call_status(ConnectionPtr conn, uint16_t type, const google::protobuf::MessageLite& msg) {
+  auto r = co_await conn->call(type, msg, {}, kCsCallTimeout);
+  co_return r.ok() ? Status::Ok() : r.status();
+}
+
+}  // namespace
+
+awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
+  switch (frame.header.msg_type()) {
+    case pb::CS_REGISTER: {
+      pb::CsRegisterReq req;
+      if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+      if (req.cs_id() == 0 || req.address().empty())
+        co_return reply_error(error(Code::kInvalidArgument, "registration without chunkserver id or address"));
+      ChunkServer& cs = registry_.register_server(req, conn, unix_ms());
+      conn->tag = cs.id;
+      spdlog::info("chunkserver {:016x} at {} registered (region '{}', {} chunks in first report, {} free)", cs.id,
+                   cs.address, cs.region, req.chunks_size(), human_bytes(cs.free_bytes()));
+      co_await check_reported_chunks(cs, req.chunks());
+      co_return reply_ok(pb::CsRegisterResp());
+    }
+    case pb::CS_REPORT_CHUNKS: {
+      pb::CsReportChunksReq req;
+      if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+      ChunkServer* cs = registry_.server(conn->tag);
+      if (!cs || cs->conn != conn) co_return reply_error(error(Code::kInvalidArgument, "chunk report before registration"));
+      co_await check_reported_chunks(*cs, req.chunks());
+      co_return reply_ok(pb::EmptyResp());
+    }
+    case pb::CS_HEARTBEAT: {
+      pb::CsHeartbeatReq req;
+      if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+      ChunkServer* cs = registry_.server(conn->tag);
+      if (!cs || cs->conn != conn) co_return reply_error(error(Code::kInvalidArgument, "heartbeat before registration"));
+      registry_.heartbeat(cs->id, req, unix_ms());
+      co_return reply_ok(pb::EmptyResp());
+    }
+    default:
+      co_return reply_error(error(Code::kNotSupported,
+                                  fmt::format("message type {} is not served on the chunkserver port", frame.header.msg_type())));
+  }
+}
+
+void Master::chunkserver_closed(ConnectionPtr conn, const Status& reason) {
+  ChunkServer* cs = registry_.server(conn->tag);
+  if (!cs || cs->conn != conn) return;
+  spdlog::warn("chunkserver {:016x} at {} disconnected: {}", cs->id, cs->address, reason.message());
+  registry_.server_lost(cs->id);
+}
+
+awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
+                                              const google::protobuf::RepeatedPtrField<pb::ChunkReport>& chunks) {
+  for (const pb::ChunkReport& c : chunks) {
+    auto known = ns_->chunk(c.chunk_id());
+    if (!known.ok()) {
+      spdlog::error("checking chunk {:016x} from {}: {}", c.chunk_id(), cs.address, known.status().message());
+      continue;
+    }
+    if (!*known) {
+      spdlog::info("chunk {:016x} on {} belongs to no file: deleting it", c.chunk_id(), cs.address);
+      delete_copy(cs, c.chunk_id(), c.version());
+    } else if (c.version() < (*known)->version) {
+      spdlog::info("chunk {:016x} on {} is stale (version {} < {}): deleting it", c.chunk_id(), cs.address, c.version(),
+                   (*known)->version);
+      delete_copy(cs, c.chunk_id(), c.version());
+    } else if (c.version() > (*known)->version) {
+      // The master died between bumping the copies and recording it: the copy is newer.
+      spdlog::warn("chunk {:016x} on {} has version {} > recorded {}: adopting it", c.chunk_id(), cs.address,
+                   c.version(), (*known)->version);
+      if (ns_->set_chunk_version(c.chunk_id(), c.version(), std::nullopt).ok())
+        registry_.set_locations(c.chunk_id(), {cs.id});
+    } else {
+      registry_.add_location(c.chunk_id(), cs.id);
+    }
+  }
+  co_await store_->durable();
+}
+
+void Master::delete_chunks(const std::vector<FreedChunk>& freed) {
+  for (const FreedChunk& f : freed) {
+    for (ChunkServer* cs : registry_.holders(f.chunk_id)) delete_copy(*cs, f.chunk_id, 0);
+    registry_.forget_chunk(f.chunk_id);
+  }
+}
+
+void Master::delete_copy(ChunkServer& cs, uint64_t chunk_id, uint32_t version) {
+  if (!cs.conn) return;
+  auto run = [](ConnectionPtr conn, std::string address, uint64_t chunk_id, uint32_t version) -> awaitable<void> {
+    pb::CsDeleteChunkReq req;
+    req.set_chunk_id(chunk_id);
+    req.set_version(version);
+    Status st = co_await call_status(conn, pb::CS_DELETE_CHUNK, req);
+    if (!st.ok() && !st.is(Code::kNotFound))
+      spdlog::warn("deleting chunk {:016x} on {} failed: {}", chunk_id, address, st.message());
+  };
+  asio::co_spawn(io_, run(cs.conn, cs.address, chunk_id, version), asio::detached);
+}
+
+awaitable<Result<std::vector<ChunkServer*>>> Master::bump_version(const ChunkRef& chunk,
+                                                                  std::optional<uint64_t> truncate) {
+  std::vector<ChunkServer*> holders = registry_.holders(chunk.chunk_id);
+  if (holders.empty())
+    co_return error(Code::kUnavailable, fmt::format("chunk {:016x} has no live copy", chunk.chunk_id));
+  pb::CsSetVersionReq req;
+  req.set_chunk_id(chunk.chunk_id);
+  req.set_old_version(chunk.version);
+  req.set_new_version(chunk.version + 1);
+  if (truncate) {
+    req.set_truncate(true);
+    req.set_truncate_length(*truncate);
+  }
+  std::vector<awaitable<Status>> calls;
+  for (ChunkServer* cs : holders) calls.push_back(call_status(cs->conn, pb::CS_SET_VERSION, req));
+  std::vector<Status> results = co_await when_all(std::move(calls));
+  std::vector<ChunkServer*> done;
+  std::vector<uint64_t> ids;
+  Status first_error;
+  for (size_t i = 0; i < holders.size(); ++i) {
+    if (results[i].ok()) {
+      done.push_back(holders[i]);
+      ids.push_back(holders[i]->id);
+    } else {
+      spdlog::warn("chunk {:016x}: version {} -> {} failed on {}: {}", chunk.chunk_id, chunk.version,
+                   chunk.version + 1, holders[i]->address, results[i].message());
+      if (first_error.ok()) first_error = results[i];
+    }
+  }
+  if (done.empty())
+    co_return error(Code::kUnavailable,
+                    fmt::format("chunk {:016x}: no copy took version {}: {}", chunk.chunk_id, chunk.version + 1,
+                                first_error.message()));
+  CO_RETURN_IF_ERROR(ns_->set_chunk_version(chunk.chunk_id, chunk.version + 1, truncate));
+  registry_.set_locations(chunk.chunk_id, ids);
+  co_return done;
+}
+
+awaitable<std::vector<ChunkServer*>> Master::create_on(uint64_t chunk_id, const std::vector<ChunkServer*>& servers) {
+  pb::CsSetVersionReq req;
+  req.set_chunk_id(chunk_id);
+  req.set_new_version(1);
+  req.set_create(true);
+  std::vector<awaitable<Status>> calls;
+  for (ChunkServer* cs : servers) calls.push_back(call_status(cs->conn, pb::CS_SET_VERSION, req));
+  std::vector<Status> results = co_await when_all(std::move(calls));
+  std::vector<ChunkServer*> done;
+  for (size_t i = 0; i < servers.size(); ++i) {
+    if (results[i].ok())
+      done.push_back(servers[i]);
+    else
+      spdlog::warn("creating chunk {:016x} on {} failed: {}", chunk_id, servers[i]->address, results[i].message());
+  }
+  co_return done;
+}
+
+}  // namespace keelfs::master

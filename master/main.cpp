@@ -1,0 +1,75 @@
+// keelfs-master: the metadata server.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/ticket.h"
+#include "common/util.h"
+#include "master/master.h"
+
+using namespace keelfs;
+
+namespace {
+
+// Writes `content` to `path` atomically (temp file + rename), so a reader never sees half.
+bool write_ready_file(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) return false;
+    out << content;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"keelfs-master: metadata server of a keelfs cluster"};
+  master::MasterConfig config;
+  std::string secret_file, log_file, log_level = "info", ready_file;
+  app.add_option("--data-dir", config.data_dir, "directory of the metadata store (RocksDB)")->required();
+  app.add_option("--listen", config.listen, "address for clients and admins")->capture_default_str();
+  app.add_option("--cs-listen", config.cs_listen, "address for chunkservers")->capture_default_str();
+  app.add_option("--secret-file", secret_file, "file holding the cluster secret (signs data tickets)")->required();
+  app.add_option("--log-file", log_file, "log to this file instead of stderr");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
+  app.add_option("--ready-file", ready_file, "once listening, write 'CLIENT_PORT CS_PORT' here");
+  app.set_config("--config", "", "read options from this file (key = value lines)");
+  CLI11_PARSE(app, argc, argv);
+
+  setup_logging("master", log_file, log_level);
+  auto secret = read_secret_file(secret_file);
+  if (!secret.ok()) {
+    std::fprintf(stderr, "keelfs-master: %s\n", secret.status().message().c_str());
+    return 1;
+  }
+  config.cluster_secret = *secret;
+
+  asio::io_context io(1);
+  master::Master m(io, config);
+  auto ports = m.start();
+  if (!ports.ok()) {
+    std::fprintf(stderr, "keelfs-master: %s\n", ports.status().message().c_str());
+    spdlog::error("start failed: {}", ports.status().message());
+    return 1;
+  }
+  if (!ready_file.empty() &&
+      !write_ready_file(ready_file, std::to_string(ports->first) + " " + std::to_string(ports->second) + "\n")) {
+    std::fprintf(stderr, "keelfs-master: cannot write %s\n", ready_file.c_str());
+    return 1;
+  }
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const error_code&, int sig) {
+    spdlog::info("signal {}: stopping", sig);
+    m.stop();
+    io.stop();
+  });
+  io.run();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,35 @@
+#include "master/master.h"
+
+#include <spdlog/spdlog.h>
+
+namespace keelfs::master {
+
+Master::Master(asio::io_context& io, MasterConfig config) : io_(io), config_(std::move(config)) {}
+Master::~Master() = default;
+
+Result<std::pair<uint16_t, uint16_t>> Master::start() {
+  ASSIGN_OR_RETURN(store_, MetaStore::open(config_.data_dir));
+  ns_ = std::make_unique<Namespace>(*store_);
+  for (const auto& v : store_->list_volumes()) volumes_[v.id()] = v;
+  spdlog::info("metadata store {} opened: {} volumes", config_.data_dir, volumes_.size());
+
+  ASSIGN_OR_RETURN(auto client_addr, parse_address(config_.listen));
+  ASSIGN_OR_RETURN(auto cs_addr, parse_address(config_.cs_listen));
+  client_server_ = std::make_unique<RpcServer>(
+      io_.get_executor(), [this](ConnectionPtr c, Frame f) { return serve_client(std::move(c), std::move(f)); });
+  cs_server_ = std::make_unique<RpcServer>(
+      io_.get_executor(), [this](ConnectionPtr c, Frame f) { return serve_chunkserver(std::move(c), std::move(f)); },
+      [this](ConnectionPtr c, const Status& st) { chunkserver_closed(std::move(c), st); });
+  ASSIGN_OR_RETURN(uint16_t client_port, client_server_->listen(client_addr.first, client_addr.second));
+  ASSIGN_OR_RETURN(uint16_t cs_port, cs_server_->listen(cs_addr.first, cs_addr.second));
+  spdlog::info("serving clients on {}:{} and chunkservers on {}:{}", client_addr.first, client_port, cs_addr.first,
+               cs_port);
+  return std::make_pair(client_port, cs_port);
+}
+
+void Master::stop() {
+  if (client_server_) client_server_->stop();
+  if (cs_server_) cs_server_->stop();
+}
+
+}  // namespace keelfs::master

@@ -1,0 +1,76 @@
+// Master: the metadata server. Requests enter here: client_service.cpp serves clients and
+// admins (namespace, data placement, volumes), cs_service.cpp serves chunkservers
+// (registration, chunk reports, heartbeats) and calls them (versions, deletes).
+//
+// Threading: everything runs on one io_context thread; RocksDB reads and unsynced writes
+// are done in line, the WAL sync on a helper thread (MetaStore::durable()).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/async.h"
+#include "common/rpc.h"
+#include "master/namespace.h"
+#include "master/registry.h"
+#include "master/store.h"
+
+namespace keelfs::master {
+
+struct MasterConfig {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:9520";     // clients and admins
+  std::string cs_listen = "127.0.0.1:9521";  // chunkservers
+  std::string cluster_secret;
+  int64_t ticket_ttl_ms = 10 * 60 * 1000;
+};
+
+class Master {
+ public:
+  Master(asio::io_context& io, MasterConfig config);
+  ~Master();
+  // Opens the store and starts listening. Returns the bound (client, chunkserver) ports.
+  Result<std::pair<uint16_t, uint16_t>> start();
+  void stop();
+
+ private:
+  // ---- client_service.cpp
+  awaitable<Reply> serve_client(ConnectionPtr conn, Frame frame);
+  awaitable<Reply> chunk_for_write(const pb::ChunkForWriteReq& req);
+  awaitable<Reply> chunk_locate(const pb::ChunkLocateReq& req);
+  awaitable<Reply> setattr(const pb::SetattrReq& req);
+  awaitable<Reply> mount(const pb::MountReq& req);
+  Reply statfs(const pb::StatfsReq& req);
+  Reply cs_list();
+  // After a mutation: wait until it is durable, then answer `reply`.
+  awaitable<Reply> durable(Reply reply);
+
+  // ---- cs_service.cpp
+  awaitable<Reply> serve_chunkserver(ConnectionPtr conn, Frame frame);
+  void chunkserver_closed(ConnectionPtr conn, const Status& reason);
+  awaitable<void> check_reported_chunks(ChunkServer& cs, const google::protobuf::RepeatedPtrField<pb::ChunkReport>& chunks);
+  // Tells every chunkserver holding a freed chunk to delete it (in the background).
+  void delete_chunks(const std::vector<FreedChunk>& freed);
+  void delete_copy(ChunkServer& cs, uint64_t chunk_id, uint32_t version);
+  // Moves the chunk to new_version on its live copies (cutting it when `truncate`); returns
+  // the servers that did, in order. Records the version (and length) in the namespace.
+  awaitable<Result<std::vector<ChunkServer*>>> bump_version(const ChunkRef& chunk, std::optional<uint64_t> truncate);
+  // Creates a new chunk on the chosen servers; returns those that did.
+  awaitable<std::vector<ChunkServer*>> create_on(uint64_t chunk_id, const std::vector<ChunkServer*>& servers);
+
+  void fill_replicas(pb::ChunkInfo* info, uint32_t rights);
+  Result<pb::VolumeRecord> volume_of(uint64_t volume_id);
+
+  asio::io_context& io_;
+  MasterConfig config_;
+  std::unique_ptr<MetaStore> store_;
+  std::unique_ptr<Namespace> ns_;
+  Registry registry_;
+  std::unique_ptr<RpcServer> client_server_;
+  std::unique_ptr<RpcServer> cs_server_;
+  KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
+  std::map<uint64_t, pb::VolumeRecord> volumes_;  // by id
+};
+
+}  // namespace keelfs::master

@@ -1,0 +1,114 @@
+#include "master/namespace.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+
+#include <fmt/format.h>
+
+namespace keelfs::master {
+
+Status check_name(const std::string& name) {
+  if (name.empty() || name == "." || name == "..")
+    return error(Code::kInvalidArgument, fmt::format("'{}' is not a valid file name", name));
+  if (name.size() > kMaxNameLength)
+    return error(Code::kNameTooLong, fmt::format("name of {} bytes is longer than {}", name.size(), kMaxNameLength));
+  if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
+    return error(Code::kInvalidArgument, fmt::format("file name '{}' contains '/' or NUL", name));
+  return Status::Ok();
+}
+
+void touch_times(pb::Attr* attr, bool mtime, bool ctime) {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
+  int64_t sec = ns / 1000000000;
+  uint32_t nsec = static_cast<uint32_t>(ns % 1000000000);
+  if (mtime) {
+    attr->set_mtime_sec(sec);
+    attr->set_mtime_nsec(nsec);
+  }
+  if (ctime) {
+    attr->set_ctime_sec(sec);
+    attr->set_ctime_nsec(nsec);
+  }
+}
+
+bool is_dir(const pb::Attr& attr) { return attr.type() == pb::FT_DIRECTORY; }
+
+Result<pb::InodeRecord> Namespace::dir_inode(uint64_t ino) {
+  ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
+  if (!is_dir(rec.attr())) return error(Code::kNotDir, fmt::format("inode {} is not a directory", ino));
+  return rec;
+}
+
+pb::InodeRecord Namespace::new_inode(pb::FileType type, uint32_t mode, uint32_t uid, uint32_t gid,
+                                     const pb::InodeRecord& parent) {
+  pb::InodeRecord rec;
+  pb::Attr* a = rec.mutable_attr();
+  a->set_inode(store_.allocate_inode());
+  a->set_type(type);
+  a->set_mode(mode & 07777);
+  a->set_uid(uid);
+  a->set_gid(gid);
+  a->set_nlink(type == pb::FT_DIRECTORY ? 2 : 1);
+  a->set_volume_id(parent.attr().volume_id());
+  a->set_goal(parent.attr().goal());
+  // setgid directories: new entries take the directory's group, new directories keep the bit.
+  if (parent.attr().mode() & S_ISGID) {
+    a->set_gid(parent.attr().gid());
+    if (type == pb::FT_DIRECTORY) a->set_mode(a->mode() | S_ISGID);
+  }
+  touch_times(a, true, true);
+  a->set_atime_sec(a->mtime_sec());
+  a->set_atime_nsec(a->mtime_nsec());
+  return rec;
+}
+
+Status Namespace::drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch, std::vector<FreedChunk>* freed) {
+  std::vector<uint64_t> indexes;
+  std::vector<uint64_t> chunk_ids;
+  RETURN_IF_ERROR(store_.list_extents(ino, first_index, 0, [&](uint64_t index, const pb::FileExtent& e) {
+    indexes.push_back(index);
+    chunk_ids.push_back(e.chunk_id());
+  }));
+  for (size_t i = 0; i < indexes.size(); ++i) {
+    batch.delete_extent(ino, indexes[i]);
+    ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(chunk_ids[i]));
+    if (!chunk) continue;
+    batch.delete_chunk(chunk_ids[i]);
+    auto& u = store_.usage(chunk->volume_id());
+    u.set_chunks(u.chunks() > 0 ? u.chunks() - 1 : 0);
+    u.set_chunk_bytes(u.chunk_bytes() >= chunk->length() ? u.chunk_bytes() - chunk->length() : 0);
+    if (freed) freed->push_back(FreedChunk{chunk_ids[i], chunk->version()});
+  }
+  return Status::Ok();
+}
+
+Status Namespace::drop_link(pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed) {
+  pb::Attr* a = rec.mutable_attr();
+  uint32_t nlink = a->nlink();
+  if (is_dir(*a) || nlink <= 1) {
+    batch.delete_inode(a->inode());
+    RETURN_IF_ERROR(drop_data_from(a->inode(), 0, batch, freed));
+    std::vector<std::string> names;
+    RETURN_IF_ERROR(store_.list_xattrs(a->inode(), &names));
+    for (auto& n : names) batch.delete_xattr(a->inode(), n);
+    auto& u = store_.usage(a->volume_id());
+    u.set_files(u.files() > 0 ? u.files() - 1 : 0);
+    account_size(rec, a->size(), 0);
+    return Status::Ok();
+  }
+  a->set_nlink(nlink - 1);
+  touch_times(a, false, true);
+  batch.put_inode(rec);
+  return Status::Ok();
+}
+
+void Namespace::account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size) {
+  if (rec.attr().type() != pb::FT_REGULAR || old_size == new_size) return;
+  auto& u = store_.usage(rec.attr().volume_id());
+  uint64_t bytes = u.logical_bytes() + new_size;
+  u.set_logical_bytes(bytes >= old_size ? bytes - old_size : 0);
+}
+
+}  // namespace keelfs::master

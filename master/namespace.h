@@ -1,0 +1,119 @@
+// Namespace: every metadata operation of the master, one per file under master/ops/.
+// Each mutation reads what it needs, builds one Batch and commits it; the caller (the
+// service) waits for MetaStore::durable() before it answers the client.
+//
+// Operations never talk to chunkservers: where a change needs them (a new chunk, a version
+// bump, a truncated tail chunk, chunks to delete), the service does that part and calls in
+// here before or after, as the operation's comment says.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "keelfs.pb.h"
+#include "master/store.h"
+
+namespace keelfs::master {
+
+constexpr uint64_t kChunkSize = 64ull << 20;
+constexpr size_t kMaxNameLength = 255;
+constexpr uint32_t kMaxGoal = 9;
+constexpr uint32_t kMaxLinks = 65000;
+
+// A chunk the caller should delete from its chunkservers (the metadata is already gone).
+struct FreedChunk {
+  uint64_t chunk_id;
+  uint32_t version;
+};
+
+struct ChunkRef {
+  uint64_t chunk_id = 0;
+  uint32_t version = 0;
+  uint64_t length = 0;
+  uint32_t goal = 0;
+};
+
+class Namespace {
+ public:
+  explicit Namespace(MetaStore& store) : store_(store) {}
+
+  // ---- volumes (ops/volume.cpp)
+  Result<pb::VolumeInfo> create_volume(const pb::VolumeCreateReq& req);
+  Result<pb::VolumeRecord> find_volume(const std::string& name);
+  std::vector<pb::VolumeInfo> list_volumes();
+  pb::VolumeInfo volume_info(const pb::VolumeRecord& rec);
+
+  // ---- lookups (ops/lookup.cpp)
+  Result<pb::Attr> lookup(uint64_t parent, const std::string& name);
+  Result<pb::Attr> getattr(uint64_t ino);
+  Result<std::string> readlink(uint64_t ino);
+  Result<pb::ReaddirResp> readdir(const pb::ReaddirReq& req);
+
+  // ---- creation (ops/create.cpp)
+  Result<pb::Attr> mkdir(const pb::MkdirReq& req);
+  // An existing regular file is returned as is (or truncated with req.truncate, its chunks
+  // added to `freed`) unless req.exclusive.
+  Result<pb::Attr> create(const pb::CreateReq& req, std::vector<FreedChunk>* freed);
+  Result<pb::Attr> symlink(const pb::SymlinkReq& req);
+  Result<pb::Attr> link(const pb::LinkReq& req);
+
+  // ---- removal (ops/remove.cpp)
+  Status unlink(uint64_t parent, const std::string& name, std::vector<FreedChunk>* freed);
+  Status rmdir(uint64_t parent, const std::string& name);
+
+  // ---- rename (ops/rename.cpp)
+  Status rename(const pb::RenameReq& req, std::vector<FreedChunk>* freed);
+
+  // ---- attributes (ops/setattr.cpp)
+  // With SET_SIZE: chunks wholly past the new size are dropped (added to `freed`).
+  // REQUIRES: a chunk the new size cuts in the middle was already cut on its chunkservers
+  // (the service does that first, see tail_chunk_for_truncate()).
+  Result<pb::Attr> setattr(const pb::SetattrReq& req, std::vector<FreedChunk>* freed);
+
+  // ---- xattrs (ops/xattr.cpp)
+  Status setxattr(const pb::SetxattrReq& req);
+  Result<std::string> getxattr(uint64_t ino, const std::string& name);
+  Result<std::vector<std::string>> listxattr(uint64_t ino);
+  Status removexattr(uint64_t ino, const std::string& name);
+
+  // ---- file data (ops/data.cpp)
+  // The chunk holding bytes [index * 64 MiB, ...) of the file, if any.
+  Result<std::optional<ChunkRef>> chunk_at(uint64_t ino, uint64_t index);
+  // Records a new chunk (version 1) at `index` of the file. REQUIRES: none there yet.
+  Result<ChunkRef> add_chunk(uint64_t ino, uint64_t index, uint64_t chunk_id);
+  // Records that the chunk's replicas now carry `version` (and, when truncated, `length`).
+  Status set_chunk_version(uint64_t chunk_id, uint32_t version, std::optional<uint64_t> length);
+  // After a write: the file is at least file_size long, the chunk at least chunk_length.
+  Result<pb::Attr> write_end(const pb::WriteEndReq& req);
+  // Attributes and the chunks of [first, first + count) (count 0 = all), without replicas.
+  Result<pb::ChunkLocateResp> locate(uint64_t ino, uint64_t first, uint64_t count);
+  // When truncating `ino` to `size` cuts a chunk in the middle: that chunk and the length
+  // it must be cut to.
+  Result<std::optional<std::pair<ChunkRef, uint64_t>>> tail_chunk_for_truncate(uint64_t ino, uint64_t size);
+  // Every (chunk id, version) the namespace knows, for checking chunkserver reports.
+  Result<std::optional<ChunkRef>> chunk(uint64_t chunk_id);
+
+  MetaStore& store() { return store_; }
+
+ private:
+  // helpers (namespace.cpp)
+  Result<pb::InodeRecord> dir_inode(uint64_t ino);
+  pb::InodeRecord new_inode(pb::FileType type, uint32_t mode, uint32_t uid, uint32_t gid, const pb::InodeRecord& parent);
+  // Drops a file's data: extents and chunk records, adding the chunks to `freed`.
+  Status drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch, std::vector<FreedChunk>* freed);
+  // nlink - 1; deletes the inode and its data when no link is left.
+  Status drop_link(pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed);
+  void account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size);
+
+  MetaStore& store_;
+};
+
+// Shared by ops.
+Status check_name(const std::string& name);
+void touch_times(pb::Attr* attr, bool mtime, bool ctime);
+bool is_dir(const pb::Attr& attr);
+
+}  // namespace keelfs::master

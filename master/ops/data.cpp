@@ -1,0 +1,115 @@
+// File data in the namespace: which chunk holds which part of a file, versions, lengths.
+#include <fmt/format.h>
+
+#include "master/namespace.h"
+
+namespace keelfs::master {
+namespace {
+
+ChunkRef ref_of(uint64_t id, const pb::ChunkRecord& rec) { return ChunkRef{id, rec.version(), rec.length(), rec.goal()}; }
+
+}  // namespace
+
+Result<std::optional<ChunkRef>> Namespace::chunk(uint64_t chunk_id) {
+  ASSIGN_OR_RETURN(auto rec, store_.get_chunk(chunk_id));
+  if (!rec) return std::optional<ChunkRef>();
+  return std::optional<ChunkRef>(ref_of(chunk_id, *rec));
+}
+
+Result<std::optional<ChunkRef>> Namespace::chunk_at(uint64_t ino, uint64_t index) {
+  ASSIGN_OR_RETURN(auto extent, store_.get_extent(ino, index));
+  if (!extent) return std::optional<ChunkRef>();
+  return chunk(extent->chunk_id());
+}
+
+Result<ChunkRef> Namespace::add_chunk(uint64_t ino, uint64_t index, uint64_t chunk_id) {
+  ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
+  if (rec.attr().type() != pb::FT_REGULAR) return error(Code::kInvalidArgument, fmt::format("inode {} is not a regular file", ino));
+  ASSIGN_OR_RETURN(auto existing, store_.get_extent(ino, index));
+  if (existing) return error(Code::kExists, fmt::format("inode {} already has a chunk at index {}", ino, index));
+  pb::ChunkRecord chunk;
+  chunk.set_version(1);
+  chunk.set_goal(rec.attr().goal() == 0 ? 2 : rec.attr().goal());
+  chunk.set_inode(ino);
+  chunk.set_index(index);
+  chunk.set_volume_id(rec.attr().volume_id());
+  pb::FileExtent extent;
+  extent.set_chunk_id(chunk_id);
+  Batch batch = store_.batch();
+  batch.put_chunk(chunk_id, chunk);
+  batch.put_extent(ino, index, extent);
+  auto& u = store_.usage(rec.attr().volume_id());
+  u.set_chunks(u.chunks() + 1);
+  RETURN_IF_ERROR(store_.commit(batch));
+  return ref_of(chunk_id, chunk);
+}
+
+Status Namespace::set_chunk_version(uint64_t chunk_id, uint32_t version, std::optional<uint64_t> length) {
+  ASSIGN_OR_RETURN(auto rec, store_.get_chunk(chunk_id));
+  if (!rec) return error(Code::kNotFound, fmt::format("chunk {:016x} does not exist", chunk_id));
+  rec->set_version(version);
+  if (length && *length != rec->length()) {
+    auto& u = store_.usage(rec->volume_id());
+    uint64_t bytes = u.chunk_bytes() + *length;
+    u.set_chunk_bytes(bytes >= rec->length() ? bytes - rec->length() : 0);
+    rec->set_length(*length);
+  }
+  Batch batch = store_.batch();
+  batch.put_chunk(chunk_id, *rec);
+  return store_.commit(batch);
+}
+
+Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req) {
+  ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(req.inode()));
+  Batch batch = store_.batch();
+  if (req.chunk_id() != 0) {
+    ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(req.chunk_id()));
+    if (chunk && chunk->inode() == req.inode() && req.chunk_length() > chunk->length()) {
+      auto& u = store_.usage(chunk->volume_id());
+      u.set_chunk_bytes(u.chunk_bytes() + req.chunk_length() - chunk->length());
+      chunk->set_length(req.chunk_length());
+      batch.put_chunk(req.chunk_id(), *chunk);
+    }
+  }
+  pb::Attr* a = rec.mutable_attr();
+  if (req.file_size() > a->size()) {
+    account_size(rec, a->size(), req.file_size());
+    a->set_size(req.file_size());
+  }
+  touch_times(a, true, true);
+  batch.put_inode(rec);
+  RETURN_IF_ERROR(store_.commit(batch));
+  return rec.attr();
+}
+
+Result<pb::ChunkLocateResp> Namespace::locate(uint64_t ino, uint64_t first, uint64_t count) {
+  ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
+  pb::ChunkLocateResp resp;
+  *resp.mutable_attr() = rec.attr();
+  std::vector<std::pair<uint64_t, uint64_t>> found;
+  RETURN_IF_ERROR(store_.list_extents(ino, first, count, [&](uint64_t index, const pb::FileExtent& e) {
+    found.emplace_back(index, e.chunk_id());
+  }));
+  for (auto [index, chunk_id] : found) {
+    ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(chunk_id));
+    pb::ChunkInfo* info = resp.add_chunks();
+    info->set_index(index);
+    info->set_chunk_id(chunk_id);
+    if (chunk) {
+      info->set_version(chunk->version());
+      info->set_length(chunk->length());
+    }
+  }
+  return resp;
+}
+
+Result<std::optional<std::pair<ChunkRef, uint64_t>>> Namespace::tail_chunk_for_truncate(uint64_t ino, uint64_t size) {
+  using Out = std::optional<std::pair<ChunkRef, uint64_t>>;
+  ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
+  if (rec.attr().type() != pb::FT_REGULAR || size >= rec.attr().size() || size % kChunkSize == 0) return Out();
+  ASSIGN_OR_RETURN(auto chunk, chunk_at(ino, size / kChunkSize));
+  if (!chunk) return Out();
+  return Out(std::make_pair(*chunk, size % kChunkSize));
+}
+
+}  // namespace keelfs::master

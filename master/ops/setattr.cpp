@@ -1,0 +1,61 @@
+// setattr: mode, owner, times and size (truncate).
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+#include "master/namespace.h"
+
+namespace keelfs::master {
+
+Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<FreedChunk>* freed) {
+  ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(req.inode()));
+  pb::Attr* a = rec.mutable_attr();
+  uint32_t m = req.mask();
+  Batch batch = store_.batch();
+
+  if (m & pb::SET_MODE) a->set_mode(req.mode() & 07777);
+  if (m & pb::SET_UID) a->set_uid(req.uid());
+  if (m & pb::SET_GID) a->set_gid(req.gid());
+  // chown by anyone clears setuid/setgid on regular files, as Linux does.
+  if ((m & (pb::SET_UID | pb::SET_GID)) && !(m & pb::SET_MODE) && a->type() == pb::FT_REGULAR)
+    a->set_mode(a->mode() & ~(S_ISUID | S_ISGID));
+  if (m & pb::SET_SIZE) {
+    if (a->type() == pb::FT_DIRECTORY) return error(Code::kIsDir, fmt::format("inode {} is a directory", req.inode()));
+    if (a->type() != pb::FT_REGULAR) return error(Code::kInvalidArgument, "only regular files have a size to set");
+    uint64_t new_size = req.size();
+    if (new_size < a->size()) {
+      // Chunks that start at or past the new end go entirely.
+      uint64_t first_dropped = (new_size + kChunkSize - 1) / kChunkSize;
+      RETURN_IF_ERROR(drop_data_from(a->inode(), first_dropped, batch, freed));
+    }
+    account_size(rec, a->size(), new_size);
+    a->set_size(new_size);
+    touch_times(a, true, false);
+  }
+  if (m & pb::SET_ATIME_NOW) {
+    pb::Attr now;
+    touch_times(&now, true, false);
+    a->set_atime_sec(now.mtime_sec());
+    a->set_atime_nsec(now.mtime_nsec());
+  } else if (m & pb::SET_ATIME) {
+    a->set_atime_sec(req.atime_sec());
+    a->set_atime_nsec(req.atime_nsec());
+  }
+  if (m & pb::SET_MTIME_NOW) {
+    touch_times(a, true, false);
+  } else if (m & pb::SET_MTIME) {
+    a->set_mtime_sec(req.mtime_sec());
+    a->set_mtime_nsec(req.mtime_nsec());
+  }
+  if (m & pb::SET_CTIME) {
+    a->set_ctime_sec(req.ctime_sec());
+    a->set_ctime_nsec(req.ctime_nsec());
+  } else {
+    touch_times(a, false, true);
+  }
+  batch.put_inode(rec);
+  RETURN_IF_ERROR(store_.commit(batch));
+  return rec.attr();
+}
+
+}  // namespace keelfs::master

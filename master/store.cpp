@@ -1,0 +1,330 @@
+#include "master/store.h"
+
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include "common/async.h"
+
+namespace keelfs::master {
+namespace {
+
+enum Cf { kInodes = 1, kDentries, kExtents, kChunks, kVolumes, kXattrs, kCounters, kUsage, kNumCfs };
+const char* kCfNames[] = {"default", "inodes", "dentries", "extents", "chunks", "volumes", "xattrs", "counters", "usage"};
+
+std::string be64(uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    s[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  return s;
+}
+uint64_t from_be64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+std::string key2(uint64_t a, uint64_t b) { return be64(a) + be64(b); }
+std::string key_name(uint64_t a, const std::string& name) { return be64(a) + name; }
+
+Status from_rocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  return error(Code::kIOError, fmt::format("metadata store: {}: {}", what, s.ToString()));
+}
+
+}  // namespace
+
+struct MetaStore::Waiter {
+  Waiter(asio::any_io_executor ex, uint64_t s) : done(ex), seq(s) {}
+  Event done;
+  uint64_t seq;
+  Status status;
+};
+
+// ------------------------------------------------------------------ Batch
+
+Batch::Batch() : wb_(std::make_unique<rocksdb::WriteBatch>()) {}
+Batch::~Batch() = default;
+
+#define CF(i) store_->cfs_[i]
+void Batch::put_inode(const pb::InodeRecord& rec) { wb_->Put(CF(kInodes), be64(rec.attr().inode()), rec.SerializeAsString()); }
+void Batch::delete_inode(uint64_t ino) { wb_->Delete(CF(kInodes), be64(ino)); }
+void Batch::put_dentry(uint64_t parent, const std::string& name, uint64_t child, pb::FileType type) {
+  std::string v = be64(child);
+  v.push_back(static_cast<char>(type));
+  wb_->Put(CF(kDentries), key_name(parent, name), v);
+}
+void Batch::delete_dentry(uint64_t parent, const std::string& name) { wb_->Delete(CF(kDentries), key_name(parent, name)); }
+void Batch::put_extent(uint64_t ino, uint64_t index, const pb::FileExtent& extent) {
+  wb_->Put(CF(kExtents), key2(ino, index), extent.SerializeAsString());
+}
+void Batch::delete_extent(uint64_t ino, uint64_t index) { wb_->Delete(CF(kExtents), key2(ino, index)); }
+void Batch::put_chunk(uint64_t chunk_id, const pb::ChunkRecord& rec) {
+  wb_->Put(CF(kChunks), be64(chunk_id), rec.SerializeAsString());
+}
+void Batch::delete_chunk(uint64_t chunk_id) { wb_->Delete(CF(kChunks), be64(chunk_id)); }
+void Batch::put_volume(const pb::VolumeRecord& rec) { wb_->Put(CF(kVolumes), rec.name(), rec.SerializeAsString()); }
+void Batch::put_xattr(uint64_t ino, const std::string& name, const std::string& value) {
+  wb_->Put(CF(kXattrs), key_name(ino, name), value);
+}
+void Batch::delete_xattr(uint64_t ino, const std::string& name) { wb_->Delete(CF(kXattrs), key_name(ino, name)); }
+bool Batch::empty() const { return wb_->Count() == 0; }
+#undef CF
+
+// ------------------------------------------------------------------ MetaStore
+
+MetaStore::~MetaStore() {
+  if (sync_thread_) sync_thread_->join();
+  if (db_) {
+    db_->SyncWAL();
+    for (auto* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
+    db_->Close();
+  }
+}
+
+Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return error(Code::kIOError, fmt::format("cannot create metadata dir {}: {}", dir, ec.message()));
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.IncreaseParallelism(2);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (int i = 0; i < kNumCfs; ++i) descs.emplace_back(kCfNames[i], rocksdb::ColumnFamilyOptions());
+  std::unique_ptr<MetaStore> store(new MetaStore());
+  rocksdb::DB* db = nullptr;
+  auto s = rocksdb::DB::Open(options, dir, descs, &store->cfs_, &db);
+  if (!s.ok()) return error(Code::kIOError, fmt::format("cannot open metadata store {}: {}", dir, s.ToString()));
+  store->db_.reset(db);
+  store->sync_thread_ = std::make_unique<asio::thread_pool>(1);
+  RETURN_IF_ERROR(store->load_counters());
+  return store;
+}
+
+Status MetaStore::load_counters() {
+  auto read = [&](const char* name, uint64_t def) -> uint64_t {
+    std::string v;
+    if (db_->Get({}, cfs_[kCounters], name, &v).ok() && v.size() == 8) return from_be64(v.data());
+    return def;
+  };
+  next_inode_ = read("next_inode", 2);  // inode 1 is never used: FUSE reserves it for the mount root
+  next_chunk_ = read("next_chunk", 1);
+  next_volume_ = read("next_volume", 1);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kUsage]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    pb::UsageRecord rec;
+    rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
+    usage_[from_be64(it->key().data())] = rec;
+  }
+  return from_rocks(it->status(), "loading usage");
+}
+
+uint64_t MetaStore::allocate_inode() {
+  counters_dirty_ = true;
+  return next_inode_++;
+}
+uint64_t MetaStore::allocate_chunk_id() {
+  counters_dirty_ = true;
+  return next_chunk_++;
+}
+uint64_t MetaStore::allocate_volume_id() {
+  counters_dirty_ = true;
+  return next_volume_++;
+}
+pb::UsageRecord& MetaStore::usage(uint64_t volume_id) {
+  usage_dirty_.push_back(volume_id);
+  return usage_[volume_id];
+}
+
+void MetaStore::add_pending_counters(rocksdb::WriteBatch* wb) {
+  if (counters_dirty_) {
+    wb->Put(cfs_[kCounters], "next_inode", be64(next_inode_));
+    wb->Put(cfs_[kCounters], "next_chunk", be64(next_chunk_));
+    wb->Put(cfs_[kCounters], "next_volume", be64(next_volume_));
+    counters_dirty_ = false;
+  }
+  for (uint64_t id : usage_dirty_) wb->Put(cfs_[kUsage], be64(id), usage_[id].SerializeAsString());
+  usage_dirty_.clear();
+}
+
+Batch MetaStore::batch() {
+  Batch b;
+  b.store_ = this;
+  return b;
+}
+
+Status MetaStore::commit(Batch& batch) {
+  add_pending_counters(batch.wb_.get());
+  if (batch.empty()) return Status::Ok();
+  rocksdb::WriteOptions wo;
+  wo.sync = false;  // durable() syncs the WAL for many commits at once
+  RETURN_IF_ERROR(from_rocks(db_->Write(wo, batch.wb_.get()), "write"));
+  ++committed_seq_;
+  batch.wb_->Clear();
+  return Status::Ok();
+}
+
+awaitable<Status> MetaStore::durable() {
+  if (durable_seq_ >= committed_seq_) co_return sync_error_;
+  auto ex = co_await asio::this_coro::executor;
+  auto w = std::make_shared<Waiter>(ex, committed_seq_);
+  waiters_.push_back(w);
+  if (!syncing_) {
+    syncing_ = true;
+    asio::co_spawn(ex, sync_loop(), asio::detached);
+  }
+  co_await w->done.wait();
+  co_return w->status;
+}
+
+awaitable<void> MetaStore::sync_loop() {
+  while (!waiters_.empty()) {
+    uint64_t target = committed_seq_;
+    rocksdb::DB* db = db_.get();
+    Status st = co_await run_in_pool(*sync_thread_, [db] { return from_rocks(db->SyncWAL(), "WAL sync"); });
+    if (!st.ok()) {
+      spdlog::error("{}", st.message());
+      sync_error_ = st;
+    }
+    durable_seq_ = target;
+    std::vector<std::shared_ptr<Waiter>> still;
+    for (auto& w : waiters_) {
+      if (w->seq <= target) {
+        w->status = st;
+        w->done.notify();
+      } else {
+        still.push_back(w);
+      }
+    }
+    waiters_.swap(still);
+  }
+  syncing_ = false;
+}
+
+// ------------------------------------------------------------------ reads
+
+Result<pb::InodeRecord> MetaStore::get_inode(uint64_t ino) {
+  std::string v;
+  auto s = db_->Get({}, cfs_[kInodes], be64(ino), &v);
+  if (s.IsNotFound()) return error(Code::kNotFound, fmt::format("inode {} does not exist", ino));
+  RETURN_IF_ERROR(from_rocks(s, "reading inode"));
+  pb::InodeRecord rec;
+  if (!rec.ParseFromString(v)) return error(Code::kCorruption, fmt::format("inode {} record does not parse", ino));
+  return rec;
+}
+
+Result<std::optional<Dentry>> MetaStore::get_dentry(uint64_t parent, const std::string& name) {
+  std::string v;
+  auto s = db_->Get({}, cfs_[kDentries], key_name(parent, name), &v);
+  if (s.IsNotFound()) return std::optional<Dentry>();
+  RETURN_IF_ERROR(from_rocks(s, "reading directory entry"));
+  if (v.size() != 9) return error(Code::kCorruption, fmt::format("entry '{}' in directory {} is damaged", name, parent));
+  return std::optional<Dentry>(Dentry{name, from_be64(v.data()), static_cast<pb::FileType>(v[8])});
+}
+
+Status MetaStore::list_dentries(uint64_t parent, const std::string& after, size_t max, std::vector<Dentry>* out,
+                                bool* more) {
+  std::string prefix = be64(parent);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kDentries]));
+  *more = false;
+  for (it->Seek(prefix + after); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string name(it->key().data() + 8, it->key().size() - 8);
+    if (!after.empty() && name == after) continue;
+    if (out->size() >= max) {
+      *more = true;
+      break;
+    }
+    auto v = it->value();
+    if (v.size() != 9) return error(Code::kCorruption, fmt::format("entry '{}' in directory {} is damaged", name, parent));
+    out->push_back(Dentry{std::move(name), from_be64(v.data()), static_cast<pb::FileType>(v[8])});
+  }
+  return from_rocks(it->status(), "listing directory");
+}
+
+Result<bool> MetaStore::dir_is_empty(uint64_t ino) {
+  std::string prefix = be64(ino);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kDentries]));
+  it->Seek(prefix);
+  bool empty = !(it->Valid() && it->key().starts_with(prefix));
+  RETURN_IF_ERROR(from_rocks(it->status(), "listing directory"));
+  return empty;
+}
+
+Result<std::optional<pb::FileExtent>> MetaStore::get_extent(uint64_t ino, uint64_t index) {
+  std::string v;
+  auto s = db_->Get({}, cfs_[kExtents], key2(ino, index), &v);
+  if (s.IsNotFound()) return std::optional<pb::FileExtent>();
+  RETURN_IF_ERROR(from_rocks(s, "reading extent"));
+  pb::FileExtent e;
+  e.ParseFromString(v);
+  return std::optional<pb::FileExtent>(e);
+}
+
+Status MetaStore::list_extents(uint64_t ino, uint64_t first, uint64_t count,
+                               const std::function<void(uint64_t, const pb::FileExtent&)>& fn) {
+  std::string prefix = be64(ino);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kExtents]));
+  for (it->Seek(key2(ino, first)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    uint64_t index = from_be64(it->key().data() + 8);
+    if (count != 0 && index >= first + count) break;
+    pb::FileExtent e;
+    e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
+    fn(index, e);
+  }
+  return from_rocks(it->status(), "listing extents");
+}
+
+Result<std::optional<pb::ChunkRecord>> MetaStore::get_chunk(uint64_t chunk_id) {
+  std::string v;
+  auto s = db_->Get({}, cfs_[kChunks], be64(chunk_id), &v);
+  if (s.IsNotFound()) return std::optional<pb::ChunkRecord>();
+  RETURN_IF_ERROR(from_rocks(s, "reading chunk"));
+  pb::ChunkRecord rec;
+  rec.ParseFromString(v);
+  return std::optional<pb::ChunkRecord>(rec);
+}
+
+Result<std::optional<pb::VolumeRecord>> MetaStore::get_volume(const std::string& name) {
+  std::string v;
+  auto s = db_->Get({}, cfs_[kVolumes], name, &v);
+  if (s.IsNotFound()) return std::optional<pb::VolumeRecord>();
+  RETURN_IF_ERROR(from_rocks(s, "reading volume"));
+  pb::VolumeRecord rec;
+  rec.ParseFromString(v);
+  return std::optional<pb::VolumeRecord>(rec);
+}
+
+std::vector<pb::VolumeRecord> MetaStore::list_volumes() {
+  std::vector<pb::VolumeRecord> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kVolumes]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    pb::VolumeRecord rec;
+    rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
+    out.push_back(rec);
+  }
+  return out;
+}
+
+Result<std::optional<std::string>> MetaStore::get_xattr(uint64_t ino, const std::string& name) {
+  std::string v;
+  auto s = db_->Get({}, cfs_[kXattrs], key_name(ino, name), &v);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  RETURN_IF_ERROR(from_rocks(s, "reading xattr"));
+  return std::optional<std::string>(std::move(v));
+}
+
+Status MetaStore::list_xattrs(uint64_t ino, std::vector<std::string>* names) {
+  std::string prefix = be64(ino);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kXattrs]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    names->emplace_back(it->key().data() + 8, it->key().size() - 8);
+  return from_rocks(it->status(), "listing xattrs");
+}
+
+}  // namespace keelfs::master

@@ -1,0 +1,136 @@
+// MetaStore: the master's metadata in RocksDB, the one source of truth.
+//
+// Column families (keys big-endian so that RocksDB's order is numeric order; the byte
+// layout is in docs/formats.md):
+//   inodes      ino                      -> InodeRecord
+//   dentries    parent ino | name        -> child ino (8) | FileType (1)
+//   extents     ino | chunk index        -> FileExtent
+//   chunks      chunk id                 -> ChunkRecord
+//   volumes     name                     -> VolumeRecord
+//   xattrs      ino | name               -> value
+//   counters    name                     -> u64 (next inode, next chunk id, next volume id)
+//   usage       volume id                -> UsageRecord
+//
+// Every mutation is one Batch written atomically. commit() makes it visible at once;
+// durable() waits until everything committed so far is synced to the WAL. Replies to
+// clients wait for durable(), and one WAL sync serves every mutation committed while the
+// previous sync ran (group commit).
+//
+// Threading: all calls from the master's single network thread; only the WAL sync runs on
+// a helper thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/asio.h"
+#include "common/status.h"
+#include "master_records.pb.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace keelfs::master {
+
+struct Dentry {
+  std::string name;
+  uint64_t inode = 0;
+  pb::FileType type = pb::FT_NONE;
+};
+
+class MetaStore;
+
+// The writes of one mutation. Nothing is visible before MetaStore::commit().
+class Batch {
+ public:
+  Batch();
+  Batch(Batch&&) = default;
+  Batch& operator=(Batch&&) = default;
+  ~Batch();
+  void put_inode(const pb::InodeRecord& rec);
+  void delete_inode(uint64_t ino);
+  void put_dentry(uint64_t parent, const std::string& name, uint64_t child, pb::FileType type);
+  void delete_dentry(uint64_t parent, const std::string& name);
+  void put_extent(uint64_t ino, uint64_t index, const pb::FileExtent& extent);
+  void delete_extent(uint64_t ino, uint64_t index);
+  void put_chunk(uint64_t chunk_id, const pb::ChunkRecord& rec);
+  void delete_chunk(uint64_t chunk_id);
+  void put_volume(const pb::VolumeRecord& rec);
+  void put_xattr(uint64_t ino, const std::string& name, const std::string& value);
+  void delete_xattr(uint64_t ino, const std::string& name);
+  bool empty() const;
+
+ private:
+  friend class MetaStore;
+  MetaStore* store_ = nullptr;  // set by MetaStore::batch()
+  std::unique_ptr<rocksdb::WriteBatch> wb_;
+};
+
+class MetaStore {
+ public:
+  ~MetaStore();
+  // Opens (creating when missing) the store in `dir`.
+  static Result<std::unique_ptr<MetaStore>> open(const std::string& dir);
+
+  Batch batch();
+  // Applies the batch atomically (with the usage and counter changes made since the last
+  // commit). Visible to reads at once; durable after durable().
+  Status commit(Batch& batch);
+  // Waits until every commit made so far is synced to disk.
+  awaitable<Status> durable();
+
+  // ---- reads
+  Result<pb::InodeRecord> get_inode(uint64_t ino);
+  Result<std::optional<Dentry>> get_dentry(uint64_t parent, const std::string& name);
+  // Entries of `parent` with names strictly after `after`, at most `max`.
+  Status list_dentries(uint64_t parent, const std::string& after, size_t max, std::vector<Dentry>* out, bool* more);
+  Result<bool> dir_is_empty(uint64_t ino);
+  Result<std::optional<pb::FileExtent>> get_extent(uint64_t ino, uint64_t index);
+  // Extents with index in [first, first + count); count 0 = all.
+  Status list_extents(uint64_t ino, uint64_t first, uint64_t count,
+                      const std::function<void(uint64_t index, const pb::FileExtent&)>& fn);
+  Result<std::optional<pb::ChunkRecord>> get_chunk(uint64_t chunk_id);
+  Result<std::optional<pb::VolumeRecord>> get_volume(const std::string& name);
+  std::vector<pb::VolumeRecord> list_volumes();
+  Result<std::optional<std::string>> get_xattr(uint64_t ino, const std::string& name);
+  Status list_xattrs(uint64_t ino, std::vector<std::string>* names);
+
+  // ---- counters and usage; changes are written with the next commit.
+  uint64_t allocate_inode();
+  uint64_t allocate_chunk_id();
+  uint64_t allocate_volume_id();
+  pb::UsageRecord& usage(uint64_t volume_id);  // marks it to be written
+
+ private:
+  MetaStore() = default;
+  Status load_counters();
+  void add_pending_counters(rocksdb::WriteBatch* wb);
+  awaitable<void> sync_loop();
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  uint64_t next_inode_ = 0, next_chunk_ = 0, next_volume_ = 0;
+  bool counters_dirty_ = false;
+  std::map<uint64_t, pb::UsageRecord> usage_;
+  std::vector<uint64_t> usage_dirty_;
+
+  // group commit
+  uint64_t committed_seq_ = 0;
+  uint64_t durable_seq_ = 0;
+  bool syncing_ = false;
+  Status sync_error_;
+  struct Waiter;
+  std::vector<std::shared_ptr<Waiter>> waiters_;
+  std::unique_ptr<asio::thread_pool> sync_thread_;
+  friend class Batch;
+};
+
+}  // namespace keelfs::master

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs packages, configures, builds and runs every test through CTest.
+# Works on a fresh Debian 12 machine as root, non-interactively (CI=true, no stdin).
+# Extra arguments are passed to ctest, e.g. `./tests/run.sh -R crc32c`.
+#
+# Environment:
+#   KEELFS_BUILD_DIR       build directory (default: build)
+#   KEELFS_TEST_TIMEOUT    per-test timeout in seconds (default: 900)
+#   KEELFS_ALLOW_NO_TESTS  set to 1 to accept a run in which CTest finds no test
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${KEELFS_BUILD_DIR:-build}
+TEST_TIMEOUT=${KEELFS_TEST_TIMEOUT:-900}
+
+step() { echo "==> $*" >&2; }
+
+setup_ccache() {
+  export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+  # CI builds a fresh clone in another folder: rewrite absolute paths under the
+  # source tree and ignore the working directory, so the cache still hits.
+  export CCACHE_BASEDIR="$ROOT"
+  export CCACHE_NOHASHDIR=1
+}
+
+main() {
+  cd "$ROOT"
+
+  step "installing packages"
+  bash "$ROOT/deploy/install-deps.sh"
+
+  setup_ccache
+
+  step "configuring ($BUILD_DIR)"
+  cmake -S . -B "$BUILD_DIR"
+
+  step "building with $(nproc) jobs"
+  cmake --build "$BUILD_DIR" -j"$(nproc)"
+
+  local no_tests=error
+  if [[ "${KEELFS_ALLOW_NO_TESTS:-0}" == 1 ]]; then
+    no_tests=ignore
+  fi
+
+  step "running tests"
+  ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout "$TEST_TIMEOUT" --no-tests="$no_tests" "$@"
+}
+
+main "$@"
