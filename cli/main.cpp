@@ -1,0 +1,400 @@
+// keelfs: the command-line tool for users and admins.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "client/client.h"
+#include "common/util.h"
+
+using namespace keelfs;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr size_t kCopyBuffer = 64u << 20;
+
+struct Target {
+  std::string volume;
+  std::string path;  // always starts with '/'
+};
+
+Result<Target> parse_target(const std::string& arg) {
+  auto colon = arg.find(':');
+  if (colon == std::string::npos || colon == 0)
+    return error(Code::kInvalidArgument, fmt::format("'{}' is not VOLUME:/PATH", arg));
+  Target t{arg.substr(0, colon), arg.substr(colon + 1)};
+  if (t.path.empty() || t.path[0] != '/') t.path = "/" + t.path;
+  return t;
+}
+
+std::pair<std::string, std::string> split_parent(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  auto slash = p.rfind('/');
+  return {p.substr(0, slash == 0 ? 1 : slash), p.substr(slash + 1)};
+}
+
+const char* type_char(pb::FileType t) {
+  switch (t) {
+    case pb::FT_DIRECTORY: return "d";
+    case pb::FT_SYMLINK: return "l";
+    case pb::FT_FIFO: return "p";
+    case pb::FT_CHARDEV: return "c";
+    case pb::FT_BLOCKDEV: return "b";
+    case pb::FT_SOCKET: return "s";
+    default: return "-";
+  }
+}
+
+const char* type_name(pb::FileType t) {
+  switch (t) {
+    case pb::FT_DIRECTORY: return "directory";
+    case pb::FT_SYMLINK: return "symlink";
+    case pb::FT_REGULAR: return "file";
+    default: return "special";
+  }
+}
+
+std::string mode_string(const pb::Attr& a) {
+  std::string s = type_char(a.type());
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) s += (a.mode() & (1u << (8 - i))) ? rwx[i] : '-';
+  return s;
+}
+
+std::string time_string(int64_t sec) {
+  char buf[32];
+  time_t t = static_cast<time_t>(sec);
+  struct tm tm;
+  localtime_r(&t, &tm);
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+json attr_json(const pb::Attr& a) {
+  return json{{"inode", a.inode()}, {"type", type_name(a.type())}, {"mode", fmt::format("{:04o}", a.mode())},
+              {"uid", a.uid()},     {"gid", a.gid()},                {"size", a.size()},
+              {"nlink", a.nlink()}, {"mtime", a.mtime_sec()},        {"ctime", a.ctime_sec()}};
+}
+
+// Everything a command needs: a connected client and the volume's root.
+class Session {
+ public:
+  Status open(const std::string& master) {
+    client::ClientOptions opts;
+    opts.master = master;
+    opts.name = "keelfs-cli@" + host_name();
+    ASSIGN_OR_RETURN(client_, client::Client::connect(opts));
+    return Status::Ok();
+  }
+  client::Client& c() { return *client_; }
+  Result<uint64_t> root(const std::string& volume) {
+    ASSIGN_OR_RETURN(pb::MountResp m, client_->mount(volume));
+    return m.volume().root_inode();
+  }
+
+ private:
+  std::unique_ptr<client::Client> client_;
+};
+
+Status cmd_volume_create(Session& s, const std::string& name, uint32_t goal, bool as_json) {
+  ASSIGN_OR_RETURN(pb::VolumeInfo v, s.c().volume_create(name, goal));
+  if (as_json)
+    std::cout << json{{"name", v.name()}, {"id", v.id()}, {"goal", v.goal()}, {"region", v.region()}}.dump() << "\n";
+  else
+    std::cout << fmt::format("volume '{}' created (goal {}, region {})\n", v.name(), v.goal(), v.region());
+  return Status::Ok();
+}
+
+Status cmd_volume_ls(Session& s, bool as_json) {
+  ASSIGN_OR_RETURN(auto vols, s.c().volume_list());
+  if (as_json) {
+    json out = json::array();
+    for (auto& v : vols)
+      out.push_back({{"name", v.name()},
+                     {"id", v.id()},
+                     {"goal", v.goal()},
+                     {"region", v.region()},
+                     {"created", v.created_unix()},
+                     {"logical_bytes", v.logical_bytes()},
+                     {"physical_bytes", v.physical_bytes()},
+                     {"files", v.files()},
+                     {"chunks", v.chunks()}});
+    std::cout << out.dump(2) << "\n";
+    return Status::Ok();
+  }
+  std::cout << fmt::format("{:<20} {:<10} {:>4} {:>12} {:>12} {:>8} {:>8}  {}\n", "NAME", "REGION", "GOAL", "LOGICAL",
+                           "PHYSICAL", "FILES", "CHUNKS", "CREATED");
+  for (auto& v : vols)
+    std::cout << fmt::format("{:<20} {:<10} {:>4} {:>12} {:>12} {:>8} {:>8}  {}\n", v.name(), v.region(), v.goal(),
+                             human_bytes(v.logical_bytes()), human_bytes(v.physical_bytes()), v.files(), v.chunks(),
+                             time_string(v.created_unix()));
+  return Status::Ok();
+}
+
+Status cmd_cs_ls(Session& s, bool as_json) {
+  ASSIGN_OR_RETURN(auto servers, s.c().cs_list());
+  if (as_json) {
+    json out = json::array();
+    for (auto& cs : servers)
+      out.push_back({{"id", fmt::format("{:016x}", cs.cs_id())},
+                     {"address", cs.address()},
+                     {"region", cs.region()},
+                     {"zone", cs.zone()},
+                     {"host", cs.host()},
+                     {"chunks", cs.chunks()},
+                     {"used_bytes", cs.used_bytes()},
+                     {"total_bytes", cs.total_bytes()},
+                     {"last_heartbeat_ms_ago", cs.last_heartbeat_ms_ago()},
+                     {"alive", cs.alive()}});
+    std::cout << out.dump(2) << "\n";
+    return Status::Ok();
+  }
+  std::cout << fmt::format("{:<22} {:<10} {:<6} {:>8} {:>10} {:>10} {:>10}  {}\n", "ADDRESS", "REGION", "ZONE", "CHUNKS",
+                           "USED", "TOTAL", "HEARTBEAT", "STATE");
+  for (auto& cs : servers)
+    std::cout << fmt::format("{:<22} {:<10} {:<6} {:>8} {:>10} {:>10} {:>9.1f}s  {}\n", cs.address(), cs.region(),
+                             cs.zone(), cs.chunks(), human_bytes(cs.used_bytes()), human_bytes(cs.total_bytes()),
+                             cs.last_heartbeat_ms_ago() / 1000.0, cs.alive() ? "alive" : "dead");
+  return Status::Ok();
+}
+
+Status cmd_put(Session& s, const std::string& local, const std::string& remote) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  FILE* in = local == "-" ? stdin : std::fopen(local.c_str(), "rb");
+  if (!in) return error(Code::kNotFound, fmt::format("cannot open {}: {}", local, std::strerror(errno)));
+  std::unique_ptr<FILE, int (*)(FILE*)> closer(in == stdin ? nullptr : in, &std::fclose);
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  auto [parent_path, name] = split_parent(t.path);
+  ASSIGN_OR_RETURN(pb::Attr parent, s.c().resolve(root, parent_path));
+  pb::CreateReq req;
+  req.set_parent(parent.inode());
+  req.set_name(name);
+  req.set_mode(0644);
+  req.set_truncate(true);
+  req.set_uid(getuid());
+  req.set_gid(getgid());
+  ASSIGN_OR_RETURN(pb::Attr file, s.c().create(req));
+  std::vector<char> buf(kCopyBuffer);
+  uint64_t offset = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    size_t n = std::fread(buf.data(), 1, buf.size(), in);
+    if (n == 0) break;
+    RETURN_IF_ERROR(s.c().write(file.inode(), offset, buf.data(), n));
+    offset += n;
+  }
+  if (std::ferror(in)) return error(Code::kIOError, fmt::format("reading {} failed", local));
+  RETURN_IF_ERROR(s.c().flush(file.inode()));
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << fmt::format("{}: {} bytes in {:.2f} s ({:.0f} MB/s)\n", remote, offset, secs,
+                           secs > 0 ? offset / secs / 1e6 : 0.0);
+  return Status::Ok();
+}
+
+Status cmd_get(Session& s, const std::string& remote, const std::string& local) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  ASSIGN_OR_RETURN(pb::Attr file, s.c().resolve(root, t.path));
+  if (file.type() != pb::FT_REGULAR) return error(Code::kIsDir, fmt::format("{} is not a regular file", remote));
+  FILE* out = local == "-" ? stdout : std::fopen(local.c_str(), "wb");
+  if (!out) return error(Code::kIOError, fmt::format("cannot create {}: {}", local, std::strerror(errno)));
+  std::vector<char> buf(kCopyBuffer);
+  uint64_t offset = 0;
+  auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, s.c().read(file.inode(), offset, buf.size(), buf.data()));
+    if (n == 0) break;
+    if (std::fwrite(buf.data(), 1, n, out) != n) return error(Code::kIOError, fmt::format("writing {} failed", local));
+    offset += n;
+  }
+  if (out != stdout && std::fclose(out) != 0) return error(Code::kIOError, fmt::format("closing {} failed", local));
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cerr << fmt::format("{}: {} bytes in {:.2f} s ({:.0f} MB/s)\n", remote, offset, secs,
+                           secs > 0 ? offset / secs / 1e6 : 0.0);
+  return Status::Ok();
+}
+
+Status cmd_ls(Session& s, const std::string& remote, bool as_json) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  ASSIGN_OR_RETURN(pb::Attr attr, s.c().resolve(root, t.path));
+  std::vector<pb::DirEntry> entries;
+  if (attr.type() == pb::FT_DIRECTORY) {
+    ASSIGN_OR_RETURN(entries, s.c().readdir_all(attr.inode(), true));
+  } else {
+    pb::DirEntry e;
+    e.set_name(split_parent(t.path).second);
+    *e.mutable_attr() = attr;
+    entries.push_back(e);
+  }
+  if (as_json) {
+    json out = json::array();
+    for (auto& e : entries) {
+      json j = attr_json(e.attr());
+      j["name"] = e.name();
+      out.push_back(j);
+    }
+    std::cout << out.dump(2) << "\n";
+    return Status::Ok();
+  }
+  for (auto& e : entries)
+    std::cout << fmt::format("{} {:>3} {:>5} {:>5} {:>12} {}  {}\n", mode_string(e.attr()), e.attr().nlink(),
+                             e.attr().uid(), e.attr().gid(), e.attr().size(), time_string(e.attr().mtime_sec()),
+                             e.name());
+  return Status::Ok();
+}
+
+Status cmd_rm(Session& s, const std::string& remote) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  auto [parent_path, name] = split_parent(t.path);
+  if (name.empty()) return error(Code::kInvalidArgument, "refusing to remove the volume root");
+  ASSIGN_OR_RETURN(pb::Attr parent, s.c().resolve(root, parent_path));
+  ASSIGN_OR_RETURN(pb::Attr attr, s.c().resolve(root, t.path));
+  if (attr.type() == pb::FT_DIRECTORY) return s.c().rmdir(parent.inode(), name);
+  return s.c().unlink(parent.inode(), name);
+}
+
+Status cmd_mkdir(Session& s, const std::string& remote, bool parents) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  if (!parents) {
+    auto [parent_path, name] = split_parent(t.path);
+    ASSIGN_OR_RETURN(pb::Attr parent, s.c().resolve(root, parent_path));
+    return s.c().mkdir(parent.inode(), name, 0755, getuid(), getgid()).status();
+  }
+  uint64_t dir = root;
+  size_t pos = 1;
+  while (pos <= t.path.size()) {
+    size_t slash = t.path.find('/', pos);
+    if (slash == std::string::npos) slash = t.path.size();
+    std::string part = t.path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (part.empty()) continue;
+    auto made = s.c().mkdir(dir, part, 0755, getuid(), getgid());
+    if (made.ok()) {
+      dir = made->inode();
+      continue;
+    }
+    if (!made.status().is(Code::kExists)) return made.status();
+    ASSIGN_OR_RETURN(pb::Attr existing, s.c().lookup(dir, part));
+    if (existing.type() != pb::FT_DIRECTORY) return error(Code::kNotDir, fmt::format("'{}' is not a directory", part));
+    dir = existing.inode();
+  }
+  return Status::Ok();
+}
+
+Status cmd_stat(Session& s, const std::string& remote, bool as_json) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  ASSIGN_OR_RETURN(pb::Attr attr, s.c().resolve(root, t.path));
+  pb::ChunkLocateResp located;
+  if (attr.type() == pb::FT_REGULAR) {
+    ASSIGN_OR_RETURN(located, s.c().locate(attr.inode()));
+    attr = located.attr();
+  }
+  if (as_json) {
+    json j = attr_json(attr);
+    j["path"] = remote;
+    json chunks = json::array();
+    for (auto& c : located.chunks()) {
+      json replicas = json::array();
+      for (auto& r : c.replicas()) replicas.push_back(r.address());
+      chunks.push_back({{"index", c.index()},
+                        {"id", fmt::format("{:016x}", c.chunk_id())},
+                        {"version", c.version()},
+                        {"length", c.length()},
+                        {"replicas", replicas}});
+    }
+    j["chunks"] = chunks;
+    std::cout << j.dump(2) << "\n";
+    return Status::Ok();
+  }
+  std::cout << fmt::format("{}\n  type {}  inode {}  size {}  mode {:04o}  uid {}  gid {}  links {}\n", remote,
+                           type_name(attr.type()), attr.inode(), attr.size(), attr.mode(), attr.uid(), attr.gid(),
+                           attr.nlink());
+  std::cout << fmt::format("  modified {}  changed {}\n", time_string(attr.mtime_sec()), time_string(attr.ctime_sec()));
+  for (auto& c : located.chunks()) {
+    std::string where;
+    for (auto& r : c.replicas()) where += (where.empty() ? "" : ", ") + r.address();
+    std::cout << fmt::format("  chunk {:>4}  id {:016x}  version {}  length {}  on {}\n", c.index(), c.chunk_id(),
+                             c.version(), c.length(), where.empty() ? "(no live copy)" : where);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"keelfs: use and administer a keelfs cluster"};
+  app.require_subcommand(1);
+  std::string master = "127.0.0.1:9520";
+  bool as_json = false;
+  app.add_option("--master", master, "master address HOST:PORT")->capture_default_str();
+  app.add_flag("--json", as_json, "machine-readable output (listing commands)");
+  app.fallthrough();
+
+  auto* volume = app.add_subcommand("volume", "create and list volumes");
+  volume->require_subcommand(1);
+  std::string vol_name;
+  uint32_t goal = 2;
+  auto* vcreate = volume->add_subcommand("create", "create a volume");
+  vcreate->add_option("NAME", vol_name)->required();
+  vcreate->add_option("--goal", goal, "copies of every chunk")->capture_default_str();
+  auto* vls = volume->add_subcommand("ls", "list volumes");
+
+  auto* cs = app.add_subcommand("cs", "chunkservers");
+  cs->require_subcommand(1);
+  auto* csls = cs->add_subcommand("ls", "list chunkservers: address, region, chunks, space, last heartbeat");
+
+  std::string a, b;
+  bool parents = false;
+  auto* put = app.add_subcommand("put", "copy a local file into a volume");
+  put->add_option("LOCAL", a, "local file, or - for stdin")->required();
+  put->add_option("VOL:/PATH", b)->required();
+  auto* get = app.add_subcommand("get", "copy a file out of a volume");
+  get->add_option("VOL:/PATH", a)->required();
+  get->add_option("LOCAL", b, "local file, or - for stdout")->required();
+  auto* ls = app.add_subcommand("ls", "list a directory");
+  ls->add_option("VOL:/PATH", a)->required();
+  auto* rm = app.add_subcommand("rm", "remove a file or an empty directory");
+  rm->add_option("VOL:/PATH", a)->required();
+  auto* mkdir = app.add_subcommand("mkdir", "make a directory");
+  mkdir->add_option("VOL:/PATH", a)->required();
+  mkdir->add_flag("-p,--parents", parents, "make missing parents, no error if it exists");
+  auto* stat = app.add_subcommand("stat", "attributes of a file and where its chunks are");
+  stat->add_option("VOL:/PATH", a)->required();
+  for (auto* sub : {volume, vcreate, vls, cs, csls, put, get, ls, rm, mkdir, stat}) sub->fallthrough();
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::err);  // the library's warnings are for daemons' logs
+
+  Session session;
+  Status st = session.open(master);
+  if (st.ok()) {
+    if (*vcreate) st = cmd_volume_create(session, vol_name, goal, as_json);
+    else if (*vls) st = cmd_volume_ls(session, as_json);
+    else if (*csls) st = cmd_cs_ls(session, as_json);
+    else if (*put) st = cmd_put(session, a, b);
+    else if (*get) st = cmd_get(session, a, b);
+    else if (*ls) st = cmd_ls(session, a, as_json);
+    else if (*rm) st = cmd_rm(session, a);
+    else if (*mkdir) st = cmd_mkdir(session, a, parents);
+    else if (*stat) st = cmd_stat(session, a, as_json);
+  }
+  if (!st.ok()) {
+    std::fprintf(stderr, "keelfs: %s\n", st.message().c_str());
+    return 1;
+  }
+  return 0;
+}

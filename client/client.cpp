@@ -1,0 +1,546 @@
+#include "client/client.h"
+
+#include <cstring>
+#include <future>
+#include <map>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/async.h"
+#include "common/rpc.h"
+
+namespace keelfs::client {
+namespace {
+
+constexpr uint64_t kChunkSize = 64ull << 20;
+constexpr int kMaxAttempts = 6;
+
+// Errors after which asking the master again (new chain, new version, new ticket) helps.
+bool worth_retry(const Status& st) {
+  return st.is(Code::kUnavailable) || st.is(Code::kTimeout) || st.is(Code::kStaleVersion) ||
+         st.is(Code::kPermissionDenied) || st.is(Code::kIOError) || st.is(Code::kNotFound);
+}
+
+}  // namespace
+
+struct Client::Impl {
+  struct Lease {
+    pb::ChunkInfo info;  // replicas = the write chain
+    uint64_t generation = 0;
+  };
+  struct FileState {
+    std::map<uint64_t, Lease> leases;        // chunk index -> write lease
+    std::map<uint64_t, uint64_t> dirty_len;  // chunk index -> chunk length this client wrote up to
+    uint64_t pending_size = 0;               // file end this client wrote, not yet at the master
+    std::optional<pb::ChunkLocateResp> located;
+  };
+
+  explicit Impl(ClientOptions o) : opts(std::move(o)), cs_conns(pb::ROLE_CLIENT, opts.name) {}
+
+  ClientOptions opts;
+  asio::io_context io{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  ConnectionPtr master;
+  ConnectionCache cs_conns;
+  KeyedMutex lease_locks;
+  std::unordered_map<uint64_t, FileState> files;
+  uint64_t next_generation = 1;
+
+  // Runs `task` on the network thread and waits for its result.
+  template <class T>
+  T run(awaitable<T> task) {
+    std::promise<T> promise;
+    auto future = promise.get_future();
+    asio::co_spawn(io, wrap(std::move(task), &promise), asio::detached);
+    return future.get();
+  }
+  template <class T>
+  static awaitable<void> wrap(awaitable<T> task, std::promise<T>* promise) {
+    promise->set_value(co_await std::move(task));
+  }
+
+  awaitable<Result<Frame>> call_master(uint16_t type, const google::protobuf::MessageLite& req) {
+    for (int attempt = 0;; ++attempt) {
+      if (!master || !master->is_open()) {
+        auto conn = co_await dial(opts.master, pb::ROLE_CLIENT, opts.name);
+        if (!conn.ok()) co_return error(Code::kUnavailable, fmt::format("master {} unreachable: {}", opts.master, conn.status().message()));
+        master = *conn;
+      }
+      auto r = co_await master->call(type, req);
+      // A closed connection (master restarted) is dialled again once.
+      if (!r.ok() && r.status().is(Code::kUnavailable) && attempt == 0 && !master->is_open()) continue;
+      co_return r;
+    }
+  }
+
+  template <class Resp>
+  awaitable<Result<Resp>> ask(uint16_t type, const google::protobuf::MessageLite& req) {
+    CO_ASSIGN_OR_RETURN(Frame f, co_await call_master(type, req));
+    Resp resp;
+    CO_RETURN_IF_ERROR(parse_body(f, &resp));
+    co_return resp;
+  }
+
+  awaitable<Result<pb::Attr>> ask_attr(uint16_t type, const google::protobuf::MessageLite& req) {
+    CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req));
+    co_return resp.attr();
+  }
+
+  awaitable<Status> ask_status(uint16_t type, const google::protobuf::MessageLite& req) {
+    auto r = co_await call_master(type, req);
+    co_return r.ok() ? Status::Ok() : r.status();
+  }
+
+  // ---------------------------------------------------------------- write path
+
+  // The write lease of a chunk; a new one when none is held or the held one (stale_generation) failed.
+  awaitable<Result<Lease>> get_lease(uint64_t ino, uint64_t index, uint64_t stale_generation) {
+    auto guard = co_await lease_locks.lock((ino << 24) ^ index);
+    FileState& fs = files[ino];
+    auto it = fs.leases.find(index);
+    if (it != fs.leases.end() && it->second.generation != stale_generation) co_return it->second;
+    pb::ChunkForWriteReq req;
+    req.set_inode(ino);
+    req.set_index(index);
+    CO_ASSIGN_OR_RETURN(pb::ChunkForWriteResp resp, co_await ask<pb::ChunkForWriteResp>(pb::CHUNK_FOR_WRITE, req));
+    if (resp.chunk().replicas().empty())
+      co_return error(Code::kUnavailable, fmt::format("master gave no chain for chunk {} of inode {}", index, ino));
+    Lease lease{resp.chunk(), next_generation++};
+    files[ino].leases[index] = lease;
+    co_return lease;
+  }
+
+  awaitable<Status> write_piece(uint64_t ino, uint64_t index, uint64_t offset, const char* data, size_t len) {
+    uint64_t stale = 0;
+    Status last;
+    for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+      if (attempt > 0) co_await sleep_for(std::chrono::milliseconds(100 * attempt));
+      CO_ASSIGN_OR_RETURN(Lease lease, co_await get_lease(ino, index, stale));
+      const pb::ChunkInfo& c = lease.info;
+      pb::ChunkWriteReq req;
+      req.set_chunk_id(c.chunk_id());
+      req.set_version(c.version());
+      req.set_offset(offset);
+      for (int i = 1; i < c.replicas_size(); ++i) req.add_chain(c.replicas(i).address());
+      *req.mutable_ticket() = c.ticket();
+      auto conn = co_await cs_conns.get(c.replicas(0).address());
+      if (conn.ok()) {
+        auto r = co_await (*conn)->call(pb::CHUNK_WRITE, req, std::string(data, len));
+        if (r.ok()) {
+          uint64_t& dirty = files[ino].dirty_len[index];
+          dirty = std::max(dirty, offset + len);
+          co_return Status::Ok();
+        }
+        last = r.status();
+      } else {
+        last = conn.status();
+      }
+      if (!worth_retry(last)) break;
+      spdlog::warn("write of chunk {:016x} (inode {}, index {}) failed, asking the master again: {}", c.chunk_id(), ino,
+                   index, last.message());
+      stale = lease.generation;
+    }
+    co_return last;
+  }
+
+  struct Piece {
+    uint64_t index;
+    uint64_t offset;  // in the chunk
+    size_t len;
+    char* buf;
+  };
+
+  static std::vector<Piece> split(uint64_t offset, size_t len, size_t io_size, char* buf) {
+    std::vector<Piece> pieces;
+    while (len > 0) {
+      uint64_t index = offset / kChunkSize;
+      uint64_t in_chunk = offset % kChunkSize;
+      size_t n = std::min<uint64_t>({len, io_size, kChunkSize - in_chunk});
+      pieces.push_back(Piece{index, in_chunk, n, buf});
+      offset += n;
+      len -= n;
+      buf += n;
+    }
+    return pieces;
+  }
+
+  // Runs fn over every piece with at most `window` in flight; the first error wins.
+  template <class Fn>
+  awaitable<Status> for_each_piece(const std::vector<Piece>& pieces, Fn fn) {
+    size_t next = 0;
+    Status first_error;
+    auto worker = [&]() -> awaitable<Status> {
+      while (next < pieces.size() && first_error.ok()) {
+        const Piece& p = pieces[next++];
+        Status st = co_await fn(p);
+        if (!st.ok() && first_error.ok()) first_error = st;
+      }
+      co_return Status::Ok();
+    };
+    std::vector<awaitable<Status>> workers;
+    for (size_t i = 0; i < std::min(opts.window, pieces.size()); ++i) workers.push_back(worker());
+    co_await when_all(std::move(workers));
+    co_return first_error;
+  }
+
+  awaitable<Status> write(uint64_t ino, uint64_t offset, const char* data, size_t len) {
+    FileState& fs = files[ino];
+    fs.located.reset();
+    auto pieces = split(offset, len, opts.io_size, const_cast<char*>(data));
+    CO_RETURN_IF_ERROR(co_await for_each_piece(pieces, [&](const Piece& p) {
+      return write_piece(ino, p.index, p.offset, p.buf, p.len);
+    }));
+    FileState& after = files[ino];
+    after.pending_size = std::max(after.pending_size, offset + len);
+    co_return Status::Ok();
+  }
+
+  awaitable<Status> sync_chunk(const pb::ChunkInfo& c) {
+    pb::ChunkSyncReq req;
+    req.set_chunk_id(c.chunk_id());
+    req.set_version(c.version());
+    for (int i = 1; i < c.replicas_size(); ++i) req.add_chain(c.replicas(i).address());
+    *req.mutable_ticket() = c.ticket();
+    CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await cs_conns.get(c.replicas(0).address()));
+    auto r = co_await conn->call(pb::CHUNK_SYNC, req);
+    co_return r.ok() ? Status::Ok() : r.status();
+  }
+
+  awaitable<Status> flush(uint64_t ino) {
+    auto it = files.find(ino);
+    if (it == files.end() || it->second.dirty_len.empty()) co_return Status::Ok();
+    FileState state = std::move(it->second);
+    files.erase(it);
+    std::vector<awaitable<Status>> syncs;
+    for (auto& [index, len] : state.dirty_len) syncs.push_back(sync_chunk(state.leases[index].info));
+    for (Status& st : co_await when_all(std::move(syncs)))
+      if (!st.ok()) co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
+    for (auto& [index, len] : state.dirty_len) {
+      pb::WriteEndReq req;
+      req.set_inode(ino);
+      req.set_chunk_id(state.leases[index].info.chunk_id());
+      req.set_chunk_length(len);
+      req.set_file_size(state.pending_size);
+      CO_RETURN_IF_ERROR(co_await ask_status(pb::WRITE_END, req));
+    }
+    co_return Status::Ok();
+  }
+
+  // ---------------------------------------------------------------- read path
+
+  awaitable<Result<pb::ChunkLocateResp>> locate(uint64_t ino) {
+    pb::ChunkLocateReq req;
+    req.set_inode(ino);
+    co_return co_await ask<pb::ChunkLocateResp>(pb::CHUNK_LOCATE, req);
+  }
+
+  awaitable<Status> read_piece(const pb::ChunkInfo* c, const Piece& p) {
+    if (!c || c->chunk_id() == 0) {
+      std::memset(p.buf, 0, p.len);
+      co_return Status::Ok();
+    }
+    if (c->replicas().empty())
+      co_return error(Code::kUnavailable, fmt::format("chunk {:016x} has no live copy", c->chunk_id()));
+    pb::ChunkReadReq req;
+    req.set_chunk_id(c->chunk_id());
+    req.set_version(c->version());
+    req.set_offset(p.offset);
+    req.set_length(static_cast<uint32_t>(p.len));
+    *req.mutable_ticket() = c->ticket();
+    Status last;
+    for (const pb::Replica& r : c->replicas()) {
+      auto conn = co_await cs_conns.get(r.address());
+      if (!conn.ok()) {
+        last = conn.status();
+        continue;
+      }
+      auto f = co_await (*conn)->call(pb::CHUNK_READ, req);
+      if (!f.ok()) {
+        last = f.status();
+        spdlog::warn("read of chunk {:016x} from {} failed, trying another copy: {}", c->chunk_id(), r.address(),
+                     last.message());
+        continue;
+      }
+      size_t got = std::min(f->payload.size(), p.len);
+      std::memcpy(p.buf, f->payload.data(), got);
+      std::memset(p.buf + got, 0, p.len - got);  // past the chunk's written end: zeros
+      co_return Status::Ok();
+    }
+    co_return last;
+  }
+
+  awaitable<Result<size_t>> read(uint64_t ino, uint64_t offset, size_t len, char* out) {
+    for (int attempt = 0;; ++attempt) {
+      FileState& fs = files[ino];
+      if (!fs.located) {
+        CO_ASSIGN_OR_RETURN(pb::ChunkLocateResp located, co_await locate(ino));
+        files[ino].located = std::move(located);
+      }
+      FileState& st = files[ino];
+      pb::ChunkLocateResp located = *st.located;
+      uint64_t size = std::max(located.attr().size(), st.pending_size);
+      if (offset >= size) co_return size_t{0};
+      size_t n = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
+      std::map<uint64_t, const pb::ChunkInfo*> by_index;
+      for (const auto& c : located.chunks()) by_index[c.index()] = &c;
+      auto pieces = split(offset, n, opts.io_size, out);
+      Status result = co_await for_each_piece(pieces, [&](const Piece& p) {
+        auto it = by_index.find(p.index);
+        return read_piece(it == by_index.end() ? nullptr : it->second, p);
+      });
+      if (result.ok()) co_return n;
+      // Versions or tickets may have moved on: locate again once.
+      files[ino].located.reset();
+      if (attempt >= 2 || !worth_retry(result)) co_return result;
+    }
+  }
+};
+
+// ------------------------------------------------------------------ public API
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Client::~Client() {
+  impl_->run([](Impl* impl) -> awaitable<int> {
+    if (impl->master) impl->master->close(error(Code::kUnavailable, "client closing"));
+    impl->cs_conns.close_all();
+    co_return 0;
+  }(impl_.get()));
+  impl_->work.reset();
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  impl->work.emplace(impl->io.get_executor());
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->io.run(); });
+  std::unique_ptr<Client> client(new Client(std::move(impl)));
+  Status st = raw->run([](Impl* impl) -> awaitable<Status> {
+    auto conn = co_await dial(impl->opts.master, pb::ROLE_CLIENT, impl->opts.name);
+    if (!conn.ok())
+      co_return error(Code::kUnavailable, fmt::format("cannot reach master at {}: {}", impl->opts.master, conn.status().message()));
+    impl->master = *conn;
+    co_return Status::Ok();
+  }(raw));
+  if (!st.ok()) return st;
+  return client;
+}
+
+Result<pb::MountResp> Client::mount(const std::string& volume) {
+  pb::MountReq req;
+  req.set_volume(volume);
+  return impl_->run(impl_->ask<pb::MountResp>(pb::MOUNT, req));
+}
+
+Result<pb::VolumeInfo> Client::volume_create(const std::string& name, uint32_t goal, const std::string& region) {
+  pb::VolumeCreateReq req;
+  req.set_name(name);
+  req.set_goal(goal);
+  req.set_region(region);
+  auto r = impl_->run(impl_->ask<pb::VolumeCreateResp>(pb::VOLUME_CREATE, req));
+  if (!r.ok()) return r.status();
+  return r->volume();
+}
+
+Result<std::vector<pb::VolumeInfo>> Client::volume_list() {
+  auto r = impl_->run(impl_->ask<pb::VolumeListResp>(pb::VOLUME_LIST, pb::VolumeListReq()));
+  if (!r.ok()) return r.status();
+  return std::vector<pb::VolumeInfo>(r->volumes().begin(), r->volumes().end());
+}
+
+Result<std::vector<pb::CsInfo>> Client::cs_list() {
+  auto r = impl_->run(impl_->ask<pb::CsListResp>(pb::CS_LIST, pb::CsListReq()));
+  if (!r.ok()) return r.status();
+  return std::vector<pb::CsInfo>(r->servers().begin(), r->servers().end());
+}
+
+Result<pb::Attr> Client::lookup(uint64_t parent, const std::string& name) {
+  pb::LookupReq req;
+  req.set_parent(parent);
+  req.set_name(name);
+  return impl_->run(impl_->ask_attr(pb::LOOKUP, req));
+}
+
+Result<pb::Attr> Client::getattr(uint64_t ino) {
+  pb::GetattrReq req;
+  req.set_inode(ino);
+  return impl_->run(impl_->ask_attr(pb::GETATTR, req));
+}
+
+Result<pb::Attr> Client::resolve(uint64_t root, const std::string& path) {
+  ASSIGN_OR_RETURN(pb::Attr attr, getattr(root));
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string::npos) slash = path.size();
+    std::string part = path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (part.empty() || part == ".") continue;
+    auto next = lookup(attr.inode(), part);
+    if (!next.ok()) {
+      if (next.status().is(Code::kNotFound)) return error(Code::kNotFound, fmt::format("'{}' does not exist", path));
+      return next.status();
+    }
+    attr = *next;
+  }
+  return attr;
+}
+
+Result<pb::Attr> Client::mkdir(uint64_t parent, const std::string& name, uint32_t mode, uint32_t uid, uint32_t gid) {
+  pb::MkdirReq req;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_mode(mode);
+  req.set_uid(uid);
+  req.set_gid(gid);
+  return impl_->run(impl_->ask_attr(pb::MKDIR, req));
+}
+
+Result<pb::Attr> Client::create(const pb::CreateReq& req) { return impl_->run(impl_->ask_attr(pb::CREATE, req)); }
+
+Result<pb::Attr> Client::symlink(uint64_t parent, const std::string& name, const std::string& target, uint32_t uid,
+                                 uint32_t gid) {
+  pb::SymlinkReq req;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_target(target);
+  req.set_uid(uid);
+  req.set_gid(gid);
+  return impl_->run(impl_->ask_attr(pb::SYMLINK, req));
+}
+
+Result<std::string> Client::readlink(uint64_t ino) {
+  pb::ReadlinkReq req;
+  req.set_inode(ino);
+  auto r = impl_->run(impl_->ask<pb::ReadlinkResp>(pb::READLINK, req));
+  if (!r.ok()) return r.status();
+  return r->target();
+}
+
+Result<pb::Attr> Client::link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  pb::LinkReq req;
+  req.set_inode(ino);
+  req.set_new_parent(new_parent);
+  req.set_new_name(new_name);
+  return impl_->run(impl_->ask_attr(pb::LINK, req));
+}
+
+Status Client::unlink(uint64_t parent, const std::string& name) {
+  pb::UnlinkReq req;
+  req.set_parent(parent);
+  req.set_name(name);
+  return impl_->run(impl_->ask_status(pb::UNLINK, req));
+}
+
+Status Client::rmdir(uint64_t parent, const std::string& name) {
+  pb::UnlinkReq req;
+  req.set_parent(parent);
+  req.set_name(name);
+  return impl_->run(impl_->ask_status(pb::RMDIR, req));
+}
+
+Status Client::rename(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
+                      uint32_t flags) {
+  pb::RenameReq req;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_new_parent(new_parent);
+  req.set_new_name(new_name);
+  req.set_flags(flags);
+  return impl_->run(impl_->ask_status(pb::RENAME, req));
+}
+
+Result<pb::ReaddirResp> Client::readdir(uint64_t ino, const std::string& after, uint32_t max_entries, bool plus) {
+  pb::ReaddirReq req;
+  req.set_inode(ino);
+  req.set_after(after);
+  req.set_max_entries(max_entries);
+  req.set_plus(plus);
+  return impl_->run(impl_->ask<pb::ReaddirResp>(pb::READDIR, req));
+}
+
+Result<std::vector<pb::DirEntry>> Client::readdir_all(uint64_t ino, bool plus) {
+  std::vector<pb::DirEntry> out;
+  std::string after;
+  for (;;) {
+    ASSIGN_OR_RETURN(pb::ReaddirResp page, readdir(ino, after, 1000, plus));
+    for (auto& e : *page.mutable_entries()) out.push_back(std::move(e));
+    if (!page.more() || page.entries().empty()) break;
+    after = out.back().name();
+  }
+  return out;
+}
+
+Result<pb::Attr> Client::setattr(const pb::SetattrReq& req) {
+  if (req.mask() & pb::SET_SIZE) RETURN_IF_ERROR(flush(req.inode()));
+  auto r = impl_->run(impl_->ask_attr(pb::SETATTR, req));
+  invalidate(req.inode());
+  return r;
+}
+
+Status Client::setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags) {
+  pb::SetxattrReq req;
+  req.set_inode(ino);
+  req.set_name(name);
+  req.set_value(value);
+  req.set_flags(flags);
+  return impl_->run(impl_->ask_status(pb::SETXATTR, req));
+}
+
+Result<std::string> Client::getxattr(uint64_t ino, const std::string& name) {
+  pb::GetxattrReq req;
+  req.set_inode(ino);
+  req.set_name(name);
+  auto r = impl_->run(impl_->ask<pb::GetxattrResp>(pb::GETXATTR, req));
+  if (!r.ok()) return r.status();
+  return r->value();
+}
+
+Result<std::vector<std::string>> Client::listxattr(uint64_t ino) {
+  pb::ListxattrReq req;
+  req.set_inode(ino);
+  auto r = impl_->run(impl_->ask<pb::ListxattrResp>(pb::LISTXATTR, req));
+  if (!r.ok()) return r.status();
+  return std::vector<std::string>(r->names().begin(), r->names().end());
+}
+
+Status Client::removexattr(uint64_t ino, const std::string& name) {
+  pb::GetxattrReq req;
+  req.set_inode(ino);
+  req.set_name(name);
+  return impl_->run(impl_->ask_status(pb::REMOVEXATTR, req));
+}
+
+Result<pb::StatfsResp> Client::statfs(uint64_t ino) {
+  pb::StatfsReq req;
+  req.set_inode(ino);
+  return impl_->run(impl_->ask<pb::StatfsResp>(pb::STATFS, req));
+}
+
+Result<size_t> Client::read(uint64_t ino, uint64_t offset, size_t len, char* out) {
+  return impl_->run(impl_->read(ino, offset, len, out));
+}
+
+Status Client::write(uint64_t ino, uint64_t offset, const char* data, size_t len) {
+  return impl_->run(impl_->write(ino, offset, data, len));
+}
+
+Status Client::flush(uint64_t ino) { return impl_->run(impl_->flush(ino)); }
+
+void Client::invalidate(uint64_t ino) {
+  impl_->run([](Impl* impl, uint64_t ino) -> awaitable<int> {
+    auto it = impl->files.find(ino);
+    if (it != impl->files.end()) it->second.located.reset();
+    co_return 0;
+  }(impl_.get(), ino));
+}
+
+Result<pb::ChunkLocateResp> Client::locate(uint64_t ino) { return impl_->run(impl_->locate(ino)); }
+
+}  // namespace keelfs::client

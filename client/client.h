@@ -1,0 +1,90 @@
+// Client: the library every keelfs program uses to reach a cluster (the CLI today; the
+// FUSE mount and the S3 gateway are thin layers over it). One session to the master, a
+// cache of chunk locations, reads straight from a chunkserver (falling over to another
+// replica on error or CRC mismatch), writes through the replication chain.
+//
+// Every method blocks the calling thread and may be called from many threads at once:
+// the work runs on the client's own network thread.
+//
+// Writes: write() sends the bytes to every replica before it returns, but the new file
+// size is recorded at the master (and the data made durable on disk) only by flush() —
+// call it before close, as the FUSE mount does on flush/fsync.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "keelfs.pb.h"
+
+namespace keelfs::client {
+
+struct ClientOptions {
+  std::string master = "127.0.0.1:9520";
+  std::string name = "keelfs-client";  // shown in the master's logs
+  size_t io_size = 1 << 20;            // bytes per chunkserver request
+  size_t window = 16;                  // requests in flight per read or write call
+};
+
+class Client {
+ public:
+  // Connects to the master; Unavailable (naming the address) when it cannot.
+  static Result<std::unique_ptr<Client>> connect(const ClientOptions& options);
+  ~Client();
+
+  // ---- volumes and admin
+  Result<pb::MountResp> mount(const std::string& volume);
+  Result<pb::VolumeInfo> volume_create(const std::string& name, uint32_t goal, const std::string& region = "");
+  Result<std::vector<pb::VolumeInfo>> volume_list();
+  Result<std::vector<pb::CsInfo>> cs_list();
+
+  // ---- namespace
+  Result<pb::Attr> lookup(uint64_t parent, const std::string& name);
+  Result<pb::Attr> getattr(uint64_t ino);
+  // Resolves "/a/b/c" below `root` (symlinks are not followed).
+  Result<pb::Attr> resolve(uint64_t root, const std::string& path);
+  Result<pb::Attr> mkdir(uint64_t parent, const std::string& name, uint32_t mode, uint32_t uid = 0, uint32_t gid = 0);
+  Result<pb::Attr> create(const pb::CreateReq& req);
+  Result<pb::Attr> symlink(uint64_t parent, const std::string& name, const std::string& target, uint32_t uid = 0,
+                           uint32_t gid = 0);
+  Result<std::string> readlink(uint64_t ino);
+  Result<pb::Attr> link(uint64_t ino, uint64_t new_parent, const std::string& new_name);
+  Status unlink(uint64_t parent, const std::string& name);
+  Status rmdir(uint64_t parent, const std::string& name);
+  Status rename(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
+                uint32_t flags = 0);
+  Result<pb::ReaddirResp> readdir(uint64_t ino, const std::string& after, uint32_t max_entries, bool plus);
+  // Every entry of the directory, page by page.
+  Result<std::vector<pb::DirEntry>> readdir_all(uint64_t ino, bool plus);
+  // Setting SET_SIZE flushes this client's pending writes of the file first.
+  Result<pb::Attr> setattr(const pb::SetattrReq& req);
+  Status setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags);
+  Result<std::string> getxattr(uint64_t ino, const std::string& name);
+  Result<std::vector<std::string>> listxattr(uint64_t ino);
+  Status removexattr(uint64_t ino, const std::string& name);
+  Result<pb::StatfsResp> statfs(uint64_t ino);
+
+  // ---- data
+  // Reads up to `len` bytes at `offset` into `out`; returns the bytes read (short at EOF).
+  // Holes and bytes past a chunk's written length read as zeros.
+  Result<size_t> read(uint64_t ino, uint64_t offset, size_t len, char* out);
+  // Writes through the replication chain of every chunk touched.
+  Status write(uint64_t ino, uint64_t offset, const char* data, size_t len);
+  // Makes this client's writes of the file durable on every replica and records the new
+  // size at the master.
+  Status flush(uint64_t ino);
+  // Forgets cached chunk locations and sizes of the file (another client changed it).
+  void invalidate(uint64_t ino);
+  // Chunks of the file with their replicas (for `keelfs stat`).
+  Result<pb::ChunkLocateResp> locate(uint64_t ino);
+
+  struct Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keelfs::client
