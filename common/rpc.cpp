@@ -54,7 +54,8 @@ Connection::~Connection() = default;
 void Connection::start(RequestHandler handler, CloseHandler on_close) {
   handler_ = std::move(handler);
   on_close_ = std::move(on_close);
-  asio::co_spawn(socket_.get_executor(), read_loop(), asio::detached);
+  // co_spawn only posts the coroutine: it must own the connection until it runs.
+  asio::co_spawn(socket_.get_executor(), read_loop(shared_from_this()), asio::detached);
 }
 
 void Connection::close(const Status& reason) {
@@ -88,12 +89,11 @@ void Connection::send(const FrameHeader& header, std::string body, std::string p
   f.payload = std::move(payload);
   if (!writing_) {
     writing_ = true;
-    asio::co_spawn(socket_.get_executor(), write_loop(), asio::detached);
+    asio::co_spawn(socket_.get_executor(), write_loop(shared_from_this()), asio::detached);
   }
 }
 
-awaitable<void> Connection::write_loop() {
-  auto self = shared_from_this();
+awaitable<void> Connection::write_loop(ConnectionPtr /*keeps this alive*/) {
   std::vector<asio::const_buffer> buffers;
   while (open_ && !out_->empty()) {
     // Gather everything queued into one write: many small responses leave in one syscall.
@@ -116,8 +116,7 @@ awaitable<void> Connection::write_loop() {
   writing_ = false;
 }
 
-awaitable<void> Connection::read_loop() {
-  auto self = shared_from_this();
+awaitable<void> Connection::read_loop(ConnectionPtr self) {  // self keeps this alive
   char raw[kHeaderSize];
   while (open_) {
     error_code ec;
@@ -182,7 +181,7 @@ awaitable<void> Connection::read_loop() {
       hello_done_ = true;
       continue;
     }
-    asio::co_spawn(socket_.get_executor(), serve(std::move(frame)), asio::detached);
+    asio::co_spawn(socket_.get_executor(), serve(self, std::move(frame)), asio::detached);
   }
 }
 
@@ -199,8 +198,7 @@ Reply Connection::handle_hello(const Frame& frame) {
   return reply_ok(resp);
 }
 
-awaitable<void> Connection::serve(Frame frame) {
-  auto self = shared_from_this();
+awaitable<void> Connection::serve(ConnectionPtr self, Frame frame) {
   FrameHeader h;
   h.type = frame.header.type | kResponseBit;
   h.request_id = frame.header.request_id;

@@ -87,9 +87,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   struct Pending;
   struct OutFrame;
-  awaitable<void> read_loop();
-  awaitable<void> serve(Frame frame);
-  awaitable<void> write_loop();
+  awaitable<void> read_loop(ConnectionPtr self);
+  awaitable<void> serve(ConnectionPtr self, Frame frame);
+  awaitable<void> write_loop(ConnectionPtr self);
   void send(const FrameHeader& header, std::string body, std::string payload);
   Reply handle_hello(const Frame& frame);
 

@@ -1,0 +1,204 @@
+#include "chunkserver/chunk_service.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "chunkserver/store_set.h"
+#include "common/async.h"
+#include "common/ticket.h"
+#include "common/util.h"
+#include "keelfs.pb.h"
+
+namespace keelfs {
+
+// The outcome of a request forwarded down the chain, awaited by the request that sent it.
+struct ChunkService::Forward {
+  explicit Forward(asio::any_io_executor ex) : done(ex) {}
+  Event done;
+  Status status;
+};
+
+ChunkService::ChunkService(asio::any_io_executor ex, StoreSet& stores, asio::thread_pool& disk_pool,
+                           std::string cluster_secret)
+    : ex_(ex),
+      stores_(stores),
+      pool_(disk_pool),
+      secret_(std::move(cluster_secret)),
+      address_("?"),
+      downstream_(pb::ROLE_CHUNKSERVER, "chunkserver") {}
+
+ChunkService::~ChunkService() = default;
+
+void ChunkService::set_address(std::string address) { address_ = std::move(address); }
+
+RequestHandler ChunkService::data_handler() {
+  return [this](ConnectionPtr conn, Frame frame) { return handle_data(std::move(conn), std::move(frame)); };
+}
+
+RequestHandler ChunkService::master_handler() {
+  return [this](ConnectionPtr conn, Frame frame) { return handle_master(std::move(conn), std::move(frame)); };
+}
+
+void ChunkService::shutdown() { downstream_.close_all(); }
+
+Status ChunkService::local_error(const Status& st) const {
+  return error(st.code(), fmt::format("chunkserver {}: {}", address_, st.message()));
+}
+
+awaitable<Reply> ChunkService::handle_data(ConnectionPtr, Frame frame) {
+  switch (frame.header.msg_type()) {
+    case pb::CHUNK_READ: co_return co_await chunk_read(std::move(frame));
+    case pb::CHUNK_WRITE: co_return co_await chunk_write(std::move(frame));
+    case pb::CHUNK_SYNC: co_return co_await chunk_sync(std::move(frame));
+    default:
+      co_return reply_error(error(Code::kNotSupported, fmt::format("chunkserver {}: message type {} is not served on "
+                                                                   "the data port",
+                                                                   address_, frame.header.msg_type())));
+  }
+}
+
+awaitable<Reply> ChunkService::handle_master(ConnectionPtr, Frame frame) {
+  switch (frame.header.msg_type()) {
+    case pb::CS_SET_VERSION: co_return co_await set_version(std::move(frame));
+    case pb::CS_DELETE_CHUNK: co_return co_await delete_chunk(std::move(frame));
+    default:
+      co_return reply_error(error(Code::kNotSupported, fmt::format("chunkserver {}: message type {} is not served on "
+                                                                   "the master link",
+                                                                   address_, frame.header.msg_type())));
+  }
+}
+
+awaitable<Reply> ChunkService::chunk_read(Frame frame) {
+  pb::ChunkReadReq req;
+  if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+  if (Status st = check_ticket(secret_, req.ticket(), req.chunk_id(), req.version(), kRightRead, unix_ms()); !st.ok())
+    co_return reply_error(local_error(st));
+  if (req.length() > kMaxPayload)
+    co_return reply_error(local_error(
+        error(Code::kInvalidArgument, fmt::format("read of {} bytes exceeds the {} byte limit", req.length(), kMaxPayload))));
+  struct Out {
+    Result<std::string> data = std::string();
+    uint64_t chunk_length = 0;
+  };
+  Out out = co_await run_in_pool(pool_, [this, &req] {
+    Out o;
+    o.data = stores_.read(req.chunk_id(), req.version(), req.offset(), req.length(), &o.chunk_length);
+    return o;
+  });
+  if (!out.data.ok()) {
+    spdlog::debug("read chunk {:016x} v{}: {}", req.chunk_id(), req.version(), out.data.status().to_string());
+    co_return reply_error(local_error(out.data.status()));
+  }
+  pb::ChunkReadResp resp;
+  resp.set_chunk_length(out.chunk_length);
+  co_return reply_ok(resp, std::move(out.data).value());
+}
+
+awaitable<void> ChunkService::forward(std::shared_ptr<Forward> fwd, uint16_t type, std::string address,
+                                      std::shared_ptr<const google::protobuf::MessageLite> request,
+                                      std::string payload) {
+  auto conn = co_await downstream_.get(address);
+  if (!conn.ok()) {
+    fwd->status = conn.status();
+  } else {
+    auto r = co_await (*conn)->call(type, *request, std::move(payload));
+    if (!r.ok()) fwd->status = r.status();
+  }
+  // Errors from a downstream chunkserver already name it; connection errors do not.
+  if (!fwd->status.ok() && fwd->status.message().rfind("chunkserver ", 0) != 0)
+    fwd->status = error(fwd->status.code(), fmt::format("chunkserver {}: {}", address, fwd->status.message()));
+  fwd->done.notify();
+}
+
+awaitable<Reply> ChunkService::chunk_write(Frame frame) {
+  pb::ChunkWriteReq req;
+  if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+  if (Status st = check_ticket(secret_, req.ticket(), req.chunk_id(), req.version(), kRightWrite, unix_ms()); !st.ok())
+    co_return reply_error(local_error(st));
+
+  std::shared_ptr<Forward> fwd;
+  if (req.chain_size() > 0) {
+    auto down = std::make_shared<pb::ChunkWriteReq>(req);
+    down->mutable_chain()->erase(down->mutable_chain()->begin());
+    fwd = std::make_shared<Forward>(ex_);
+    asio::co_spawn(ex_, forward(fwd, pb::CHUNK_WRITE, req.chain(0), down, frame.payload), asio::detached);
+  }
+  const std::string& data = frame.payload;
+  Status local = co_await run_in_pool(
+      pool_, [this, &req, &data] { return stores_.write(req.chunk_id(), req.version(), req.offset(), data); });
+  if (fwd) co_await fwd->done.wait();
+
+  if (!local.ok()) {
+    if (local.is(Code::kIOError) || local.is(Code::kNoSpace) || local.is(Code::kCorruption))
+      spdlog::warn("write chunk {:016x} v{} at {} ({} bytes): {}", req.chunk_id(), req.version(), req.offset(),
+                   data.size(), local.to_string());
+    co_return reply_error(local_error(local));
+  }
+  if (fwd && !fwd->status.ok()) {
+    spdlog::warn("write chunk {:016x} v{} down the chain: {}", req.chunk_id(), req.version(), fwd->status.to_string());
+    co_return reply_error(fwd->status);
+  }
+  co_return reply_ok(pb::ChunkWriteResp());
+}
+
+awaitable<Reply> ChunkService::chunk_sync(Frame frame) {
+  pb::ChunkSyncReq req;
+  if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+  if (Status st = check_ticket(secret_, req.ticket(), req.chunk_id(), req.version(), kRightWrite, unix_ms()); !st.ok())
+    co_return reply_error(local_error(st));
+
+  std::shared_ptr<Forward> fwd;
+  if (req.chain_size() > 0) {
+    auto down = std::make_shared<pb::ChunkSyncReq>(req);
+    down->mutable_chain()->erase(down->mutable_chain()->begin());
+    fwd = std::make_shared<Forward>(ex_);
+    asio::co_spawn(ex_, forward(fwd, pb::CHUNK_SYNC, req.chain(0), down, {}), asio::detached);
+  }
+  Status local = co_await run_in_pool(pool_, [this, &req] { return stores_.sync(req.chunk_id(), req.version()); });
+  if (fwd) co_await fwd->done.wait();
+
+  if (!local.ok()) {
+    if (local.is(Code::kIOError)) spdlog::warn("sync chunk {:016x} v{}: {}", req.chunk_id(), req.version(), local.to_string());
+    co_return reply_error(local_error(local));
+  }
+  if (fwd && !fwd->status.ok()) {
+    spdlog::warn("sync chunk {:016x} v{} down the chain: {}", req.chunk_id(), req.version(), fwd->status.to_string());
+    co_return reply_error(fwd->status);
+  }
+  co_return reply_ok(pb::EmptyResp());
+}
+
+awaitable<Reply> ChunkService::set_version(Frame frame) {
+  pb::CsSetVersionReq req;
+  if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+  Status st = co_await run_in_pool(pool_, [this, &req] {
+    if (req.create()) return stores_.create(req.chunk_id(), req.new_version());
+    std::optional<uint64_t> truncate;
+    if (req.truncate()) truncate = req.truncate_length();
+    return stores_.set_version(req.chunk_id(), req.old_version(), req.new_version(), truncate);
+  });
+  if (!st.ok()) {
+    spdlog::info("master: {} chunk {:016x} v{} -> v{}: {}", req.create() ? "create" : "set version", req.chunk_id(),
+                 req.old_version(), req.new_version(), st.to_string());
+    co_return reply_error(local_error(st));
+  }
+  spdlog::debug("master: {} chunk {:016x} v{} -> v{}{}", req.create() ? "created" : "set version", req.chunk_id(),
+                req.old_version(), req.new_version(),
+                req.truncate() ? fmt::format(" length {}", req.truncate_length()) : std::string());
+  co_return reply_ok(pb::EmptyResp());
+}
+
+awaitable<Reply> ChunkService::delete_chunk(Frame frame) {
+  pb::CsDeleteChunkReq req;
+  if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+  Status st = co_await run_in_pool(pool_, [this, &req] { return stores_.remove(req.chunk_id(), req.version()); });
+  if (st.is(Code::kNotFound)) st = Status::Ok();
+  if (!st.ok()) {
+    spdlog::info("master: delete chunk {:016x} v{}: {}", req.chunk_id(), req.version(), st.to_string());
+    co_return reply_error(local_error(st));
+  }
+  spdlog::debug("master: deleted chunk {:016x} v{}", req.chunk_id(), req.version());
+  co_return reply_ok(pb::EmptyResp());
+}
+
+}  // namespace keelfs

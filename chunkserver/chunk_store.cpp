@@ -1,0 +1,591 @@
+#include "chunkserver/chunk_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <list>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
+
+#include "common/crc32c.h"
+
+namespace keelfs {
+namespace {
+
+constexpr size_t kFdCacheSize = 256;
+
+uint64_t block_count(uint64_t length) { return (length + kBlockSize - 1) / kBlockSize; }
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+Status io_error(const std::string& what, int err) {
+  return error(Code::kIOError, fmt::format("{}: {}", what, errno_text(err)));
+}
+
+std::string index_key(uint64_t id) {
+  std::string k(8, '\0');
+  for (int i = 0; i < 8; ++i) k[i] = static_cast<char>(id >> (56 - 8 * i));
+  return k;
+}
+
+uint64_t decode_key(std::string_view k) {
+  uint64_t id = 0;
+  for (char c : k) id = (id << 8) | static_cast<unsigned char>(c);
+  return id;
+}
+
+template <class T>
+void put_le(std::string& out, T v) {
+  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+template <class T>
+T get_le(const char* p) {
+  T v = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<T>(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
+}
+
+// Reads up to len bytes at off; stops early only at end of file. *got = bytes read.
+Status pread_full(int fd, char* buf, size_t len, uint64_t off, size_t* got) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, buf + done, len - done, static_cast<off_t>(off + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return io_error("pread", errno);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  *got = done;
+  return Status::Ok();
+}
+
+Status pwrite_full(int fd, const char* buf, size_t len, uint64_t off) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pwrite(fd, buf + done, len - done, static_cast<off_t>(off + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == ENOSPC ? error(Code::kNoSpace, "pwrite: no space left on device") : io_error("pwrite", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status fsync_dir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_error("open " + path, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return io_error("fsync " + path, err);
+  return Status::Ok();
+}
+
+// An open chunk file; closed when the last user lets go.
+struct File {
+  explicit File(int f) : fd(f) {}
+  ~File() { ::close(fd); }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  int fd;
+};
+using FilePtr = std::shared_ptr<File>;
+
+// LRU of open chunk files, so a stream of 1 MiB writes does not reopen its file each time.
+// A user keeps its FilePtr while it works; eviction only drops the cache's reference.
+class FdCache {
+ public:
+  explicit FdCache(size_t capacity) : capacity_(capacity) {}
+
+  FilePtr get(uint64_t id) {
+    std::lock_guard lk(mu_);
+    auto it = map_.find(id);
+    if (it == map_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->second;
+  }
+
+  void put(uint64_t id, FilePtr file) {
+    std::lock_guard lk(mu_);
+    auto it = map_.find(id);
+    if (it != map_.end()) {
+      it->second->second = std::move(file);
+      lru_.splice(lru_.begin(), lru_, it->second);
+      return;
+    }
+    lru_.emplace_front(id, std::move(file));
+    map_[id] = lru_.begin();
+    while (lru_.size() > capacity_) {
+      map_.erase(lru_.back().first);
+      lru_.pop_back();
+    }
+  }
+
+  void erase(uint64_t id) {
+    std::lock_guard lk(mu_);
+    auto it = map_.find(id);
+    if (it == map_.end()) return;
+    lru_.erase(it->second);
+    map_.erase(it);
+  }
+
+ private:
+  std::mutex mu_;
+  size_t capacity_;
+  std::list<std::pair<uint64_t, FilePtr>> lru_;
+  std::unordered_map<uint64_t, std::list<std::pair<uint64_t, FilePtr>>::iterator> map_;
+};
+
+// The in-memory state of one chunk. `mu` is held shared to read, exclusive to change.
+struct Entry {
+  std::shared_mutex mu;
+  uint32_t version = 0;
+  uint64_t length = 0;
+  std::vector<uint32_t> crcs;
+  std::atomic<bool> removed{false};
+  std::atomic<bool> dir_synced{true};  // false until the folder holding a new file is fsynced
+};
+using EntryPtr = std::shared_ptr<Entry>;
+
+}  // namespace
+
+// ---------------------------------------------------------------- ChunkRecord
+
+std::string ChunkRecord::encode() const {
+  std::string out;
+  out.reserve(12 + 4 * crcs.size());
+  put_le<uint32_t>(out, version);
+  put_le<uint64_t>(out, length);
+  for (uint32_t c : crcs) put_le<uint32_t>(out, c);
+  return out;
+}
+
+Result<ChunkRecord> ChunkRecord::decode(std::string_view bytes) {
+  if (bytes.size() < 12) return error(Code::kCorruption, fmt::format("index record of {} bytes is too short", bytes.size()));
+  ChunkRecord r;
+  r.version = get_le<uint32_t>(bytes.data());
+  r.length = get_le<uint64_t>(bytes.data() + 4);
+  if (r.length > kChunkSize) return error(Code::kCorruption, fmt::format("index record length {} exceeds a chunk", r.length));
+  uint64_t n = block_count(r.length);
+  if (bytes.size() != 12 + 4 * n)
+    return error(Code::kCorruption,
+                 fmt::format("index record of {} bytes, expected {} for length {}", bytes.size(), 12 + 4 * n, r.length));
+  r.crcs.resize(n);
+  for (uint64_t i = 0; i < n; ++i) r.crcs[i] = get_le<uint32_t>(bytes.data() + 12 + 4 * i);
+  return r;
+}
+
+// ---------------------------------------------------------------- Impl
+
+struct ChunkStore::Impl {
+  std::string dir;
+  std::unique_ptr<rocksdb::DB> db;
+  mutable std::mutex map_mu;
+  std::unordered_map<uint64_t, EntryPtr> map;
+  FdCache files{kFdCacheSize};
+
+  std::string subdir(uint64_t id) const { return fmt::format("{}/chunks/{:02x}", dir, id & 0xff); }
+  std::string path(uint64_t id, uint32_t version) const {
+    return fmt::format("{}/chunks/{:02x}/chunk_{:016x}_{:08x}.dat", dir, id & 0xff, id, version);
+  }
+
+  EntryPtr lookup(uint64_t id) const {
+    std::lock_guard lk(map_mu);
+    auto it = map.find(id);
+    return it == map.end() ? nullptr : it->second;
+  }
+
+  // Drops the chunk from memory (the caller handles the index and the file).
+  void forget(uint64_t id, Entry* e) {
+    e->removed = true;
+    files.erase(id);
+    std::lock_guard lk(map_mu);
+    auto it = map.find(id);
+    if (it != map.end() && it->second.get() == e) map.erase(it);
+  }
+
+  Status put_record(uint64_t id, const Entry& e, bool sync) {
+    ChunkRecord r;
+    r.version = e.version;
+    r.length = e.length;
+    r.crcs = e.crcs;
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    auto s = db->Put(wo, index_key(id), r.encode());
+    if (!s.ok()) return error(Code::kIOError, fmt::format("index put for chunk {:016x}: {}", id, s.ToString()));
+    return Status::Ok();
+  }
+
+  // REQUIRES: e.mu held (shared or exclusive), !e.removed.
+  // The chunk's open file. A file missing although the index lists it (a removal lost in a
+  // crash) drops the chunk from the index: NotFound.
+  Result<FilePtr> file(uint64_t id, Entry& e) {
+    if (FilePtr f = files.get(id)) return f;
+    std::string p = path(id, e.version);
+    int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == ENOENT) {
+        spdlog::error("chunk {:016x} version {}: file {} is missing; dropping the chunk from the index", id, e.version, p);
+        (void)db->Delete(rocksdb::WriteOptions(), index_key(id));
+        forget(id, &e);
+        return error(Code::kNotFound, fmt::format("chunk {:016x}: file is missing", id));
+      }
+      return io_error("open " + p, err);
+    }
+    auto f = std::make_shared<File>(fd);
+    files.put(id, f);
+    return f;
+  }
+
+  // Reads the first `len` bytes of block b (the bytes the stored CRC covers) and verifies
+  // them against expected_crc. Missing bytes (short file) read as zeros.
+  Status read_block(uint64_t id, const Entry& e, int fd, uint64_t b, size_t len, uint32_t expected_crc, char* out) {
+    size_t got = 0;
+    RETURN_IF_ERROR(pread_full(fd, out, len, b * kBlockSize, &got));
+    if (got < len) std::memset(out + got, 0, len - got);
+    uint32_t crc = crc32c(out, len);
+    if (crc != expected_crc) {
+      spdlog::error("chunk {:016x} version {} block {}: CRC mismatch in {} (index {:08x}, data {:08x})", id, e.version,
+                    b, dir, expected_crc, crc);
+      return error(Code::kCorruption,
+                   fmt::format("chunk {:016x} version {} block {}: CRC mismatch", id, e.version, b));
+    }
+    return Status::Ok();
+  }
+};
+
+ChunkStore::ChunkStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ChunkStore::~ChunkStore() {
+  if (impl_ && impl_->db) {
+    Status st = flush();
+    if (!st.ok()) spdlog::warn("closing index of {}: {}", impl_->dir, st.to_string());
+    (void)impl_->db->Close();
+  }
+}
+
+const std::string& ChunkStore::dir() const { return impl_->dir; }
+
+std::string ChunkStore::chunk_path(uint64_t id, uint32_t version) const { return impl_->path(id, version); }
+
+Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir) {
+  namespace fs = std::filesystem;
+  auto impl = std::make_unique<Impl>();
+  impl->dir = dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return error(Code::kIOError, fmt::format("data directory {}: {}", dir, ec.message()));
+  if (!fs::is_directory(dir, ec)) return error(Code::kIOError, fmt::format("data directory {} is not a directory", dir));
+  for (unsigned i = 0; i < 256; ++i) {
+    std::string sub = fmt::format("{}/chunks/{:02x}", dir, i);
+    fs::create_directories(sub, ec);
+    if (ec) return error(Code::kIOError, fmt::format("data directory {}: cannot create {}: {}", dir, sub, ec.message()));
+  }
+
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.keep_log_file_num = 3;
+  options.max_log_file_size = 8 << 20;
+  options.write_buffer_size = 16 << 20;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(options, dir + "/index", &raw);
+  if (!s.ok()) return error(Code::kIOError, fmt::format("data directory {}: cannot open index: {}", dir, s.ToString()));
+  impl->db.reset(raw);
+
+  uint64_t bytes = 0;
+  std::unique_ptr<rocksdb::Iterator> it(impl->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto key = it->key();
+    if (key.size() != 8)
+      return error(Code::kCorruption, fmt::format("data directory {}: index key of {} bytes", dir, key.size()));
+    uint64_t id = decode_key(std::string_view(key.data(), key.size()));
+    auto rec = ChunkRecord::decode(std::string_view(it->value().data(), it->value().size()));
+    if (!rec.ok())
+      return error(Code::kCorruption, fmt::format("data directory {}: chunk {:016x}: {}", dir, id, rec.status().message()));
+    auto e = std::make_shared<Entry>();
+    e->version = rec->version;
+    e->length = rec->length;
+    e->crcs = std::move(rec->crcs);
+    bytes += e->length;
+    impl->map.emplace(id, std::move(e));
+  }
+  if (!it->status().ok())
+    return error(Code::kIOError, fmt::format("data directory {}: reading index: {}", dir, it->status().ToString()));
+  it.reset();
+  spdlog::info("data directory {}: {} chunks, {} bytes", dir, impl->map.size(), bytes);
+  return std::unique_ptr<ChunkStore>(new ChunkStore(std::move(impl)));
+}
+
+Status ChunkStore::create(uint64_t id, uint32_t version) {
+  auto e = std::make_shared<Entry>();
+  e->version = version;
+  e->dir_synced = false;
+  std::unique_lock elk(e->mu);
+  {
+    std::lock_guard lk(impl_->map_mu);
+    auto [it, inserted] = impl_->map.emplace(id, e);
+    if (!inserted) return error(Code::kExists, fmt::format("chunk {:016x} exists (version {})", id, it->second->version));
+  }
+  // O_TRUNC: a file with this exact name that the index does not know is a leftover of a crash.
+  std::string p = impl_->path(id, version);
+  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int err = errno;
+    impl_->forget(id, e.get());
+    return err == ENOSPC ? error(Code::kNoSpace, "create " + p + ": no space left on device") : io_error("create " + p, err);
+  }
+  auto f = std::make_shared<File>(fd);
+  if (Status st = impl_->put_record(id, *e, false); !st.ok()) {
+    ::unlink(p.c_str());
+    impl_->forget(id, e.get());
+    return st;
+  }
+  impl_->files.put(id, std::move(f));
+  return Status::Ok();
+}
+
+Status ChunkStore::set_version(uint64_t id, uint32_t old_version, uint32_t new_version,
+                               std::optional<uint64_t> truncate_length) {
+  if (truncate_length && *truncate_length > kChunkSize)
+    return error(Code::kInvalidArgument, fmt::format("truncate of chunk {:016x} to {} exceeds a chunk", id, *truncate_length));
+  EntryPtr e = impl_->lookup(id);
+  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  std::unique_lock lk(e->mu);
+  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (e->version == new_version && (!truncate_length || *truncate_length == e->length)) return Status::Ok();
+  if (e->version != old_version)
+    return error(Code::kStaleVersion,
+                 fmt::format("chunk {:016x} has version {}, not {}", id, e->version, old_version));
+  ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
+
+  if (truncate_length && *truncate_length != e->length) {
+    const uint64_t old_len = e->length, new_len = *truncate_length;
+    std::vector<uint32_t> crcs = e->crcs;
+    crcs.resize(block_count(new_len));
+    std::string buf(kBlockSize, '\0');
+    if (new_len < old_len) {
+      if (new_len % kBlockSize != 0) {
+        uint64_t b = new_len / kBlockSize;
+        size_t old_block = static_cast<size_t>(std::min<uint64_t>(kBlockSize, old_len - b * kBlockSize));
+        RETURN_IF_ERROR(impl_->read_block(id, *e, f->fd, b, old_block, e->crcs[b], buf.data()));
+        crcs[b] = crc32c(buf.data(), new_len - b * kBlockSize);
+      }
+    } else {
+      // Cut any bytes past the index's length (left by a crash) so the new tail reads as zeros.
+      if (::ftruncate(f->fd, static_cast<off_t>(old_len)) != 0) return io_error("ftruncate", errno);
+      for (uint64_t b = old_len / kBlockSize; b < crcs.size(); ++b) {
+        uint64_t bs = b * kBlockSize;
+        size_t len = static_cast<size_t>(std::min<uint64_t>(kBlockSize, new_len - bs));
+        std::fill(buf.begin(), buf.end(), '\0');
+        if (bs < old_len) RETURN_IF_ERROR(impl_->read_block(id, *e, f->fd, b, old_len - bs, e->crcs[b], buf.data()));
+        crcs[b] = crc32c(buf.data(), len);
+      }
+    }
+    if (::ftruncate(f->fd, static_cast<off_t>(new_len)) != 0) return io_error("ftruncate", errno);
+    if (::fdatasync(f->fd) != 0) return io_error("fdatasync", errno);
+    e->length = new_len;
+    e->crcs = std::move(crcs);
+  }
+
+  Status result;
+  if (new_version != e->version) {
+    std::string from = impl_->path(id, e->version), to = impl_->path(id, new_version);
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      result = io_error(fmt::format("rename {} to {}", from, to), errno);
+    } else {
+      e->version = new_version;
+      result = fsync_dir(impl_->subdir(id));
+      if (result.ok()) e->dir_synced = true;
+    }
+  }
+  Status st = impl_->put_record(id, *e, true);
+  if (!result.ok()) return result;
+  return st;
+}
+
+Status ChunkStore::write(uint64_t id, uint32_t version, uint64_t offset, std::string_view data) {
+  if (offset > kChunkSize || data.size() > kChunkSize - offset)
+    return error(Code::kInvalidArgument, fmt::format("write of {} bytes at {} to chunk {:016x} exceeds {} bytes",
+                                                     data.size(), offset, id, kChunkSize));
+  EntryPtr e = impl_->lookup(id);
+  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  std::unique_lock lk(e->mu);
+  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (e->version != version)
+    return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e->version, version));
+  if (data.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
+
+  const uint64_t old_len = e->length;
+  const uint64_t end = offset + data.size();
+  const uint64_t new_len = std::max(old_len, end);
+  // Blocks from `first` to `last` get new CRCs: those the data touches and, when the write
+  // starts past the end, the gap (zeros) and the old last block it extends.
+  const uint64_t first = std::min(offset, old_len) / kBlockSize;
+  const uint64_t last = (end - 1) / kBlockSize;
+  std::vector<uint32_t> crcs(last - first + 1);
+  std::string buf;
+  for (uint64_t b = first; b <= last; ++b) {
+    const uint64_t bs = b * kBlockSize;
+    const uint64_t be = std::min<uint64_t>(bs + kBlockSize, new_len);
+    if (bs >= offset && be <= end) {
+      crcs[b - first] = crc32c(data.data() + (bs - offset), be - bs);
+      continue;
+    }
+    buf.assign(be - bs, '\0');
+    if (bs < old_len) {
+      size_t old_block = static_cast<size_t>(std::min<uint64_t>(kBlockSize, old_len - bs));
+      RETURN_IF_ERROR(impl_->read_block(id, *e, f->fd, b, old_block, e->crcs[b], buf.data()));
+    }
+    uint64_t os = std::max(bs, offset), oe = std::min(be, end);
+    if (os < oe) std::memcpy(buf.data() + (os - bs), data.data() + (os - offset), oe - os);
+    crcs[b - first] = crc32c(buf.data(), buf.size());
+  }
+
+  // A gap must read as zeros: cut bytes past the index's length that a crash may have left.
+  if (offset > old_len && ::ftruncate(f->fd, static_cast<off_t>(old_len)) != 0) return io_error("ftruncate", errno);
+  RETURN_IF_ERROR(pwrite_full(f->fd, data.data(), data.size(), offset));
+
+  e->length = new_len;
+  e->crcs.resize(block_count(new_len));
+  std::copy(crcs.begin(), crcs.end(), e->crcs.begin() + static_cast<ptrdiff_t>(first));
+  return impl_->put_record(id, *e, false);
+}
+
+Result<std::string> ChunkStore::read(uint64_t id, uint32_t version, uint64_t offset, uint64_t length,
+                                     uint64_t* chunk_length) {
+  EntryPtr e = impl_->lookup(id);
+  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  std::shared_lock lk(e->mu);
+  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (e->version != version)
+    return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e->version, version));
+  const uint64_t len = e->length;
+  if (chunk_length) *chunk_length = len;
+  if (offset >= len || length == 0) return std::string();
+  const uint64_t end = offset + std::min(length, len - offset);
+  ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
+
+  const uint64_t first = offset / kBlockSize, last = (end - 1) / kBlockSize;
+  const uint64_t rs = first * kBlockSize, re = std::min<uint64_t>((last + 1) * kBlockSize, len);
+  std::string buf(re - rs, '\0');
+  size_t got = 0;
+  RETURN_IF_ERROR(pread_full(f->fd, buf.data(), buf.size(), rs, &got));
+  // A short file leaves zeros, which the CRCs then judge.
+  for (uint64_t b = first; b <= last; ++b) {
+    const uint64_t bs = b * kBlockSize;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockSize, len - bs));
+    uint32_t crc = crc32c(buf.data() + (bs - rs), n);
+    if (crc != e->crcs[b]) {
+      spdlog::error("chunk {:016x} version {} block {}: CRC mismatch in {} (index {:08x}, data {:08x})", id, version, b,
+                    impl_->dir, e->crcs[b], crc);
+      return error(Code::kCorruption, fmt::format("chunk {:016x} version {} block {}: CRC mismatch", id, version, b));
+    }
+  }
+  if (offset == rs && end == re) return buf;
+  return buf.substr(offset - rs, end - offset);
+}
+
+Status ChunkStore::sync(uint64_t id, uint32_t version) {
+  EntryPtr e = impl_->lookup(id);
+  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  std::shared_lock lk(e->mu);
+  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (e->version != version)
+    return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e->version, version));
+  ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
+  if (::fdatasync(f->fd) != 0) return io_error(fmt::format("fdatasync chunk {:016x}", id), errno);
+  if (!e->dir_synced) {
+    RETURN_IF_ERROR(fsync_dir(impl_->subdir(id)));
+    e->dir_synced = true;
+  }
+  auto s = impl_->db->SyncWAL();
+  if (!s.ok()) return error(Code::kIOError, fmt::format("index sync for chunk {:016x}: {}", id, s.ToString()));
+  return Status::Ok();
+}
+
+Status ChunkStore::remove(uint64_t id, uint32_t version) {
+  EntryPtr e = impl_->lookup(id);
+  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  std::unique_lock lk(e->mu);
+  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (version != 0 && e->version != version)
+    return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e->version, version));
+  // Index first: a crash in between leaves an orphan file (wasted space), never an index
+  // entry without data.
+  auto s = impl_->db->Delete(rocksdb::WriteOptions(), index_key(id));
+  if (!s.ok()) return error(Code::kIOError, fmt::format("index delete for chunk {:016x}: {}", id, s.ToString()));
+  std::string p = impl_->path(id, e->version);
+  impl_->forget(id, e.get());
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT) spdlog::warn("chunk {:016x}: unlink {}: {}", id, p, errno_text(errno));
+  return Status::Ok();
+}
+
+Result<ChunkMeta> ChunkStore::stat(uint64_t id) const {
+  EntryPtr e = impl_->lookup(id);
+  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  std::shared_lock lk(e->mu);
+  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  return ChunkMeta{id, e->version, e->length};
+}
+
+bool ChunkStore::contains(uint64_t id) const { return impl_->lookup(id) != nullptr; }
+
+std::vector<ChunkMeta> ChunkStore::list() const {
+  std::vector<std::pair<uint64_t, EntryPtr>> entries;
+  {
+    std::lock_guard lk(impl_->map_mu);
+    entries.assign(impl_->map.begin(), impl_->map.end());
+  }
+  std::vector<ChunkMeta> out;
+  out.reserve(entries.size());
+  for (auto& [id, e] : entries) {
+    std::shared_lock lk(e->mu);
+    if (!e->removed) out.push_back({id, e->version, e->length});
+  }
+  return out;
+}
+
+uint64_t ChunkStore::chunk_count() const {
+  std::lock_guard lk(impl_->map_mu);
+  return impl_->map.size();
+}
+
+Result<SpaceInfo> ChunkStore::space() const {
+  struct statvfs sv;
+  if (::statvfs(impl_->dir.c_str(), &sv) != 0) return io_error("statvfs " + impl_->dir, errno);
+  SpaceInfo s;
+  uint64_t frsize = sv.f_frsize;
+  s.used_bytes = (sv.f_blocks - sv.f_bfree) * frsize;
+  s.free_bytes = sv.f_bavail * frsize;
+  s.total_bytes = s.used_bytes + s.free_bytes;
+  return s;
+}
+
+Status ChunkStore::flush() {
+  auto s = impl_->db->Flush(rocksdb::FlushOptions());
+  if (s.ok()) s = impl_->db->SyncWAL();
+  if (!s.ok()) return error(Code::kIOError, fmt::format("index of {}: {}", impl_->dir, s.ToString()));
+  return Status::Ok();
+}
+
+}  // namespace keelfs

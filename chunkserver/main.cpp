@@ -1,0 +1,162 @@
+// keelfs-chunkserver: stores chunks on local data directories, serves them to clients and
+// registers with the master. A thin shell over keelfs_chunkserver.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "chunkserver/chunk_service.h"
+#include "chunkserver/master_link.h"
+#include "chunkserver/store_set.h"
+#include "common/asio.h"
+#include "common/rpc.h"
+#include "common/ticket.h"
+#include "common/util.h"
+
+namespace {
+
+int fail(const std::string& message) {
+  std::cerr << "keelfs-chunkserver: " << message << std::endl;
+  return 1;
+}
+
+// "host:port" with port 0 allowed (pick a free port).
+bool split_listen(const std::string& address, std::string* host, uint16_t* port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  *host = address.substr(0, colon);
+  try {
+    size_t used = 0;
+    unsigned long p = std::stoul(address.substr(colon + 1), &used);
+    if (used != address.size() - colon - 1 || p > 65535) return false;
+    *port = static_cast<uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+// Writes `text` to path atomically: a temporary file renamed over it.
+bool write_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return false;
+    out << text;
+    out.flush();
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace keelfs;
+  CLI::App app{"keelfs-chunkserver: stores chunks and serves them to keelfs clients"};
+  std::string master = "127.0.0.1:9521";
+  std::string listen = "127.0.0.1:9522";
+  std::string advertise;
+  std::vector<std::string> data_dirs;
+  std::string region = "default";
+  std::string zone;
+  std::string secret_file;
+  std::string log_file;
+  std::string log_level = "info";
+  std::string ready_file;
+  int heartbeat_ms = 1000;
+  app.set_config("--config", "", "TOML/INI config file with the same keys as the flags");
+  app.add_option("--master", master, "master's chunkserver port, HOST:PORT")->capture_default_str();
+  app.add_option("--listen", listen, "data address to listen on, HOST:PORT (port 0 = any free)")
+      ->capture_default_str();
+  app.add_option("--advertise", advertise, "data address given to the master (default: listen host + bound port)");
+  app.add_option("--data-dir", data_dirs, "data directory (repeat for several)")->required();
+  app.add_option("--region", region, "region label")->capture_default_str();
+  app.add_option("--zone", zone, "zone label (failure domain within the region)");
+  app.add_option("--secret-file", secret_file, "file holding the cluster secret")->required();
+  app.add_option("--log-file", log_file, "log to this file instead of stderr");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--ready-file", ready_file, "write the bound data port here once listening");
+  app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval to the master")
+      ->capture_default_str()
+      ->check(CLI::Range(50, 600000));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 1;  // --help is success; every bad command line exits 1
+  }
+
+  std::string listen_host;
+  uint16_t listen_port = 0;
+  if (!split_listen(listen, &listen_host, &listen_port)) return fail(fmt::format("--listen '{}' is not HOST:PORT", listen));
+  if (!parse_address(master).ok()) return fail(fmt::format("--master '{}' is not HOST:PORT", master));
+  auto secret = read_secret_file(secret_file);
+  if (!secret.ok()) return fail(secret.status().message());
+
+  try {
+    setup_logging("chunkserver", log_file, log_level);
+  } catch (const std::exception& e) {
+    return fail(fmt::format("cannot set up logging: {}", e.what()));
+  }
+
+  auto opened = StoreSet::open(data_dirs);
+  if (!opened.ok()) return fail(opened.status().message());
+  std::unique_ptr<StoreSet> stores = std::move(opened).value();
+
+  // Order matters for shutdown: the io_context outlives everything whose coroutines it
+  // holds; the disk pool is joined before the stores close.
+  asio::io_context io;
+  asio::thread_pool disk(4);
+  ChunkService service(io.get_executor(), *stores, disk, *secret);
+  RpcServer server(io.get_executor(), service.data_handler());
+  auto bound = server.listen(listen_host, listen_port);
+  if (!bound.ok()) {
+    disk.join();
+    return fail(bound.status().message());
+  }
+  if (advertise.empty()) advertise = fmt::format("{}:{}", listen_host, *bound);
+  service.set_address(advertise);
+  spdlog::info("chunkserver {:016x} serving data on {}:{} (advertised {}), {} data director{}, region {}",
+               stores->cs_id(), listen_host, *bound, advertise, stores->size(), stores->size() == 1 ? "y" : "ies",
+               region);
+  if (!ready_file.empty() && !write_atomically(ready_file, fmt::format("{}\n", *bound))) {
+    server.stop();
+    disk.join();
+    return fail(fmt::format("cannot write ready file {}", ready_file));
+  }
+
+  MasterLinkOptions link_opts;
+  link_opts.master_address = master;
+  link_opts.address = advertise;
+  link_opts.region = region;
+  link_opts.zone = zone;
+  link_opts.host = host_name();
+  link_opts.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  MasterLink link(io.get_executor(), *stores, disk, service.master_handler(), link_opts);
+  link.start();
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("signal {}: stopping", signo);
+    server.stop();
+    link.stop();
+    service.shutdown();
+    io.stop();
+  });
+  io.run();
+
+  disk.join();
+  Status st = stores->flush();
+  if (!st.ok()) spdlog::error("flushing the index: {}", st.to_string());
+  stores.reset();
+  spdlog::info("chunkserver stopped");
+  return st.ok() ? 0 : 1;
+}

@@ -1,0 +1,257 @@
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+namespace keelfs::test {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string bin(const std::string& name) {
+  std::string path(KEELFS_BIN_DIR);
+  path.append("/").append(name);
+  return path;
+}
+
+// Reads "PORT [PORT]" from a ready file the daemons write once they listen.
+std::vector<int> read_ports(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<int> ports;
+  int p;
+  while (in >> p) ports.push_back(p);
+  return ports;
+}
+
+}  // namespace
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void Process::start() {
+  pid_t parent = getpid();
+  pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
+    if (getppid() != parent) _exit(1);
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+}
+
+void Process::kill_now(int sig) {
+  if (pid <= 0) return;
+  ::kill(pid, sig);
+  int status;
+  waitpid(pid, &status, 0);
+  pid = -1;
+}
+
+bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+Cluster::Cluster(int chunkservers) {
+  char tmpl[] = "/tmp/keelfs-test-XXXXXX";
+  if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+  dir_ = tmpl;
+  secret_file_ = dir_ + "/cluster.secret";
+  std::ofstream(secret_file_) << "test-secret-" << getpid() << "\n";
+  start_master();
+  for (int i = 0; i < chunkservers; ++i) {
+    Process cs;
+    cs.name = "cs" + std::to_string(i);
+    std::string data = cs_data_dir(i);
+    fs::create_directories(data);
+    std::string ready = dir_ + "/" + cs.name + ".ready";
+    cs.log = cs_log(i);
+    cs.argv = {bin("keelfs-chunkserver"), "--master", "127.0.0.1:" + std::to_string(cs_port_), "--listen",
+               "127.0.0.1:0", "--data-dir", data, "--secret-file", secret_file_, "--ready-file", ready,
+               "--zone", "z" + std::to_string(i), "--heartbeat-ms", "200"};
+    cs.start();
+    REQUIRE(wait_until([&] { return read_ports(ready).size() == 1; }));
+    cs_addresses_.push_back("127.0.0.1:" + std::to_string(read_ports(ready)[0]));
+    cs_.push_back(std::move(cs));
+  }
+  wait_for_chunkservers(chunkservers);
+}
+
+Cluster::~Cluster() {
+  client_.reset();
+  for (auto& cs : cs_) cs.kill_now(SIGKILL);
+  master_.kill_now(SIGKILL);
+  std::error_code ec;
+  if (getenv("KEELFS_KEEP_TEST_DIR") == nullptr) fs::remove_all(dir_, ec);
+}
+
+void Cluster::start_master() {
+  std::string ready = dir_ + "/master.ready";
+  fs::remove(ready);
+  master_.name = "master";
+  master_.log = dir_ + "/master.log";
+  master_.argv = {bin("keelfs-master"),
+                  "--data-dir", dir_ + "/master",
+                  "--listen", "127.0.0.1:" + std::to_string(client_port_),
+                  "--cs-listen", "127.0.0.1:" + std::to_string(cs_port_),
+                  "--secret-file", secret_file_,
+                  "--ready-file", ready};
+  master_.start();
+  REQUIRE(wait_until([&] { return read_ports(ready).size() == 2; }));
+  auto ports = read_ports(ready);
+  client_port_ = ports[0];
+  cs_port_ = ports[1];
+}
+
+void Cluster::wait_for_chunkservers(int n) {
+  bool ok = wait_until([&] {
+    auto list = client().cs_list();
+    if (!list.ok()) return false;
+    int alive = 0;
+    for (auto& cs : *list) alive += cs.alive() ? 1 : 0;
+    return alive >= n;
+  });
+  REQUIRE(ok);
+}
+
+client::Client& Cluster::client() {
+  if (!client_) {
+    client::ClientOptions opts;
+    opts.master = master_address();
+    opts.name = "integration-test";
+    auto c = client::Client::connect(opts);
+    REQUIRE(c.ok());
+    client_ = std::move(*c);
+  }
+  return *client_;
+}
+
+uint64_t Cluster::create_volume(const std::string& name, uint32_t goal) {
+  auto v = client().volume_create(name, goal);
+  REQUIRE(v.ok());
+  return v->root_inode();
+}
+
+void Cluster::kill_master() {
+  client_.reset();
+  master_.kill_now(SIGKILL);
+}
+
+void Cluster::restart_master() {
+  start_master();
+  wait_for_chunkservers(static_cast<int>(std::count_if(cs_.begin(), cs_.end(), [](auto& p) { return p.running(); })));
+}
+
+void Cluster::kill_chunkserver(int i) { cs_[i].kill_now(SIGKILL); }
+
+std::string Cluster::cs_data_dir(int i) const { return dir_ + "/cs" + std::to_string(i); }
+std::string Cluster::cs_log(int i) const { return dir_ + "/cs" + std::to_string(i) + ".log"; }
+
+int Cluster::cli(const std::vector<std::string>& args, std::string* out, std::string* err) {
+  Process p;
+  p.name = "cli";
+  p.argv = {bin("keelfs"), "--master", master_address()};
+  p.argv.insert(p.argv.end(), args.begin(), args.end());
+  std::string out_file = dir_ + "/cli.out", err_file = dir_ + "/cli.err";
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int o = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(o, 1);
+    dup2(e, 2);
+    std::vector<char*> argv;
+    for (auto& a : p.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (out) *out = read_text_file(out_file);
+  if (err) *err = read_text_file(err_file);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string random_bytes(size_t n, uint64_t seed) {
+  std::string s(n, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    memcpy(&s[i], &x, 8);
+  }
+  for (; i < n; ++i) s[i] = static_cast<char>(x >> (8 * (i % 8)));
+  return s;
+}
+
+uint64_t put_file(client::Client& c, uint64_t parent, const std::string& name, const std::string& data) {
+  pb::CreateReq req;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_mode(0644);
+  req.set_truncate(true);
+  auto attr = c.create(req);
+  REQUIRE(attr.ok());
+  constexpr size_t kStep = 32u << 20;
+  for (size_t off = 0; off < data.size(); off += kStep) {
+    Status st = c.write(attr->inode(), off, data.data() + off, std::min(kStep, data.size() - off));
+    INFO(st.to_string());
+    REQUIRE(st.ok());
+  }
+  Status st = c.flush(attr->inode());
+  INFO(st.to_string());
+  REQUIRE(st.ok());
+  return attr->inode();
+}
+
+std::string get_file(client::Client& c, uint64_t ino) {
+  auto attr = c.getattr(ino);
+  REQUIRE(attr.ok());
+  std::string out(attr->size(), '\0');
+  size_t off = 0;
+  while (off < out.size()) {
+    auto n = c.read(ino, off, std::min<size_t>(32u << 20, out.size() - off), out.data() + off);
+    INFO((n.ok() ? std::string() : n.status().to_string()));
+    REQUIRE(n.ok());
+    if (*n == 0) break;
+    off += *n;
+  }
+  out.resize(off);
+  return out;
+}
+
+}  // namespace keelfs::test

@@ -1,0 +1,259 @@
+// ChunkStore: one data directory's chunk files and their RocksDB index.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "chunkserver/chunk_store.h"
+
+namespace {
+
+using keelfs::ChunkStore;
+using keelfs::Code;
+using keelfs::kBlockSize;
+using keelfs::kChunkSize;
+
+// A fresh directory under $TMPDIR, removed at the end of the test.
+struct TempDir {
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "keelfs-chunk-store-XXXXXX").string();
+    path = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string path;
+};
+
+std::unique_ptr<ChunkStore> open_store(const std::string& dir) {
+  auto s = ChunkStore::open(dir);
+  REQUIRE(s.ok());
+  return std::move(s).value();
+}
+
+std::string pattern(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(gen());
+  return s;
+}
+
+std::string read_all(ChunkStore& store, uint64_t id, uint32_t version) {
+  auto r = store.read(id, version, 0, kChunkSize);
+  REQUIRE(r.ok());
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("a written chunk reads back, whole and in slices", "[chunk_store]") {
+  TempDir dir;
+  auto store = open_store(dir.path);
+  REQUIRE(store->create(7, 1).ok());
+  std::string data = pattern(3 * kBlockSize + 123, 1);
+  REQUIRE(store->write(7, 1, 0, data).ok());
+
+  uint64_t length = 0;
+  auto r = store->read(7, 1, 0, data.size(), &length);
+  REQUIRE(r.ok());
+  CHECK(*r == data);
+  CHECK(length == data.size());
+
+  auto slice = store->read(7, 1, kBlockSize - 10, 20);
+  REQUIRE(slice.ok());
+  CHECK(*slice == data.substr(kBlockSize - 10, 20));
+
+  SECTION("reads are clipped at the chunk's end") {
+    auto tail = store->read(7, 1, data.size() - 5, 100);
+    REQUIRE(tail.ok());
+    CHECK(*tail == data.substr(data.size() - 5));
+    auto past = store->read(7, 1, data.size() + 10, 100);
+    REQUIRE(past.ok());
+    CHECK(past->empty());
+  }
+  SECTION("creating it again is Exists") { CHECK(store->create(7, 5).is(Code::kExists)); }
+  SECTION("a missing chunk is NotFound") {
+    CHECK(store->read(8, 1, 0, 1).status().is(Code::kNotFound));
+    CHECK(store->write(8, 1, 0, "x").is(Code::kNotFound));
+  }
+  SECTION("the wrong version is StaleVersion") {
+    CHECK(store->read(7, 2, 0, 1).status().is(Code::kStaleVersion));
+    CHECK(store->write(7, 2, 0, "x").is(Code::kStaleVersion));
+    CHECK(store->sync(7, 2).is(Code::kStaleVersion));
+  }
+  CHECK(store->sync(7, 1).ok());
+}
+
+TEST_CASE("writes at unaligned offsets across block boundaries", "[chunk_store]") {
+  TempDir dir;
+  auto store = open_store(dir.path);
+  REQUIRE(store->create(1, 1).ok());
+  std::string model;  // what the chunk must hold
+
+  auto apply = [&](uint64_t offset, const std::string& data) {
+    REQUIRE(store->write(1, 1, offset, data).ok());
+    if (model.size() < offset + data.size()) model.resize(offset + data.size(), '\0');
+    model.replace(offset, data.size(), data);
+  };
+  apply(100, pattern(kBlockSize, 2));                   // crosses block 0 -> 1, leaves a zero head
+  apply(kBlockSize - 1, pattern(2, 3));                 // two bytes straddling the boundary
+  apply(3 * kBlockSize + 17, pattern(5000, 4));         // past the end: a gap of zeros
+  apply(2 * kBlockSize - 7, pattern(kBlockSize + 9, 5));  // rewrites inside the gap and the old tail
+  apply(5, pattern(1, 6));
+
+  CHECK(read_all(*store, 1, 1) == model);
+  // Every single-block-crossing slice agrees with the model.
+  for (uint64_t off : {uint64_t{0}, uint64_t{99}, uint64_t{kBlockSize - 3}, uint64_t{3 * kBlockSize}}) {
+    auto r = store->read(1, 1, off, kBlockSize + 11);
+    REQUIRE(r.ok());
+    CHECK(*r == model.substr(off, kBlockSize + 11));
+  }
+}
+
+TEST_CASE("a byte flipped on disk is Corruption naming the block", "[chunk_store]") {
+  TempDir dir;
+  auto store = open_store(dir.path);
+  REQUIRE(store->create(0x1234, 3).ok());
+  std::string data = pattern(4 * kBlockSize, 7);
+  REQUIRE(store->write(0x1234, 3, 0, data).ok());
+  REQUIRE(store->sync(0x1234, 3).ok());
+
+  const uint64_t at = 2 * kBlockSize + 99;  // block 2
+  int fd = ::open(store->chunk_path(0x1234, 3).c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  char c = static_cast<char>(data[at] ^ 0x01);
+  REQUIRE(::pwrite(fd, &c, 1, at) == 1);
+  ::close(fd);
+
+  auto bad = store->read(0x1234, 3, 2 * kBlockSize, 10);
+  REQUIRE(bad.status().is(Code::kCorruption));
+  CHECK(bad.status().message().find("0000000000001234") != std::string::npos);
+  CHECK(bad.status().message().find("block 2") != std::string::npos);
+  // Blocks around it are still good.
+  auto good = store->read(0x1234, 3, kBlockSize, kBlockSize);
+  REQUIRE(good.ok());
+  CHECK(*good == data.substr(kBlockSize, kBlockSize));
+  // A partial write into the damaged block does not bless it with a fresh CRC.
+  CHECK(store->write(0x1234, 3, 2 * kBlockSize, "zz").is(Code::kCorruption));
+}
+
+TEST_CASE("set_version renames the file and refuses a wrong old version", "[chunk_store]") {
+  TempDir dir;
+  auto store = open_store(dir.path);
+  REQUIRE(store->create(0xabcdef01, 1).ok());
+  REQUIRE(store->write(0xabcdef01, 1, 0, "hello").ok());
+  const std::string old_path = store->chunk_path(0xabcdef01, 1);
+  CHECK(old_path == dir.path + "/chunks/01/chunk_00000000abcdef01_00000001.dat");
+  CHECK(std::filesystem::exists(old_path));
+
+  CHECK(store->set_version(0xabcdef01, 4, 5).is(Code::kStaleVersion));
+  REQUIRE(store->set_version(0xabcdef01, 1, 2).ok());
+  CHECK_FALSE(std::filesystem::exists(old_path));
+  CHECK(std::filesystem::exists(store->chunk_path(0xabcdef01, 2)));
+  CHECK(store->read(0xabcdef01, 1, 0, 5).status().is(Code::kStaleVersion));
+  CHECK(read_all(*store, 0xabcdef01, 2) == "hello");
+  // Repeating a bump that already happened is harmless.
+  CHECK(store->set_version(0xabcdef01, 1, 2).ok());
+  CHECK(store->set_version(0xabcdef01, 1, 3).is(Code::kStaleVersion));
+  CHECK(store->set_version(0x99, 1, 2).is(Code::kNotFound));
+}
+
+TEST_CASE("truncate cuts and zero-extends with correct CRCs", "[chunk_store]") {
+  TempDir dir;
+  auto store = open_store(dir.path);
+  REQUIRE(store->create(9, 1).ok());
+  std::string data = pattern(3 * kBlockSize + 500, 8);
+  REQUIRE(store->write(9, 1, 0, data).ok());
+
+  REQUIRE(store->set_version(9, 1, 2, kBlockSize + 10).ok());  // cut inside block 1
+  CHECK(read_all(*store, 9, 2) == data.substr(0, kBlockSize + 10));
+  CHECK(std::filesystem::file_size(store->chunk_path(9, 2)) == kBlockSize + 10);
+
+  REQUIRE(store->set_version(9, 2, 3, 2 * kBlockSize + 1).ok());  // extend: zeros
+  std::string expect = data.substr(0, kBlockSize + 10) + std::string(kBlockSize - 9, '\0');
+  CHECK(read_all(*store, 9, 3) == expect);
+
+  REQUIRE(store->set_version(9, 3, 3, 0).ok());  // same version, cut to nothing
+  CHECK(read_all(*store, 9, 3).empty());
+  CHECK(store->stat(9)->length == 0);
+  CHECK(store->set_version(9, 3, 4, kChunkSize + 1).is(Code::kInvalidArgument));
+}
+
+TEST_CASE("a reopened store knows every chunk from its index", "[chunk_store]") {
+  TempDir dir;
+  std::string big = pattern(2 * kBlockSize + 3, 9);
+  {
+    auto store = open_store(dir.path);
+    REQUIRE(store->create(1, 1).ok());
+    REQUIRE(store->create(2, 7).ok());
+    REQUIRE(store->create(0x100, 3).ok());
+    REQUIRE(store->create(0xff00000000000001ull, 1).ok());
+    REQUIRE(store->write(1, 1, 0, "abc").ok());
+    REQUIRE(store->write(2, 7, 0, big).ok());
+    REQUIRE(store->set_version(0x100, 3, 4).ok());
+    REQUIRE(store->remove(0xff00000000000001ull, 0).ok());
+    CHECK(store->remove(1, 9).is(Code::kStaleVersion));
+  }
+  auto store = open_store(dir.path);
+  CHECK(store->chunk_count() == 3);
+  auto list = store->list();
+  std::sort(list.begin(), list.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  REQUIRE(list.size() == 3);
+  CHECK((list[0].id == 1 && list[0].version == 1 && list[0].length == 3));
+  CHECK((list[1].id == 2 && list[1].version == 7 && list[1].length == big.size()));
+  CHECK((list[2].id == 0x100 && list[2].version == 4 && list[2].length == 0));
+  CHECK(read_all(*store, 2, 7) == big);
+  CHECK(read_all(*store, 1, 1) == "abc");
+  CHECK(store->read(0xff00000000000001ull, 1, 0, 1).status().is(Code::kNotFound));
+  CHECK_FALSE(std::filesystem::exists(store->chunk_path(0xff00000000000001ull, 1)));
+}
+
+TEST_CASE("a 1-byte chunk costs one filesystem block", "[chunk_store]") {
+  TempDir dir;
+  auto store = open_store(dir.path);
+  REQUIRE(store->create(42, 1).ok());
+  REQUIRE(store->write(42, 1, 0, "x").ok());
+  REQUIRE(store->sync(42, 1).ok());
+  struct stat st {};
+  REQUIRE(::stat(store->chunk_path(42, 1).c_str(), &st) == 0);
+  CHECK(st.st_size == 1);
+  CHECK(static_cast<uint64_t>(st.st_blocks) * 512 <= std::max<uint64_t>(4096, st.st_blksize));
+}
+
+TEST_CASE("writes past 64 MiB are refused", "[chunk_store]") {
+  TempDir dir;
+  auto store = open_store(dir.path);
+  REQUIRE(store->create(5, 1).ok());
+  CHECK(store->write(5, 1, kChunkSize, "x").is(Code::kInvalidArgument));
+  CHECK(store->write(5, 1, kChunkSize - 1, "xy").is(Code::kInvalidArgument));
+  CHECK(store->write(5, 1, ~uint64_t{0} - 1, "xy").is(Code::kInvalidArgument));
+  REQUIRE(store->write(5, 1, kChunkSize - 1, "z").ok());  // the last byte is fine
+  CHECK(store->stat(5)->length == kChunkSize);
+  auto r = store->read(5, 1, kChunkSize - 2, 10);
+  REQUIRE(r.ok());
+  CHECK(*r == std::string("\0z", 2));
+}
+
+TEST_CASE("index records encode and decode byte for byte", "[chunk_store]") {
+  keelfs::ChunkRecord r;
+  r.version = 0x01020304;
+  r.length = kBlockSize + 1;
+  r.crcs = {0xaabbccdd, 0x11223344};
+  std::string bytes = r.encode();
+  REQUIRE(bytes.size() == 4 + 8 + 2 * 4);
+  CHECK(bytes.substr(0, 4) == std::string("\x04\x03\x02\x01", 4));
+  CHECK(bytes.substr(4, 8) == std::string("\x01\x00\x01\x00\x00\x00\x00\x00", 8));
+  CHECK(bytes.substr(12, 4) == std::string("\xdd\xcc\xbb\xaa", 4));
+  auto back = keelfs::ChunkRecord::decode(bytes);
+  REQUIRE(back.ok());
+  CHECK(back->version == r.version);
+  CHECK(back->length == r.length);
+  CHECK(back->crcs == r.crcs);
+  CHECK(keelfs::ChunkRecord::decode(bytes.substr(0, 15)).status().is(Code::kCorruption));
+}

@@ -1,0 +1,61 @@
+// common/: Status, CRC32C, tickets, addresses.
+#include <catch2/catch.hpp>
+
+#include "common/crc32c.h"
+#include "common/rpc.h"
+#include "common/status.h"
+#include "common/ticket.h"
+#include "keelfs.pb.h"
+
+using namespace keelfs;
+
+TEST_CASE("crc32c is the standard Castagnoli CRC", "[common]") {
+  REQUIRE(crc32c("123456789", 9) == 0xE3069283u);
+  REQUIRE(crc32c("", 0) == 0u);
+}
+
+TEST_CASE("Result carries a value or an error", "[common]") {
+  Result<int> ok = 5;
+  REQUIRE(ok.ok());
+  REQUIRE(*ok == 5);
+  Result<int> bad = error(Code::kNotFound, "volume 'x' does not exist");
+  REQUIRE(!bad.ok());
+  REQUIRE(bad.status().is(Code::kNotFound));
+  REQUIRE(bad.status().to_string() == "NotFound: volume 'x' does not exist");
+  REQUIRE(code_to_errno(Code::kNotEmpty) == ENOTEMPTY);
+  REQUIRE(code_to_errno(Code::kQuotaExceeded) == EDQUOT);
+}
+
+TEST_CASE("tickets: genuine ones pass, forged, expired, other-chunk and under-privileged ones fail", "[common]") {
+  const std::string secret = "s3cret";
+  pb::Ticket t;
+  t.set_chunk_id(42);
+  t.set_version(3);
+  t.set_rights(kRightRead);
+  t.set_expires_unix_ms(10'000);
+  sign_ticket(secret, &t);
+  REQUIRE(check_ticket(secret, t, 42, 3, kRightRead, 5'000).ok());
+  REQUIRE(check_ticket(secret, t, 42, 3, kRightRead, 20'000).is(Code::kPermissionDenied));   // expired
+  REQUIRE(check_ticket(secret, t, 43, 3, kRightRead, 5'000).is(Code::kPermissionDenied));    // other chunk
+  REQUIRE(check_ticket(secret, t, 42, 4, kRightRead, 5'000).is(Code::kPermissionDenied));    // other version
+  REQUIRE(check_ticket(secret, t, 42, 3, kRightWrite, 5'000).is(Code::kPermissionDenied));   // no write right
+  REQUIRE(check_ticket("other", t, 42, 3, kRightRead, 5'000).is(Code::kPermissionDenied));   // other cluster
+  pb::Ticket forged = t;
+  forged.set_rights(kRightRead | kRightWrite);  // raising rights breaks the signature
+  REQUIRE(check_ticket(secret, forged, 42, 3, kRightWrite, 5'000).is(Code::kPermissionDenied));
+  forged = t;
+  forged.set_expires_unix_ms(1'000'000);
+  REQUIRE(check_ticket(secret, forged, 42, 3, kRightRead, 5'000).is(Code::kPermissionDenied));
+}
+
+TEST_CASE("addresses parse as HOST:PORT", "[common]") {
+  auto a = parse_address("127.0.0.1:9520");
+  REQUIRE(a.ok());
+  REQUIRE(a->first == "127.0.0.1");
+  REQUIRE(a->second == 9520);
+  REQUIRE(parse_address("127.0.0.1:0").ok());
+  REQUIRE(!parse_address("127.0.0.1").ok());
+  REQUIRE(!parse_address("127.0.0.1:70000").ok());
+  REQUIRE(!parse_address("127.0.0.1:12ab").ok());
+  REQUIRE(!parse_address(":80").ok());
+}

@@ -1,0 +1,247 @@
+// master/: namespace operations on a real RocksDB store in a temporary directory.
+#include <stdlib.h>
+
+#include <filesystem>
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "master/namespace.h"
+#include "master/store.h"
+
+using namespace keelfs;
+using namespace keelfs::master;
+
+namespace {
+
+struct Fixture {
+  Fixture() {
+    char tmpl[] = "/tmp/keelfs-ns-XXXXXX";
+    dir = mkdtemp(tmpl);
+    reopen();
+    pb::VolumeCreateReq req;
+    req.set_name("vol");
+    auto v = ns->create_volume(req);
+    REQUIRE(v.ok());
+    root = v->root_inode();
+  }
+  ~Fixture() {
+    ns.reset();
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+  void reopen() {
+    ns.reset();
+    store.reset();
+    auto s = MetaStore::open(dir + "/meta");
+    REQUIRE(s.ok());
+    store = std::move(*s);
+    ns = std::make_unique<Namespace>(*store);
+  }
+  uint64_t mkdir(uint64_t parent, const std::string& name) {
+    pb::MkdirReq req;
+    req.set_parent(parent);
+    req.set_name(name);
+    req.set_mode(0755);
+    auto a = ns->mkdir(req);
+    REQUIRE(a.ok());
+    return a->inode();
+  }
+  uint64_t create(uint64_t parent, const std::string& name) {
+    pb::CreateReq req;
+    req.set_parent(parent);
+    req.set_name(name);
+    req.set_mode(0644);
+    req.set_exclusive(true);
+    auto a = ns->create(req, nullptr);
+    REQUIRE(a.ok());
+    return a->inode();
+  }
+  Status rename(uint64_t p, const std::string& n, uint64_t np, const std::string& nn, uint32_t flags = 0) {
+    pb::RenameReq req;
+    req.set_parent(p);
+    req.set_name(n);
+    req.set_new_parent(np);
+    req.set_new_name(nn);
+    req.set_flags(flags);
+    return ns->rename(req, nullptr);
+  }
+
+  std::string dir;
+  std::unique_ptr<MetaStore> store;
+  std::unique_ptr<Namespace> ns;
+  uint64_t root = 0;
+};
+
+}  // namespace
+
+TEST_CASE("mkdir, create, lookup and the link counts of directories", "[namespace]") {
+  Fixture f;
+  uint64_t d = f.mkdir(f.root, "d");
+  f.create(d, "file");
+  REQUIRE(f.ns->getattr(f.root)->nlink() == 3);
+  REQUIRE(f.ns->lookup(d, "file")->type() == pb::FT_REGULAR);
+  REQUIRE(f.ns->lookup(d, "nope").status().is(Code::kNotFound));
+  REQUIRE(f.ns->lookup(d, "..")->inode() == f.root);
+  pb::CreateReq again;
+  again.set_parent(d);
+  again.set_name("file");
+  again.set_exclusive(true);
+  REQUIRE(f.ns->create(again, nullptr).status().is(Code::kExists));
+  pb::MkdirReq bad;
+  bad.set_parent(d);
+  bad.set_name(std::string(300, 'x'));
+  REQUIRE(f.ns->mkdir(bad).status().is(Code::kNameTooLong));
+  bad.set_name("a/b");
+  REQUIRE(f.ns->mkdir(bad).status().is(Code::kInvalidArgument));
+}
+
+TEST_CASE("rmdir refuses a non-empty directory", "[namespace]") {
+  Fixture f;
+  uint64_t d = f.mkdir(f.root, "d");
+  f.create(d, "x");
+  REQUIRE(f.ns->rmdir(f.root, "d").is(Code::kNotEmpty));
+  REQUIRE(f.ns->unlink(d, "x", nullptr).ok());
+  REQUIRE(f.ns->rmdir(f.root, "d").ok());
+  REQUIRE(f.ns->getattr(f.root)->nlink() == 2);
+  REQUIRE(f.ns->getattr(d).status().is(Code::kNotFound));
+}
+
+TEST_CASE("rename: replacing, across directories, never into its own subtree", "[namespace]") {
+  Fixture f;
+  uint64_t a = f.mkdir(f.root, "a");
+  uint64_t b = f.mkdir(a, "b");
+  uint64_t c = f.mkdir(f.root, "c");
+  uint64_t x = f.create(a, "x");
+  uint64_t y = f.create(c, "y");
+
+  REQUIRE(f.rename(f.root, "a", b, "a2").is(Code::kLoop));
+  REQUIRE(f.rename(f.root, "a", a, "self").is(Code::kLoop));
+
+  // Replacing a file drops the old one.
+  REQUIRE(f.rename(a, "x", c, "y").ok());
+  REQUIRE(f.ns->lookup(c, "y")->inode() == x);
+  REQUIRE(f.ns->getattr(y).status().is(Code::kNotFound));
+  REQUIRE(f.ns->lookup(a, "x").status().is(Code::kNotFound));
+
+  // Moving a directory moves its parent link and link counts.
+  REQUIRE(f.rename(a, "b", c, "b") .ok());
+  REQUIRE(f.ns->lookup(b, "..")->inode() == c);
+  REQUIRE(f.ns->getattr(a)->nlink() == 2);
+  REQUIRE(f.ns->getattr(c)->nlink() == 3);
+
+  // A directory replaces only an empty directory, and never a file.
+  uint64_t e = f.mkdir(f.root, "e");
+  f.create(e, "inside");
+  REQUIRE(f.rename(c, "b", f.root, "e").is(Code::kNotEmpty));
+  REQUIRE(f.rename(c, "b", c, "y").is(Code::kNotDir));
+  REQUIRE(f.rename(c, "y", f.root, "e").is(Code::kIsDir));
+
+  REQUIRE(f.rename(c, "y", c, "b", pb::RF_NOREPLACE).is(Code::kExists));
+  REQUIRE(f.rename(c, "y", c, "b", pb::RF_EXCHANGE).ok());
+  REQUIRE(f.ns->lookup(c, "y")->inode() == b);
+  REQUIRE(f.ns->lookup(c, "b")->inode() == x);
+}
+
+TEST_CASE("hard links count, and the data goes with the last one", "[namespace]") {
+  Fixture f;
+  uint64_t x = f.create(f.root, "x");
+  REQUIRE(f.ns->add_chunk(x, 0, 77).ok());
+  pb::LinkReq link;
+  link.set_inode(x);
+  link.set_new_parent(f.root);
+  link.set_new_name("x2");
+  REQUIRE(f.ns->link(link)->nlink() == 2);
+  std::vector<FreedChunk> freed;
+  REQUIRE(f.ns->unlink(f.root, "x", &freed).ok());
+  REQUIRE(freed.empty());
+  REQUIRE(f.ns->getattr(x)->nlink() == 1);
+  REQUIRE(f.ns->unlink(f.root, "x2", &freed).ok());
+  REQUIRE(freed.size() == 1);
+  REQUIRE(freed[0].chunk_id == 77);
+  REQUIRE(f.ns->getattr(x).status().is(Code::kNotFound));
+  REQUIRE(!f.ns->chunk(77)->has_value());
+}
+
+TEST_CASE("readdir pages are stable while entries come and go", "[namespace]") {
+  Fixture f;
+  for (int i = 0; i < 250; ++i) f.create(f.root, "f" + std::to_string(1000 + i));
+  std::set<std::string> seen;
+  std::string after;
+  int pages = 0;
+  for (;;) {
+    pb::ReaddirReq req;
+    req.set_inode(f.root);
+    req.set_after(after);
+    req.set_max_entries(100);
+    auto page = f.ns->readdir(req);
+    REQUIRE(page.ok());
+    for (auto& e : page->entries()) REQUIRE(seen.insert(e.name()).second);  // never twice
+    ++pages;
+    if (!page->more()) break;
+    after = page->entries().rbegin()->name();
+    // Changes between pages: an already listed name goes, a new one comes after the cursor.
+    if (pages == 1) {
+      REQUIRE(f.ns->unlink(f.root, "f1000", nullptr).ok());
+      f.create(f.root, "zz-new");
+    }
+  }
+  REQUIRE(pages == 3);
+  REQUIRE(seen.size() == 251);
+  REQUIRE(seen.count("zz-new") == 1);
+}
+
+TEST_CASE("symlinks, xattrs and setattr", "[namespace]") {
+  Fixture f;
+  pb::SymlinkReq sl;
+  sl.set_parent(f.root);
+  sl.set_name("link");
+  sl.set_target("../somewhere/else");
+  auto s = f.ns->symlink(sl);
+  REQUIRE(s.ok());
+  REQUIRE(*f.ns->readlink(s->inode()) == "../somewhere/else");
+
+  uint64_t x = f.create(f.root, "x");
+  pb::SetxattrReq xa;
+  xa.set_inode(x);
+  xa.set_name("user.k");
+  xa.set_value("v1");
+  REQUIRE(f.ns->setxattr(xa).ok());
+  xa.set_flags(1);  // XATTR_CREATE
+  REQUIRE(f.ns->setxattr(xa).is(Code::kExists));
+  REQUIRE(*f.ns->getxattr(x, "user.k") == "v1");
+  REQUIRE(f.ns->listxattr(x)->size() == 1);
+  REQUIRE(f.ns->removexattr(x, "user.k").ok());
+  REQUIRE(f.ns->getxattr(x, "user.k").status().is(Code::kNoData));
+
+  pb::SetattrReq sa;
+  sa.set_inode(x);
+  sa.set_mask(pb::SET_MODE | pb::SET_UID | pb::SET_MTIME);
+  sa.set_mode(0600);
+  sa.set_uid(1234);
+  sa.set_mtime_sec(-5);
+  sa.set_mtime_nsec(999999999);
+  auto a = f.ns->setattr(sa, nullptr);
+  REQUIRE(a.ok());
+  REQUIRE(a->mode() == 0600);
+  REQUIRE(a->uid() == 1234);
+  REQUIRE(a->mtime_sec() == -5);
+  REQUIRE(a->mtime_nsec() == 999999999);
+}
+
+TEST_CASE("everything committed survives reopening the store", "[namespace]") {
+  Fixture f;
+  uint64_t d = f.mkdir(f.root, "d");
+  uint64_t x = f.create(d, "x");
+  pb::WriteEndReq we;
+  we.set_inode(x);
+  we.set_file_size(12345);
+  REQUIRE(f.ns->write_end(we).ok());
+  f.reopen();
+  REQUIRE(f.ns->lookup(d, "x")->size() == 12345);
+  REQUIRE(f.ns->find_volume("vol")->root_inode() == f.root);
+  REQUIRE(f.ns->list_volumes()[0].files() == 1);
+  REQUIRE(f.ns->list_volumes()[0].logical_bytes() == 12345);
+  // New inodes after a reopen never reuse old numbers.
+  REQUIRE(f.create(d, "y") > x);
+}
