@@ -87,7 +87,15 @@ struct Client::Impl {
 
   awaitable<Result<pb::Attr>> ask_attr(uint16_t type, const google::protobuf::MessageLite& req) {
     CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req));
-    co_return resp.attr();
+    pb::Attr attr = resp.attr();
+    with_pending_size(&attr);
+    co_return attr;
+  }
+
+  // The master learns a file's new size at flush(); until then this client knows better.
+  void with_pending_size(pb::Attr* attr) {
+    auto it = files.find(attr->inode());
+    if (it != files.end() && it->second.pending_size > attr->size()) attr->set_size(it->second.pending_size);
   }
 
   awaitable<Status> ask_status(uint16_t type, const google::protobuf::MessageLite& req) {
@@ -532,6 +540,20 @@ Status Client::write(uint64_t ino, uint64_t offset, const char* data, size_t len
 }
 
 Status Client::flush(uint64_t ino) { return impl_->run(impl_->flush(ino)); }
+
+Status Client::flush_all() {
+  return impl_->run([](Impl* impl) -> awaitable<Status> {
+    std::vector<uint64_t> inodes;
+    for (auto& [ino, state] : impl->files)
+      if (!state.dirty_len.empty()) inodes.push_back(ino);
+    Status first;
+    for (uint64_t ino : inodes) {
+      Status st = co_await impl->flush(ino);
+      if (!st.ok() && first.ok()) first = st;
+    }
+    co_return first;
+  }(impl_.get()));
+}
 
 void Client::invalidate(uint64_t ino) {
   impl_->run([](Impl* impl, uint64_t ino) -> awaitable<int> {

@@ -75,6 +75,8 @@ class Client {
   // Makes this client's writes of the file durable on every replica and records the new
   // size at the master.
   Status flush(uint64_t ino);
+  // flush() of every file with pending writes (unmount, shutdown).
+  Status flush_all();
   // Forgets cached chunk locations and sizes of the file (another client changed it).
   void invalidate(uint64_t ino);
   // Chunks of the file with their replicas (for `keelfs stat`).

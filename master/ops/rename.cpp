@@ -101,6 +101,9 @@ Status Namespace::rename(const pb::RenameReq& req, std::vector<FreedChunk>* free
         ASSIGN_OR_RETURN(bool empty, store_.dir_is_empty(dst_entry->inode));
         if (!empty) return error(Code::kNotEmpty, fmt::format("directory '{}' is not empty", req.new_name()));
         batch.delete_inode(dst_entry->inode);
+        std::vector<std::string> xattr_names;  // the replaced directory's xattrs go with it, as in rmdir
+        RETURN_IF_ERROR(store_.list_xattrs(dst_entry->inode, &xattr_names));
+        for (auto& n : xattr_names) batch.delete_xattr(dst_entry->inode, n);
         dst_parent->mutable_attr()->set_nlink(dst_parent->attr().nlink() - 1);
         t.forget(dst_entry->inode);
       } else {

@@ -1,0 +1,489 @@
+#include "client-fuse/fuse_ops.h"
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace keelfs::fuse {
+namespace {
+
+constexpr size_t kIoSize = 1 << 20;
+
+Mount& mount_of(fuse_req_t req) { return *static_cast<Mount*>(fuse_req_userdata(req)); }
+
+void reply_status(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ok() ? 0 : code_to_errno(st.code())); }
+
+mode_t type_bits(pb::FileType t) {
+  switch (t) {
+    case pb::FT_DIRECTORY: return S_IFDIR;
+    case pb::FT_SYMLINK: return S_IFLNK;
+    case pb::FT_FIFO: return S_IFIFO;
+    case pb::FT_CHARDEV: return S_IFCHR;
+    case pb::FT_BLOCKDEV: return S_IFBLK;
+    case pb::FT_SOCKET: return S_IFSOCK;
+    default: return S_IFREG;
+  }
+}
+
+pb::FileType file_type(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFDIR: return pb::FT_DIRECTORY;
+    case S_IFLNK: return pb::FT_SYMLINK;
+    case S_IFIFO: return pb::FT_FIFO;
+    case S_IFCHR: return pb::FT_CHARDEV;
+    case S_IFBLK: return pb::FT_BLOCKDEV;
+    case S_IFSOCK: return pb::FT_SOCKET;
+    default: return pb::FT_REGULAR;
+  }
+}
+
+struct stat to_stat(const Mount& m, const pb::Attr& a) {
+  struct stat s = {};
+  s.st_ino = m.to_kernel(a.inode());
+  s.st_mode = type_bits(a.type()) | a.mode();
+  s.st_nlink = a.nlink();
+  s.st_uid = a.uid();
+  s.st_gid = a.gid();
+  s.st_size = static_cast<off_t>(a.size());
+  s.st_rdev = a.rdev();
+  s.st_blksize = kIoSize;  // programs size their buffers by it: 1 MiB keeps requests large
+  s.st_blocks = static_cast<blkcnt_t>((a.size() + 511) / 512);
+  s.st_atim = {a.atime_sec(), a.atime_nsec()};
+  s.st_mtim = {a.mtime_sec(), a.mtime_nsec()};
+  s.st_ctim = {a.ctime_sec(), a.ctime_nsec()};
+  return s;
+}
+
+void reply_entry(fuse_req_t req, const Result<pb::Attr>& attr) {
+  if (!attr.ok()) return reply_status(req, attr.status());
+  Mount& m = mount_of(req);
+  fuse_entry_param e = {};
+  e.ino = m.to_kernel(attr->inode());
+  e.generation = 1;
+  e.attr = to_stat(m, *attr);
+  e.attr_timeout = m.options().attr_timeout;
+  e.entry_timeout = m.options().entry_timeout;
+  fuse_reply_entry(req, &e);
+}
+
+void reply_attr(fuse_req_t req, const Result<pb::Attr>& attr) {
+  if (!attr.ok()) return reply_status(req, attr.status());
+  Mount& m = mount_of(req);
+  struct stat s = to_stat(m, *attr);
+  fuse_reply_attr(req, &s, m.options().attr_timeout);
+}
+
+// ---------------------------------------------------------------- names
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Mount& m = mount_of(req);
+  auto attr = m.client().lookup(m.to_master(parent), name);
+  if (!attr.ok() && attr.status().is(Code::kNotFound)) {
+    // A negative entry, cached for the entry timeout like a positive one.
+    fuse_entry_param e = {};
+    e.entry_timeout = m.options().entry_timeout;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  reply_entry(req, attr);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Mount& m = mount_of(req);
+  reply_attr(req, m.client().getattr(m.to_master(ino)));
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  Mount& m = mount_of(req);
+  pb::SetattrReq r;
+  r.set_inode(m.to_master(ino));
+  uint32_t mask = 0;
+  if (to_set & FUSE_SET_ATTR_MODE) {
+    mask |= pb::SET_MODE;
+    r.set_mode(attr->st_mode & 07777);
+  }
+  if (to_set & FUSE_SET_ATTR_UID) {
+    mask |= pb::SET_UID;
+    r.set_uid(attr->st_uid);
+  }
+  if (to_set & FUSE_SET_ATTR_GID) {
+    mask |= pb::SET_GID;
+    r.set_gid(attr->st_gid);
+  }
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    mask |= pb::SET_SIZE;
+    r.set_size(attr->st_size);
+    m.forget_cache_state(r.inode());
+  }
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    mask |= pb::SET_ATIME_NOW;
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    mask |= pb::SET_ATIME;
+    r.set_atime_sec(attr->st_atim.tv_sec);
+    r.set_atime_nsec(attr->st_atim.tv_nsec);
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    mask |= pb::SET_MTIME_NOW;
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    mask |= pb::SET_MTIME;
+    r.set_mtime_sec(attr->st_mtim.tv_sec);
+    r.set_mtime_nsec(attr->st_mtim.tv_nsec);
+  }
+  if (to_set & FUSE_SET_ATTR_CTIME) {
+    mask |= pb::SET_CTIME;
+    r.set_ctime_sec(attr->st_ctim.tv_sec);
+    r.set_ctime_nsec(attr->st_ctim.tv_nsec);
+  }
+  r.set_mask(mask);
+  reply_attr(req, m.client().setattr(r));
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  Mount& m = mount_of(req);
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  pb::CreateReq r;
+  r.set_parent(m.to_master(parent));
+  r.set_name(name);
+  r.set_type(file_type(mode));
+  r.set_mode(mode & 07777);
+  r.set_uid(ctx->uid);
+  r.set_gid(ctx->gid);
+  r.set_rdev(static_cast<uint32_t>(rdev));
+  r.set_exclusive(true);
+  reply_entry(req, m.client().create(r));
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Mount& m = mount_of(req);
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  reply_entry(req, m.client().mkdir(m.to_master(parent), name, mode & 07777, ctx->uid, ctx->gid));
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Mount& m = mount_of(req);
+  reply_status(req, m.client().unlink(m.to_master(parent), name));
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Mount& m = mount_of(req);
+  reply_status(req, m.client().rmdir(m.to_master(parent), name));
+}
+
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  Mount& m = mount_of(req);
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  reply_entry(req, m.client().symlink(m.to_master(parent), name, target, ctx->uid, ctx->gid));
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  Mount& m = mount_of(req);
+  auto target = m.client().readlink(m.to_master(ino));
+  if (!target.ok()) return reply_status(req, target.status());
+  fuse_reply_readlink(req, target->c_str());
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+  Mount& m = mount_of(req);
+  reply_entry(req, m.client().link(m.to_master(ino), m.to_master(new_parent), new_name));
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent, const char* new_name,
+               unsigned int flags) {
+  Mount& m = mount_of(req);
+  uint32_t f = 0;
+  if (flags & RENAME_NOREPLACE) f |= pb::RF_NOREPLACE;
+  if (flags & RENAME_EXCHANGE) f |= pb::RF_EXCHANGE;
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return (void)fuse_reply_err(req, EINVAL);
+  reply_status(req, m.client().rename(m.to_master(parent), name, m.to_master(new_parent), new_name, f));
+}
+
+// ---------------------------------------------------------------- files
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Mount& m = mount_of(req);
+  uint64_t id = m.to_master(ino);
+  // Close-to-open: forget cached chunk locations and size, read them fresh.
+  m.client().invalidate(id);
+  auto attr = m.client().getattr(id);
+  if (!attr.ok()) return reply_status(req, attr.status());
+  if (attr->type() == pb::FT_DIRECTORY) return (void)fuse_reply_err(req, EISDIR);
+  fi->keep_cache = m.unchanged_since_last_open(id, attr->size(), attr->mtime_sec(), attr->mtime_nsec()) ? 1 : 0;
+  fuse_reply_open(req, fi);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Mount& m = mount_of(req);
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  pb::CreateReq r;
+  r.set_parent(m.to_master(parent));
+  r.set_name(name);
+  r.set_type(pb::FT_REGULAR);
+  r.set_mode(mode & 07777);
+  r.set_uid(ctx->uid);
+  r.set_gid(ctx->gid);
+  r.set_exclusive(fi->flags & O_EXCL);
+  r.set_truncate(fi->flags & O_TRUNC);
+  auto attr = m.client().create(r);
+  if (!attr.ok()) return reply_status(req, attr.status());
+  fuse_entry_param e = {};
+  e.ino = m.to_kernel(attr->inode());
+  e.generation = 1;
+  e.attr = to_stat(m, *attr);
+  e.attr_timeout = m.options().attr_timeout;
+  e.entry_timeout = m.options().entry_timeout;
+  m.unchanged_since_last_open(attr->inode(), attr->size(), attr->mtime_sec(), attr->mtime_nsec());
+  fuse_reply_create(req, &e, fi);
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Mount& m = mount_of(req);
+  std::unique_ptr<char[]> buf(new char[size]);
+  auto n = m.client().read(m.to_master(ino), static_cast<uint64_t>(off), size, buf.get());
+  if (!n.ok()) return reply_status(req, n.status());
+  fuse_reply_buf(req, buf.get(), *n);
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
+  Mount& m = mount_of(req);
+  uint64_t id = m.to_master(ino);
+  m.forget_cache_state(id);
+  Status st = m.client().write(id, static_cast<uint64_t>(off), buf, size);
+  if (!st.ok()) return reply_status(req, st);
+  fuse_reply_write(req, size);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Mount& m = mount_of(req);
+  reply_status(req, m.client().flush(m.to_master(ino)));
+}
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Mount& m = mount_of(req);
+  reply_status(req, m.client().flush(m.to_master(ino)));
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  Mount& m = mount_of(req);
+  reply_status(req, m.client().flush(m.to_master(ino)));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
+  Mount& m = mount_of(req);
+  if (mode != 0) return (void)fuse_reply_err(req, EOPNOTSUPP);  // no hole punching yet
+  uint64_t id = m.to_master(ino);
+  auto attr = m.client().getattr(id);
+  if (!attr.ok()) return reply_status(req, attr.status());
+  uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
+  if (end <= attr->size()) return (void)fuse_reply_err(req, 0);
+  pb::SetattrReq r;
+  r.set_inode(id);
+  r.set_mask(pb::SET_SIZE);
+  r.set_size(end);
+  reply_status(req, m.client().setattr(r).status());
+}
+
+// ---------------------------------------------------------------- directories
+
+// A directory listing taken at opendir, so offsets stay stable while the directory changes.
+struct DirHandle {
+  std::vector<pb::DirEntry> entries;
+};
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Mount& m = mount_of(req);
+  uint64_t id = m.to_master(ino);
+  auto entries = m.client().readdir_all(id, true);
+  if (!entries.ok()) return reply_status(req, entries.status());
+  auto handle = std::make_unique<DirHandle>();
+  pb::DirEntry dot, dotdot;
+  dot.set_name(".");
+  dot.set_inode(id);
+  dot.set_type(pb::FT_DIRECTORY);
+  dotdot.set_name("..");
+  dotdot.set_inode(id);  // the kernel resolves ".." itself; any inode number does here
+  dotdot.set_type(pb::FT_DIRECTORY);
+  handle->entries.push_back(dot);
+  handle->entries.push_back(dotdot);
+  for (auto& e : *entries) handle->entries.push_back(std::move(e));
+  fi->fh = reinterpret_cast<uint64_t>(handle.release());
+  fuse_reply_open(req, fi);
+}
+
+void readdir_common(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  Mount& m = mount_of(req);
+  auto* handle = reinterpret_cast<DirHandle*>(fi->fh);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < handle->entries.size(); ++i) {
+    const pb::DirEntry& e = handle->entries[i];
+    size_t n;
+    if (plus) {
+      fuse_entry_param p = {};
+      if (e.has_attr() && e.name() != "." && e.name() != "..") {
+        p.ino = m.to_kernel(e.inode());
+        p.generation = 1;
+        p.attr = to_stat(m, e.attr());
+        p.attr_timeout = m.options().attr_timeout;
+        p.entry_timeout = m.options().entry_timeout;
+      } else {
+        p.attr.st_ino = m.to_kernel(e.inode());
+        p.attr.st_mode = type_bits(e.type());
+      }
+      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name().c_str(), &p, static_cast<off_t>(i + 1));
+    } else {
+      struct stat s = {};
+      s.st_ino = m.to_kernel(e.inode());
+      s.st_mode = type_bits(e.type());
+      n = fuse_add_direntry(req, buf.data() + used, size - used, e.name().c_str(), &s, static_cast<off_t>(i + 1));
+    }
+    if (n > size - used) break;
+    used += n;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  readdir_common(req, size, off, fi, false);
+}
+
+void op_readdirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  readdir_common(req, size, off, fi, true);
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  fuse_reply_err(req, 0);  // every namespace change is durable before it is answered
+}
+
+// ---------------------------------------------------------------- the rest
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  Mount& m = mount_of(req);
+  auto st = m.client().statfs(m.to_master(ino));
+  if (!st.ok()) return reply_status(req, st.status());
+  struct statvfs v = {};
+  constexpr uint64_t kFrag = 4096;
+  v.f_bsize = kIoSize;
+  v.f_frsize = kFrag;
+  uint64_t total = std::max(st->total_bytes(), st->used_bytes() + st->free_bytes());
+  v.f_blocks = total / kFrag;
+  v.f_bfree = st->free_bytes() / kFrag;
+  v.f_bavail = v.f_bfree;
+  v.f_files = st->files() + st->free_files();
+  v.f_ffree = st->free_files();
+  v.f_favail = v.f_ffree;
+  v.f_namemax = 255;
+  fuse_reply_statfs(req, &v);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  Mount& m = mount_of(req);
+  uint32_t f = 0;
+  if (flags & XATTR_CREATE) f |= 1;
+  if (flags & XATTR_REPLACE) f |= 2;
+  reply_status(req, m.client().setxattr(m.to_master(ino), name, std::string(value, size), f));
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Mount& m = mount_of(req);
+  auto value = m.client().getxattr(m.to_master(ino), name);
+  if (!value.ok()) return reply_status(req, value.status());
+  if (size == 0) return (void)fuse_reply_xattr(req, value->size());
+  if (value->size() > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, value->data(), value->size());
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Mount& m = mount_of(req);
+  auto names = m.client().listxattr(m.to_master(ino));
+  if (!names.ok()) return reply_status(req, names.status());
+  std::string all;
+  for (auto& n : *names) all.append(n).push_back('\0');
+  if (size == 0) return (void)fuse_reply_xattr(req, all.size());
+  if (all.size() > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, all.data(), all.size());
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Mount& m = mount_of(req);
+  reply_status(req, m.client().removexattr(m.to_master(ino), name));
+}
+
+void op_init(void*, fuse_conn_info* conn) {
+  conn->max_write = kIoSize;
+  conn->max_read = kIoSize;
+  conn->max_readahead = kIoSize;
+  conn->want |= conn->capable & (FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS |
+                                 FUSE_CAP_ATOMIC_O_TRUNC);
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops ops = {};
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
+  ops.mknod = op_mknod;
+  ops.mkdir = op_mkdir;
+  ops.unlink = op_unlink;
+  ops.rmdir = op_rmdir;
+  ops.symlink = op_symlink;
+  ops.readlink = op_readlink;
+  ops.link = op_link;
+  ops.rename = op_rename;
+  ops.open = op_open;
+  ops.create = op_create;
+  ops.read = op_read;
+  ops.write = op_write;
+  ops.flush = op_flush;
+  ops.release = op_release;
+  ops.fsync = op_fsync;
+  ops.fallocate = op_fallocate;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
+  ops.releasedir = op_releasedir;
+  ops.fsyncdir = op_fsyncdir;
+  ops.statfs = op_statfs;
+  ops.setxattr = op_setxattr;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.removexattr = op_removexattr;
+  return ops;
+}
+
+}  // namespace
+
+bool Mount::unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime_sec, uint32_t mtime_nsec) {
+  std::lock_guard lock(mu_);
+  auto it = seen_.find(ino);
+  bool same = it != seen_.end() && it->second.size == size && it->second.mtime_sec == mtime_sec &&
+              it->second.mtime_nsec == mtime_nsec;
+  seen_[ino] = Seen{size, mtime_sec, mtime_nsec};
+  return same;
+}
+
+void Mount::forget_cache_state(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  seen_.erase(ino);
+}
+
+const fuse_lowlevel_ops& operations() {
+  static const fuse_lowlevel_ops ops = make_ops();
+  return ops;
+}
+
+}  // namespace keelfs::fuse

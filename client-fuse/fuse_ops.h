@@ -1,0 +1,56 @@
+// The FUSE low-level operations of keelfs-mount: each kernel request becomes one or a few
+// calls of the client library. Nothing here talks to a socket directly.
+#pragma once
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "client/client.h"
+
+namespace keelfs::fuse {
+
+struct MountOptions {
+  double attr_timeout = 1.0;   // seconds the kernel may cache attributes
+  double entry_timeout = 1.0;  // seconds the kernel may cache name -> inode
+};
+
+// State shared by every request of one mount.
+class Mount {
+ public:
+  Mount(client::Client& client, uint64_t root_inode, MountOptions options)
+      : client_(client), root_(root_inode), options_(options) {}
+
+  client::Client& client() { return client_; }
+  const MountOptions& options() const { return options_; }
+  // FUSE calls the mount's root inode 1; the master knows it by the volume's root inode.
+  uint64_t to_master(fuse_ino_t ino) const { return ino == FUSE_ROOT_ID ? root_ : ino; }
+  fuse_ino_t to_kernel(uint64_t ino) const { return ino == root_ ? FUSE_ROOT_ID : ino; }
+
+  // Whether the kernel may keep its cached pages at open: the file has not changed since
+  // it was last opened here (same size and mtime). Records the new state.
+  bool unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime_sec, uint32_t mtime_nsec);
+  // Writes through this mount invalidate its cached pages for the next open.
+  void forget_cache_state(uint64_t ino);
+
+ private:
+  struct Seen {
+    uint64_t size;
+    int64_t mtime_sec;
+    uint32_t mtime_nsec;
+  };
+  client::Client& client_;
+  uint64_t root_;
+  MountOptions options_;
+  std::mutex mu_;
+  std::unordered_map<uint64_t, Seen> seen_;
+};
+
+// The operation table; fuse_session_new() gets it with a Mount* as userdata.
+const fuse_lowlevel_ops& operations();
+
+}  // namespace keelfs::fuse
