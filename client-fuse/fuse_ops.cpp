@@ -1,5 +1,6 @@
 #include "client-fuse/fuse_ops.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -207,6 +208,16 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 
 // ---------------------------------------------------------------- files
 
+// O_TRUNC: size 0 and new mtime/ctime even when the file was empty already, as POSIX says.
+Result<pb::Attr> truncate_to_zero(Mount& m, uint64_t ino) {
+  m.forget_cache_state(ino);
+  pb::SetattrReq r;
+  r.set_inode(ino);
+  r.set_mask(pb::SET_SIZE);
+  r.set_size(0);
+  return m.client().setattr(r);
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Mount& m = mount_of(req);
   uint64_t id = m.to_master(ino);
@@ -215,6 +226,11 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto attr = m.client().getattr(id);
   if (!attr.ok()) return reply_status(req, attr.status());
   if (attr->type() == pb::FT_DIRECTORY) return (void)fuse_reply_err(req, EISDIR);
+  // With FUSE_CAP_ATOMIC_O_TRUNC the kernel leaves O_TRUNC of an existing file to us.
+  if ((fi->flags & O_TRUNC) && attr->type() == pb::FT_REGULAR) {
+    attr = truncate_to_zero(m, id);
+    if (!attr.ok()) return reply_status(req, attr.status());
+  }
   fi->keep_cache = m.unchanged_since_last_open(id, attr->size(), attr->mtime_sec(), attr->mtime_nsec()) ? 1 : 0;
   fuse_reply_open(req, fi);
 }

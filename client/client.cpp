@@ -31,12 +31,25 @@ struct Client::Impl {
     pb::ChunkInfo info;  // replicas = the write chain
     uint64_t generation = 0;
   };
+  // What this client holds of one file. Shared by the coroutines working on it, so that
+  // a flush or a new write never pulls it from under a write still in flight.
   struct FileState {
     std::map<uint64_t, Lease> leases;        // chunk index -> write lease
     std::map<uint64_t, uint64_t> dirty_len;  // chunk index -> chunk length this client wrote up to
     uint64_t pending_size = 0;               // file end this client wrote, not yet at the master
     std::optional<pb::ChunkLocateResp> located;
+
+    // Write-back: bytes accepted from the application and not yet on the chunkservers.
+    uint64_t buf_offset = 0;
+    std::string buf;                                   // one contiguous run, still in memory
+    std::vector<std::pair<uint64_t, uint64_t>> sending;  // [offset, end) of runs on their way
+    uint64_t sending_bytes = 0;
+    Status error;  // the first write-back failure; the next flush (fsync, close) reports it
+    std::vector<std::shared_ptr<Event>> waiters;  // woken whenever a run lands
+
+    bool idle() const { return buf.empty() && sending.empty(); }
   };
+  using FilePtr = std::shared_ptr<FileState>;
 
   explicit Impl(ClientOptions o) : opts(std::move(o)), cs_conns(pb::ROLE_CLIENT, opts.name) {}
 
@@ -47,7 +60,7 @@ struct Client::Impl {
   ConnectionPtr master;
   ConnectionCache cs_conns;
   KeyedMutex lease_locks;
-  std::unordered_map<uint64_t, FileState> files;
+  std::unordered_map<uint64_t, FilePtr> files;
   uint64_t next_generation = 1;
 
   // Runs `task` on the network thread and waits for its result.
@@ -95,7 +108,13 @@ struct Client::Impl {
   // The master learns a file's new size at flush(); until then this client knows better.
   void with_pending_size(pb::Attr* attr) {
     auto it = files.find(attr->inode());
-    if (it != files.end() && it->second.pending_size > attr->size()) attr->set_size(it->second.pending_size);
+    if (it != files.end() && it->second->pending_size > attr->size()) attr->set_size(it->second->pending_size);
+  }
+
+  FilePtr file(uint64_t ino) {
+    FilePtr& f = files[ino];
+    if (!f) f = std::make_shared<FileState>();
+    return f;
   }
 
   awaitable<Status> ask_status(uint16_t type, const google::protobuf::MessageLite& req) {
@@ -108,9 +127,9 @@ struct Client::Impl {
   // The write lease of a chunk; a new one when none is held or the held one (stale_generation) failed.
   awaitable<Result<Lease>> get_lease(uint64_t ino, uint64_t index, uint64_t stale_generation) {
     auto guard = co_await lease_locks.lock((ino << 24) ^ index);
-    FileState& fs = files[ino];
-    auto it = fs.leases.find(index);
-    if (it != fs.leases.end() && it->second.generation != stale_generation) co_return it->second;
+    FilePtr fs = file(ino);
+    auto it = fs->leases.find(index);
+    if (it != fs->leases.end() && it->second.generation != stale_generation) co_return it->second;
     pb::ChunkForWriteReq req;
     req.set_inode(ino);
     req.set_index(index);
@@ -118,7 +137,7 @@ struct Client::Impl {
     if (resp.chunk().replicas().empty())
       co_return error(Code::kUnavailable, fmt::format("master gave no chain for chunk {} of inode {}", index, ino));
     Lease lease{resp.chunk(), next_generation++};
-    files[ino].leases[index] = lease;
+    fs->leases[index] = lease;
     co_return lease;
   }
 
@@ -139,7 +158,7 @@ struct Client::Impl {
       if (conn.ok()) {
         auto r = co_await (*conn)->call(pb::CHUNK_WRITE, req, std::string(data, len));
         if (r.ok()) {
-          uint64_t& dirty = files[ino].dirty_len[index];
+          uint64_t& dirty = file(ino)->dirty_len[index];
           dirty = std::max(dirty, offset + len);
           co_return Status::Ok();
         }
@@ -195,15 +214,79 @@ struct Client::Impl {
     co_return first_error;
   }
 
-  awaitable<Status> write(uint64_t ino, uint64_t offset, const char* data, size_t len) {
-    FileState& fs = files[ino];
-    fs.located.reset();
+  // Sends [offset, offset + len) through the chains, `window` requests in flight.
+  awaitable<Status> write_range(uint64_t ino, uint64_t offset, const char* data, size_t len) {
     auto pieces = split(offset, len, opts.io_size, const_cast<char*>(data));
-    CO_RETURN_IF_ERROR(co_await for_each_piece(pieces, [&](const Piece& p) {
+    co_return co_await for_each_piece(pieces, [&](const Piece& p) {
       return write_piece(ino, p.index, p.offset, p.buf, p.len);
-    }));
-    FileState& after = files[ino];
-    after.pending_size = std::max(after.pending_size, offset + len);
+    });
+  }
+
+  static awaitable<void> wait_for_change(FilePtr fs) {
+    auto ev = std::make_shared<Event>(co_await asio::this_coro::executor);
+    fs->waiters.push_back(ev);
+    co_await ev->wait();
+  }
+
+  static bool overlaps_sending(const FileState& fs, uint64_t begin, uint64_t end) {
+    for (auto [b, e] : fs.sending)
+      if (b < end && begin < e) return true;
+    return false;
+  }
+
+  // Starts sending the buffered run. Waits while it would overlap a run still on its way
+  // (so writes land in order) or while too much is in flight (back-pressure).
+  awaitable<void> launch(uint64_t ino, FilePtr fs) {
+    while (!fs->buf.empty()) {
+      uint64_t begin = fs->buf_offset, end = begin + fs->buf.size();
+      if (!overlaps_sending(*fs, begin, end) && fs->sending_bytes + fs->buf.size() <= opts.max_in_flight) break;
+      co_await wait_for_change(fs);
+    }
+    if (fs->buf.empty()) co_return;  // another coroutine launched it meanwhile
+    std::string data = std::move(fs->buf);
+    fs->buf.clear();
+    uint64_t offset = fs->buf_offset;
+    fs->sending.emplace_back(offset, offset + data.size());
+    fs->sending_bytes += data.size();
+    asio::co_spawn(io, send_run(ino, fs, offset, std::move(data)), asio::detached);
+  }
+
+  awaitable<void> send_run(uint64_t ino, FilePtr fs, uint64_t offset, std::string data) {
+    Status st = co_await write_range(ino, offset, data.data(), data.size());
+    if (!st.ok()) {
+      spdlog::error("write-back of inode {} [{}, +{}) failed: {}", ino, offset, data.size(), st.message());
+      if (fs->error.ok()) fs->error = st;
+    }
+    std::erase(fs->sending, std::make_pair(offset, offset + data.size()));
+    fs->sending_bytes -= data.size();
+    auto waiters = std::move(fs->waiters);
+    fs->waiters.clear();
+    for (auto& w : waiters) w->notify();
+  }
+
+  // Sends whatever is buffered and waits until every run of the file landed.
+  awaitable<void> drain(uint64_t ino, FilePtr fs) {
+    co_await launch(ino, fs);
+    while (!fs->sending.empty()) co_await wait_for_change(fs);
+  }
+
+  awaitable<Status> write(uint64_t ino, uint64_t offset, const char* data, size_t len) {
+    FilePtr fs = file(ino);
+    if (!fs->error.ok()) co_return fs->error;
+    fs->located.reset();
+    fs->pending_size = std::max(fs->pending_size, offset + len);
+    // Join the buffered run when this write continues it; otherwise send that run first.
+    // Re-checked after every wait: another writer of the file may have buffered meanwhile.
+    for (;;) {
+      if (fs->buf.empty()) {
+        fs->buf_offset = offset;
+        break;
+      }
+      if (offset == fs->buf_offset + fs->buf.size()) break;
+      co_await launch(ino, fs);
+    }
+    fs->buf.append(data, len);
+    if (fs->buf.size() >= opts.write_behind) co_await launch(ino, fs);
     co_return Status::Ok();
   }
 
@@ -220,21 +303,39 @@ struct Client::Impl {
 
   awaitable<Status> flush(uint64_t ino) {
     auto it = files.find(ino);
-    if (it == files.end() || it->second.dirty_len.empty()) co_return Status::Ok();
-    FileState state = std::move(it->second);
-    files.erase(it);
+    if (it == files.end()) co_return Status::Ok();
+    FilePtr fs = it->second;
+    co_await drain(ino, fs);
+    if (!fs->error.ok()) {
+      // Reported once, to the fsync or close that comes first; those bytes are lost.
+      Status st = std::move(fs->error);
+      fs->error = Status::Ok();
+      fs->dirty_len.clear();
+      fs->leases.clear();
+      fs->pending_size = 0;
+      co_return error(st.code(), fmt::format("writing inode {} failed: {}", ino, st.message()));
+    }
+    if (fs->dirty_len.empty()) co_return Status::Ok();
+    std::map<uint64_t, uint64_t> dirty = std::move(fs->dirty_len);
+    std::map<uint64_t, Lease> leases = std::move(fs->leases);
+    uint64_t size = fs->pending_size;
+    fs->dirty_len.clear();
+    fs->leases.clear();
     std::vector<awaitable<Status>> syncs;
-    for (auto& [index, len] : state.dirty_len) syncs.push_back(sync_chunk(state.leases[index].info));
+    for (auto& [index, len] : dirty) syncs.push_back(sync_chunk(leases[index].info));
     for (Status& st : co_await when_all(std::move(syncs)))
       if (!st.ok()) co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
-    for (auto& [index, len] : state.dirty_len) {
+    for (auto& [index, len] : dirty) {
       pb::WriteEndReq req;
       req.set_inode(ino);
-      req.set_chunk_id(state.leases[index].info.chunk_id());
+      req.set_chunk_id(leases[index].info.chunk_id());
       req.set_chunk_length(len);
-      req.set_file_size(state.pending_size);
+      req.set_file_size(size);
       CO_RETURN_IF_ERROR(co_await ask_status(pb::WRITE_END, req));
     }
+    // The master has the size now; a later write starts counting afresh.
+    if (fs->idle() && fs->dirty_len.empty() && fs->pending_size == size) fs->pending_size = 0;
+    fs->located.reset();
     co_return Status::Ok();
   }
 
@@ -282,15 +383,15 @@ struct Client::Impl {
   }
 
   awaitable<Result<size_t>> read(uint64_t ino, uint64_t offset, size_t len, char* out) {
+    FilePtr fs = file(ino);
+    if (!fs->idle()) co_await drain(ino, fs);  // read this client's own writes
     for (int attempt = 0;; ++attempt) {
-      FileState& fs = files[ino];
-      if (!fs.located) {
+      if (!fs->located) {
         CO_ASSIGN_OR_RETURN(pb::ChunkLocateResp located, co_await locate(ino));
-        files[ino].located = std::move(located);
+        fs->located = std::move(located);
       }
-      FileState& st = files[ino];
-      pb::ChunkLocateResp located = *st.located;
-      uint64_t size = std::max(located.attr().size(), st.pending_size);
+      pb::ChunkLocateResp located = *fs->located;
+      uint64_t size = std::max(located.attr().size(), fs->pending_size);
       if (offset >= size) co_return size_t{0};
       size_t n = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
       std::map<uint64_t, const pb::ChunkInfo*> by_index;
@@ -302,7 +403,7 @@ struct Client::Impl {
       });
       if (result.ok()) co_return n;
       // Versions or tickets may have moved on: locate again once.
-      files[ino].located.reset();
+      fs->located.reset();
       if (attempt >= 2 || !worth_retry(result)) co_return result;
     }
   }
@@ -545,7 +646,7 @@ Status Client::flush_all() {
   return impl_->run([](Impl* impl) -> awaitable<Status> {
     std::vector<uint64_t> inodes;
     for (auto& [ino, state] : impl->files)
-      if (!state.dirty_len.empty()) inodes.push_back(ino);
+      if (!state->dirty_len.empty() || !state->idle() || !state->error.ok()) inodes.push_back(ino);
     Status first;
     for (uint64_t ino : inodes) {
       Status st = co_await impl->flush(ino);
@@ -558,7 +659,7 @@ Status Client::flush_all() {
 void Client::invalidate(uint64_t ino) {
   impl_->run([](Impl* impl, uint64_t ino) -> awaitable<int> {
     auto it = impl->files.find(ino);
-    if (it != impl->files.end()) it->second.located.reset();
+    if (it != impl->files.end()) it->second->located.reset();
     co_return 0;
   }(impl_.get(), ino));
 }

@@ -6,9 +6,11 @@
 // Every method blocks the calling thread and may be called from many threads at once:
 // the work runs on the client's own network thread.
 //
-// Writes: write() sends the bytes to every replica before it returns, but the new file
-// size is recorded at the master (and the data made durable on disk) only by flush() —
-// call it before close, as the FUSE mount does on flush/fsync.
+// Writes are write-back: write() buffers the bytes and sends them through the chains in
+// the background; flush() waits until they landed on every replica, makes them durable
+// and records the new size at the master. A write-back failure is returned by the next
+// flush() (the FUSE mount's fsync and close) and by later writes, never dropped.
+// Reads through the same Client see its own writes.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,8 @@ struct ClientOptions {
   std::string name = "keelfs-client";  // shown in the master's logs
   size_t io_size = 1 << 20;            // bytes per chunkserver request
   size_t window = 16;                  // requests in flight per read or write call
+  size_t write_behind = 4 << 20;       // a buffered run of this size starts on its way
+  size_t max_in_flight = 64 << 20;     // write-back bytes on their way per file
 };
 
 class Client {

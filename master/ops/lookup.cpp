@@ -12,6 +12,10 @@ Result<pb::Attr> Namespace::lookup(uint64_t parent, const std::string& name) {
     ASSIGN_OR_RETURN(pb::InodeRecord up, store_.get_inode(dir.parent()));
     return up.attr();
   }
+  // A name no entry can have is ENAMETOOLONG, not ENOENT: the kernel looks a path up
+  // before it calls chmod, rename, link... and POSIX wants that error from all of them.
+  if (name.size() > kMaxNameLength)
+    return error(Code::kNameTooLong, fmt::format("name of {} bytes is longer than {}", name.size(), kMaxNameLength));
   ASSIGN_OR_RETURN(auto entry, store_.get_dentry(parent, name));
   if (!entry) return error(Code::kNotFound, fmt::format("'{}' not found in directory {}", name, parent));
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(entry->inode));

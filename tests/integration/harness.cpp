@@ -108,6 +108,10 @@ Cluster::Cluster(int chunkservers) {
 }
 
 Cluster::~Cluster() {
+  for (auto& [path, proc] : mounts_) {
+    shell("fusermount3 -u -z " + path + " 2>/dev/null");
+    proc.kill_now(SIGKILL);
+  }
   client_.reset();
   for (auto& cs : cs_) cs.kill_now(SIGKILL);
   master_.kill_now(SIGKILL);
@@ -170,6 +174,52 @@ void Cluster::kill_master() {
 void Cluster::restart_master() {
   start_master();
   wait_for_chunkservers(static_cast<int>(std::count_if(cs_.begin(), cs_.end(), [](auto& p) { return p.running(); })));
+}
+
+std::string Cluster::mount(const std::string& volume, const std::vector<std::string>& extra_args) {
+  std::string path = dir_ + "/mnt" + std::to_string(mounts_.size());
+  fs::create_directories(path);
+  Process p;
+  p.name = "mount";
+  p.log = path + ".log";
+  p.argv = {bin("keelfs-mount"), "--master", master_address(), "--volume", volume, path, "-f"};
+  p.argv.insert(p.argv.end(), extra_args.begin(), extra_args.end());
+  p.start();
+  bool up = wait_until([&] { return is_mounted(path); });
+  INFO(read_text_file(p.log));
+  REQUIRE(up);
+  mounts_.emplace_back(path, std::move(p));
+  return path;
+}
+
+void Cluster::unmount(const std::string& mountpoint) {
+  for (auto it = mounts_.begin(); it != mounts_.end(); ++it) {
+    if (it->first != mountpoint) continue;
+    REQUIRE(shell("fusermount3 -u " + mountpoint) == 0);
+    // The mount process flushes and exits by itself once unmounted.
+    pid_t pid = it->second.pid;
+    int status = 0;
+    REQUIRE(wait_until([&] { return waitpid(pid, &status, WNOHANG) == pid; }));
+    it->second.pid = -1;
+    mounts_.erase(it);
+    return;
+  }
+}
+
+bool is_mounted(const std::string& path) {
+  std::ifstream in("/proc/mounts");
+  std::string dev, point, rest;
+  while (in >> dev >> point && std::getline(in, rest))
+    if (point == path) return true;
+  return false;
+}
+
+int shell(const std::string& command, std::string* out) {
+  std::string tmp = "/tmp/keelfs-shell-" + std::to_string(getpid()) + ".out";
+  int rc = std::system(("(" + command + ") > " + tmp + " 2>&1").c_str());
+  if (out) *out = read_text_file(tmp);
+  fs::remove(tmp);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
 void Cluster::kill_chunkserver(int i) { cs_[i].kill_now(SIGKILL); }

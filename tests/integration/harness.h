@@ -60,6 +60,12 @@ class Cluster {
   // Waits until `n` chunkservers are registered and alive.
   void wait_for_chunkservers(int n);
 
+  // Mounts `volume` with keelfs-mount in the foreground (as a child process) on a new
+  // directory and waits until the mount is live; returns the mount point. Unmounted and
+  // stopped with the Cluster.
+  std::string mount(const std::string& volume, const std::vector<std::string>& extra_args = {});
+  void unmount(const std::string& mountpoint);
+
  private:
   void start_master();
   std::string dir_;
@@ -69,6 +75,7 @@ class Cluster {
   Process master_;
   std::vector<Process> cs_;
   std::vector<std::string> cs_addresses_;
+  std::vector<std::pair<std::string, Process>> mounts_;
   std::unique_ptr<client::Client> client_;
 };
 
@@ -81,5 +88,11 @@ uint64_t put_file(client::Client& c, uint64_t parent, const std::string& name, c
 std::string get_file(client::Client& c, uint64_t ino);
 
 std::string read_text_file(const std::string& path);
+
+// True when `path` is a mount point in /proc/mounts.
+bool is_mounted(const std::string& path);
+
+// Runs a shell command line; returns its exit code, output (stdout and stderr) in *out.
+int shell(const std::string& command, std::string* out = nullptr);
 
 }  // namespace keelfs::test

@@ -1,0 +1,208 @@
+// keelfs-mount: a real FUSE mount used through system calls and real programs.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <fstream>
+
+#include <catch2/catch.hpp>
+
+#include "tests/integration/harness.h"
+
+using namespace keelfs;
+using namespace keelfs::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+void write_file(const std::string& path, const std::string& data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, std::min<size_t>(data.size() - off, 1 << 20));
+    REQUIRE(n > 0);
+    off += static_cast<size_t>(n);
+  }
+  REQUIRE(close(fd) == 0);
+}
+
+std::string read_file(const std::string& path) { return read_text_file(path); }
+
+}  // namespace
+
+TEST_CASE("mount: files of several sizes written and read through the kernel", "[fuse]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  for (size_t size : {size_t{0}, size_t{1}, size_t{65535}, size_t{65537}, size_t{5 << 20}, size_t{(64 << 20) + 3}}) {
+    INFO("size " << size);
+    std::string data = random_bytes(size, size);
+    std::string path = m + "/f" + std::to_string(size);
+    write_file(path, data);
+    struct stat st;
+    REQUIRE(stat(path.c_str(), &st) == 0);
+    REQUIRE(static_cast<size_t>(st.st_size) == size);
+    REQUIRE(read_file(path) == data);
+  }
+  // And the client library sees the same bytes (the mount really wrote them).
+  auto root = cluster.client().mount("v");
+  REQUIRE(root.ok());
+  auto attr = cluster.client().resolve(root->volume().root_inode(), "/f65537");
+  REQUIRE(attr.ok());
+  REQUIRE(get_file(cluster.client(), attr->inode()) == random_bytes(65537, 65537));
+}
+
+TEST_CASE("mount: namespace operations and attributes", "[fuse]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  REQUIRE(mkdir((m + "/d").c_str(), 0750) == 0);
+  write_file(m + "/d/a", "hello");
+  REQUIRE(rename((m + "/d/a").c_str(), (m + "/b").c_str()) == 0);
+  REQUIRE(access((m + "/d/a").c_str(), F_OK) == -1);
+  REQUIRE(read_file(m + "/b") == "hello");
+  REQUIRE(symlink("b", (m + "/s").c_str()) == 0);
+  REQUIRE(read_file(m + "/s") == "hello");
+  REQUIRE(link((m + "/b").c_str(), (m + "/d/hard").c_str()) == 0);
+  struct stat st;
+  REQUIRE(stat((m + "/b").c_str(), &st) == 0);
+  REQUIRE(st.st_nlink == 2);
+  REQUIRE(chmod((m + "/b").c_str(), 0600) == 0);
+  REQUIRE(chown((m + "/b").c_str(), 1234, 5678) == 0);
+  struct timespec times[2] = {{1000, 123456789}, {4102444800, 987654321}};  // 2100-01-01
+  REQUIRE(utimensat(AT_FDCWD, (m + "/b").c_str(), times, 0) == 0);
+  REQUIRE(stat((m + "/d/hard").c_str(), &st) == 0);
+  REQUIRE((st.st_mode & 07777) == 0600);
+  REQUIRE(st.st_uid == 1234);
+  REQUIRE(st.st_gid == 5678);
+  REQUIRE(st.st_mtim.tv_sec == 4102444800);
+  REQUIRE(st.st_mtim.tv_nsec == 987654321);
+  REQUIRE(st.st_atim.tv_nsec == 123456789);
+  REQUIRE(truncate((m + "/b").c_str(), 2) == 0);
+  REQUIRE(read_file(m + "/d/hard") == "he");
+  REQUIRE(truncate((m + "/b").c_str(), 4) == 0);
+  REQUIRE(read_file(m + "/d/hard") == std::string("he\0\0", 4));
+  REQUIRE(setxattr((m + "/b").c_str(), "user.k", "val", 3, 0) == 0);
+  char buf[16] = {};
+  REQUIRE(getxattr((m + "/b").c_str(), "user.k", buf, sizeof buf) == 3);
+  REQUIRE(std::string(buf, 3) == "val");
+  REQUIRE(rmdir((m + "/d").c_str()) == -1);
+  REQUIRE(errno == ENOTEMPTY);
+  REQUIRE(mkfifo((m + "/fifo").c_str(), 0644) == 0);
+  REQUIRE(lstat((m + "/fifo").c_str(), &st) == 0);
+  REQUIRE(S_ISFIFO(st.st_mode));
+  int fd = open((m + "/b").c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+  REQUIRE(fd == -1);
+  REQUIRE(errno == EEXIST);
+  // Listing sees every name once.
+  std::set<std::string> names;
+  for (auto& e : fs::directory_iterator(m)) names.insert(e.path().filename());
+  REQUIRE(names == std::set<std::string>{"b", "d", "s", "fifo"});
+  struct statvfs sv;
+  REQUIRE(statvfs(m.c_str(), &sv) == 0);
+  REQUIRE(sv.f_blocks > 0);
+  REQUIRE(sv.f_namemax == 255);
+}
+
+TEST_CASE("mount: mmap reads and a shared writable map reaches the file", "[fuse]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  std::string data = random_bytes(3 << 20, 77);
+  write_file(m + "/model.safetensors", data);
+  int fd = open((m + "/model.safetensors").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  void* p = mmap(nullptr, data.size(), PROT_READ, MAP_PRIVATE, fd, 0);
+  REQUIRE(p != MAP_FAILED);
+  REQUIRE(memcmp(p, data.data(), data.size()) == 0);
+  munmap(p, data.size());
+  close(fd);
+
+  fd = open((m + "/model.safetensors").c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  char* w = static_cast<char*>(mmap(nullptr, data.size(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  REQUIRE(w != MAP_FAILED);
+  memcpy(w + 4096 * 10 + 5, "MAPPED", 6);
+  REQUIRE(msync(w, data.size(), MS_SYNC) == 0);
+  munmap(w, data.size());
+  close(fd);
+  data.replace(4096 * 10 + 5, 6, "MAPPED");
+  // A second mount has no cached pages: it reads what reached the cluster.
+  std::string m2 = cluster.mount("v");
+  REQUIRE(read_file(m2 + "/model.safetensors") == data);
+}
+
+TEST_CASE("mount: two mounts see each other's closed files and changes", "[fuse][pods]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  std::string a = cluster.mount("v");
+  std::string b = cluster.mount("v");
+  std::string data = random_bytes(9 << 20, 5);
+  write_file(a + "/ckpt", data);
+  REQUIRE(read_file(b + "/ckpt") == data);  // close-to-open
+  // Rewritten on A: B's next open reads the new bytes, not its cached pages.
+  std::string data2 = random_bytes(9 << 20, 6);
+  write_file(a + "/ckpt", data2);
+  REQUIRE(wait_until([&] { return read_file(b + "/ckpt") == data2; }, std::chrono::seconds(3)));
+  // Renames, new files, chmod and unlinks show on B within the attribute timeout.
+  REQUIRE(rename((a + "/ckpt").c_str(), (a + "/ckpt.old").c_str()) == 0);
+  write_file(a + "/new", "x");
+  REQUIRE(chmod((a + "/new").c_str(), 0611) == 0);
+  REQUIRE(wait_until([&] { return access((b + "/ckpt.old").c_str(), F_OK) == 0; }, std::chrono::seconds(3)));
+  REQUIRE(wait_until([&] { return access((b + "/ckpt").c_str(), F_OK) != 0; }, std::chrono::seconds(3)));
+  REQUIRE(wait_until([&] {
+    struct stat st;
+    return stat((b + "/new").c_str(), &st) == 0 && (st.st_mode & 07777) == 0611;
+  }, std::chrono::seconds(3)));
+  REQUIRE(unlink((a + "/new").c_str()) == 0);
+  REQUIRE(wait_until([&] { return access((b + "/new").c_str(), F_OK) != 0; }, std::chrono::seconds(3)));
+}
+
+TEST_CASE("mount: a write-back failure is reported by fsync and close", "[fuse]") {
+  Cluster cluster(2);
+  cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  cluster.kill_chunkserver(0);
+  cluster.kill_chunkserver(1);
+  int fd = open((m + "/doomed").c_str(), O_WRONLY | O_CREAT, 0644);
+  REQUIRE(fd >= 0);
+  std::string data(1 << 20, 'x');
+  ssize_t n = write(fd, data.data(), data.size());  // accepted into the write-back buffer
+  REQUIRE(n == static_cast<ssize_t>(data.size()));
+  REQUIRE(fsync(fd) == -1);
+  REQUIRE(errno != 0);
+  close(fd);
+}
+
+TEST_CASE("mount: unknown volume and unreachable master are refused with no mount left", "[fuse]") {
+  Cluster cluster(1);
+  std::string dir = cluster.dir() + "/m";
+  fs::create_directories(dir);
+  std::string out;
+  std::string bin = std::string(KEELFS_BIN_DIR) + "/keelfs-mount";
+  REQUIRE(shell(bin + " --master " + cluster.master_address() + " --volume nope " + dir, &out) == 1);
+  REQUIRE(out.find("volume 'nope' does not exist") != std::string::npos);
+  REQUIRE(!is_mounted(dir));
+  REQUIRE(shell(bin + " --master 127.0.0.1:1 --volume nope " + dir, &out) == 1);
+  REQUIRE(out.find("127.0.0.1:1") != std::string::npos);
+  REQUIRE(!is_mounted(dir));
+}
+
+TEST_CASE("mount: unmount flushes and the data stays", "[fuse]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  std::string data = random_bytes(20 << 20, 8);
+  write_file(m + "/f", data);
+  cluster.unmount(m);
+  REQUIRE(!is_mounted(m));
+  std::string m2 = cluster.mount("v");
+  REQUIRE(read_file(m2 + "/f") == data);
+}
