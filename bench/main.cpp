@@ -85,7 +85,7 @@ Status bench_io(client::Client& c, uint64_t root, uint64_t size_mib) {
   auto t0 = Clock::now();
   for (uint64_t off = 0; off < size; off += buf.size())
     RETURN_IF_ERROR(c.write(file.inode(), off, buf.data(), std::min<uint64_t>(buf.size(), size - off)));
-  RETURN_IF_ERROR(c.flush(file.inode()));
+  RETURN_IF_ERROR(c.fsync(file.inode()));
   double write_s = seconds_since(t0);
   t0 = Clock::now();
   for (uint64_t off = 0; off < size;) {

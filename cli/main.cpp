@@ -194,7 +194,7 @@ Status cmd_put(Session& s, const std::string& local, const std::string& remote) 
     offset += n;
   }
   if (std::ferror(in)) return error(Code::kIOError, fmt::format("reading {} failed", local));
-  RETURN_IF_ERROR(s.c().flush(file.inode()));
+  RETURN_IF_ERROR(s.c().fsync(file.inode()));  // put returns once the file is durable
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << fmt::format("{}: {} bytes in {:.2f} s ({:.0f} MB/s)\n", remote, offset, secs,
                            secs > 0 ? offset / secs / 1e6 : 0.0);

@@ -218,21 +218,36 @@ Result<pb::Attr> truncate_to_zero(Mount& m, uint64_t ino) {
   return m.client().setattr(r);
 }
 
+// O_APPEND handles append at the end of the file as the master knows it (the kernel's idea
+// of the size may be stale when another mount appended), and bypass the page cache, which
+// would hold the bytes at the kernel's offset.
+constexpr uint64_t kAppendHandle = 1;
+void mark_append(fuse_file_info* fi) {
+  if (!(fi->flags & O_APPEND)) return;
+  fi->fh = kAppendHandle;
+  fi->direct_io = 1;
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Mount& m = mount_of(req);
   uint64_t id = m.to_master(ino);
   // Close-to-open: forget cached chunk locations and size, read them fresh.
   m.client().invalidate(id);
-  auto attr = m.client().getattr(id);
+  // The session holds the file until op_release, so an unlink meanwhile does not free it.
+  auto attr = m.client().open(id);
   if (!attr.ok()) return reply_status(req, attr.status());
-  if (attr->type() == pb::FT_DIRECTORY) return (void)fuse_reply_err(req, EISDIR);
   // With FUSE_CAP_ATOMIC_O_TRUNC the kernel leaves O_TRUNC of an existing file to us.
   if ((fi->flags & O_TRUNC) && attr->type() == pb::FT_REGULAR) {
     attr = truncate_to_zero(m, id);
-    if (!attr.ok()) return reply_status(req, attr.status());
+    if (!attr.ok()) {
+      (void)m.client().release(id);
+      return reply_status(req, attr.status());
+    }
   }
   fi->keep_cache = m.unchanged_since_last_open(id, attr->size(), attr->mtime_sec(), attr->mtime_nsec()) ? 1 : 0;
-  fuse_reply_open(req, fi);
+  mark_append(fi);
+  // -ENOENT: the open was interrupted and the kernel will send no release for it.
+  if (fuse_reply_open(req, fi) == -ENOENT) (void)m.client().release(id);
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -247,6 +262,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   r.set_gid(ctx->gid);
   r.set_exclusive(fi->flags & O_EXCL);
   r.set_truncate(fi->flags & O_TRUNC);
+  r.set_open(true);  // held until op_release, as by op_open
   auto attr = m.client().create(r);
   if (!attr.ok()) return reply_status(req, attr.status());
   fuse_entry_param e = {};
@@ -256,7 +272,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   e.attr_timeout = m.options().attr_timeout;
   e.entry_timeout = m.options().entry_timeout;
   m.unchanged_since_last_open(attr->inode(), attr->size(), attr->mtime_sec(), attr->mtime_nsec());
-  fuse_reply_create(req, &e, fi);
+  mark_append(fi);
+  if (fuse_reply_create(req, &e, fi) == -ENOENT) (void)m.client().release(attr->inode());
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -267,28 +284,38 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   fuse_reply_buf(req, buf.get(), *n);
 }
 
-void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
   Mount& m = mount_of(req);
   uint64_t id = m.to_master(ino);
   m.forget_cache_state(id);
-  Status st = m.client().write(id, static_cast<uint64_t>(off), buf, size);
+  Status st = fi->fh == kAppendHandle ? m.client().append(id, buf, size).status()
+                                      : m.client().write(id, static_cast<uint64_t>(off), buf, size);
   if (!st.ok()) return reply_status(req, st);
   fuse_reply_write(req, size);
 }
 
-void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Mount& m = mount_of(req);
-  reply_status(req, m.client().flush(m.to_master(ino)));
+  Status st = m.client().flush(m.to_master(ino));
+  Status unlocked = release_posix_locks(m, m.to_master(ino), fi->lock_owner);
+  reply_status(req, st.ok() ? unlocked : st);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Mount& m = mount_of(req);
-  reply_status(req, m.client().flush(m.to_master(ino)));
+  Status st = m.client().flush(m.to_master(ino));
+  if (fi->flock_release) {
+    Status unlocked = release_flock(m, m.to_master(ino), fi->lock_owner);
+    if (st.ok()) st = unlocked;
+  }
+  // Last: an orphan (unlinked while open) is freed here, after its data was flushed.
+  Status released = m.client().release(m.to_master(ino));
+  reply_status(req, st.ok() ? released : st);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   Mount& m = mount_of(req);
-  reply_status(req, m.client().flush(m.to_master(ino)));
+  reply_status(req, m.client().fsync(m.to_master(ino)));
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
@@ -442,7 +469,7 @@ void op_init(void*, fuse_conn_info* conn) {
   conn->max_read = kIoSize;
   conn->max_readahead = kIoSize;
   conn->want |= conn->capable & (FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS |
-                                 FUSE_CAP_ATOMIC_O_TRUNC);
+                                 FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
@@ -478,6 +505,9 @@ fuse_lowlevel_ops make_ops() {
   ops.getxattr = op_getxattr;
   ops.listxattr = op_listxattr;
   ops.removexattr = op_removexattr;
+  ops.getlk = op_getlk;
+  ops.setlk = op_setlk;
+  ops.flock = op_flock;
   return ops;
 }
 
@@ -490,6 +520,16 @@ bool Mount::unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime
               it->second.mtime_nsec == mtime_nsec;
   seen_[ino] = Seen{size, mtime_sec, mtime_nsec};
   return same;
+}
+
+void Mount::note_posix_lock(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  posix_locked_[ino] = true;
+}
+
+bool Mount::may_hold_posix_locks(uint64_t ino) {
+  std::lock_guard lock(mu_);
+  return posix_locked_.count(ino) != 0;
 }
 
 void Mount::forget_cache_state(uint64_t ino) {

@@ -37,6 +37,10 @@ class Mount {
   // Writes through this mount invalidate its cached pages for the next open.
   void forget_cache_state(uint64_t ino);
 
+  // Files this mount took fcntl locks on: only their close needs a trip to the master.
+  void note_posix_lock(uint64_t ino);
+  bool may_hold_posix_locks(uint64_t ino);
+
  private:
   struct Seen {
     uint64_t size;
@@ -48,7 +52,16 @@ class Mount {
   MountOptions options_;
   std::mutex mu_;
   std::unordered_map<uint64_t, Seen> seen_;
+  std::unordered_map<uint64_t, bool> posix_locked_;
 };
+
+// fuse_locks.cpp: flock and fcntl locks, kept by the master.
+void op_getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock);
+void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep);
+void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op);
+// close() drops the closing owner's fcntl locks; the last close of a file its flock.
+Status release_posix_locks(Mount& m, uint64_t ino, uint64_t owner);
+Status release_flock(Mount& m, uint64_t ino, uint64_t owner);
 
 // The operation table; fuse_session_new() gets it with a Mount* as userdata.
 const fuse_lowlevel_ops& operations();

@@ -45,6 +45,7 @@ struct Client::Impl {
     std::vector<std::pair<uint64_t, uint64_t>> sending;  // [offset, end) of runs on their way
     uint64_t sending_bytes = 0;
     Status error;  // the first write-back failure; the next flush (fsync, close) reports it
+    std::map<uint64_t, pb::ChunkInfo> unsynced;  // chunk index -> chain: flushed, not yet fsynced
     std::vector<std::shared_ptr<Event>> waiters;  // woken whenever a run lands
 
     bool idle() const { return buf.empty() && sending.empty(); }
@@ -290,7 +291,29 @@ struct Client::Impl {
     co_return Status::Ok();
   }
 
-  awaitable<Status> sync_chunk(const pb::ChunkInfo& c) {
+  awaitable<Result<uint64_t>> append(uint64_t ino, const char* data, size_t len) {
+    FilePtr fs = file(ino);
+    co_await drain(ino, fs);  // this client's earlier writes go first
+    pb::AppendReq req;
+    req.set_inode(ino);
+    req.set_length(len);
+    CO_ASSIGN_OR_RETURN(pb::AppendResp resp, co_await ask<pb::AppendResp>(pb::APPEND, req));
+    CO_RETURN_IF_ERROR(co_await write_range(ino, resp.offset(), data, len));
+    fs->located.reset();
+    fs->pending_size = std::max(fs->pending_size, resp.offset() + len);
+    co_return resp.offset();
+  }
+
+  // CHUNK_SYNC down the chain; with a fresh chain and ticket from the master when the
+  // held ones no longer work (expired ticket, a replica gone).
+  awaitable<Status> sync_chunk(uint64_t ino, uint64_t index, pb::ChunkInfo info) {
+    Status st = co_await sync_chain(info);
+    if (st.ok() || !worth_retry(st)) co_return st;
+    CO_ASSIGN_OR_RETURN(Lease lease, co_await get_lease(ino, index, ~0ull));
+    co_return co_await sync_chain(lease.info);
+  }
+
+  awaitable<Status> sync_chain(const pb::ChunkInfo& c) {
     pb::ChunkSyncReq req;
     req.set_chunk_id(c.chunk_id());
     req.set_version(c.version());
@@ -301,7 +324,11 @@ struct Client::Impl {
     co_return r.ok() ? Status::Ok() : r.status();
   }
 
-  awaitable<Status> flush(uint64_t ino) {
+  // Makes the file's writes visible to every client: they land on the chunkservers and the
+  // master records the new size. With `durable`, every chunk written since the last durable
+  // flush is synced to disk on all its replicas first (fsync); without, the bytes may still
+  // be in the chunkservers' page cache (close), as on a local file system.
+  awaitable<Status> flush(uint64_t ino, bool durable) {
     auto it = files.find(ino);
     if (it == files.end()) co_return Status::Ok();
     FilePtr fs = it->second;
@@ -315,16 +342,20 @@ struct Client::Impl {
       fs->pending_size = 0;
       co_return error(st.code(), fmt::format("writing inode {} failed: {}", ino, st.message()));
     }
-    if (fs->dirty_len.empty()) co_return Status::Ok();
     std::map<uint64_t, uint64_t> dirty = std::move(fs->dirty_len);
     std::map<uint64_t, Lease> leases = std::move(fs->leases);
     uint64_t size = fs->pending_size;
     fs->dirty_len.clear();
     fs->leases.clear();
-    std::vector<awaitable<Status>> syncs;
-    for (auto& [index, len] : dirty) syncs.push_back(sync_chunk(leases[index].info));
-    for (Status& st : co_await when_all(std::move(syncs)))
-      if (!st.ok()) co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
+    for (auto& [index, len] : dirty) fs->unsynced[index] = leases[index].info;
+    if (durable && !fs->unsynced.empty()) {
+      std::map<uint64_t, pb::ChunkInfo> to_sync = std::move(fs->unsynced);
+      fs->unsynced.clear();
+      std::vector<awaitable<Status>> syncs;
+      for (auto& [index, info] : to_sync) syncs.push_back(sync_chunk(ino, index, info));
+      for (Status& st : co_await when_all(std::move(syncs)))
+        if (!st.ok()) co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
+    }
     for (auto& [index, len] : dirty) {
       pb::WriteEndReq req;
       req.set_inode(ino);
@@ -334,8 +365,8 @@ struct Client::Impl {
       CO_RETURN_IF_ERROR(co_await ask_status(pb::WRITE_END, req));
     }
     // The master has the size now; a later write starts counting afresh.
-    if (fs->idle() && fs->dirty_len.empty() && fs->pending_size == size) fs->pending_size = 0;
-    fs->located.reset();
+    if (!dirty.empty() && fs->idle() && fs->dirty_len.empty() && fs->pending_size == size) fs->pending_size = 0;
+    if (!dirty.empty()) fs->located.reset();
     co_return Status::Ok();
   }
 
@@ -480,6 +511,18 @@ Result<pb::Attr> Client::getattr(uint64_t ino) {
   pb::GetattrReq req;
   req.set_inode(ino);
   return impl_->run(impl_->ask_attr(pb::GETATTR, req));
+}
+
+Result<pb::Attr> Client::open(uint64_t ino) {
+  pb::OpenReq req;
+  req.set_inode(ino);
+  return impl_->run(impl_->ask_attr(pb::OPEN, req));
+}
+
+Status Client::release(uint64_t ino) {
+  pb::OpenReq req;
+  req.set_inode(ino);
+  return impl_->run(impl_->ask_status(pb::RELEASE, req));
 }
 
 Result<pb::Attr> Client::resolve(uint64_t root, const std::string& path) {
@@ -640,16 +683,23 @@ Status Client::write(uint64_t ino, uint64_t offset, const char* data, size_t len
   return impl_->run(impl_->write(ino, offset, data, len));
 }
 
-Status Client::flush(uint64_t ino) { return impl_->run(impl_->flush(ino)); }
+Status Client::flush(uint64_t ino) { return impl_->run(impl_->flush(ino, false)); }
+
+Result<uint64_t> Client::append(uint64_t ino, const char* data, size_t len) {
+  return impl_->run(impl_->append(ino, data, len));
+}
+
+Status Client::fsync(uint64_t ino) { return impl_->run(impl_->flush(ino, true)); }
 
 Status Client::flush_all() {
   return impl_->run([](Impl* impl) -> awaitable<Status> {
     std::vector<uint64_t> inodes;
     for (auto& [ino, state] : impl->files)
-      if (!state->dirty_len.empty() || !state->idle() || !state->error.ok()) inodes.push_back(ino);
+      if (!state->dirty_len.empty() || !state->idle() || !state->error.ok() || !state->unsynced.empty())
+        inodes.push_back(ino);
     Status first;
     for (uint64_t ino : inodes) {
-      Status st = co_await impl->flush(ino);
+      Status st = co_await impl->flush(ino, true);
       if (!st.ok() && first.ok()) first = st;
     }
     co_return first;
@@ -662,6 +712,12 @@ void Client::invalidate(uint64_t ino) {
     if (it != impl->files.end()) it->second->located.reset();
     co_return 0;
   }(impl_.get(), ino));
+}
+
+Status Client::lock(const pb::LockReq& req) { return impl_->run(impl_->ask_status(pb::LOCK, req)); }
+
+Result<pb::LockResp> Client::test_lock(const pb::LockReq& req) {
+  return impl_->run(impl_->ask<pb::LockResp>(pb::GETLK, req));
 }
 
 Result<pb::ChunkLocateResp> Client::locate(uint64_t ino) { return impl_->run(impl_->locate(ino)); }

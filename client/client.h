@@ -7,8 +7,8 @@
 // the work runs on the client's own network thread.
 //
 // Writes are write-back: write() buffers the bytes and sends them through the chains in
-// the background; flush() waits until they landed on every replica, makes them durable
-// and records the new size at the master. A write-back failure is returned by the next
+// the background; flush() waits until they landed on every replica and records the new
+// size at the master; fsync() also makes them durable on disk first. A write-back failure is returned by the next
 // flush() (the FUSE mount's fsync and close) and by later writes, never dropped.
 // Reads through the same Client see its own writes.
 #pragma once
@@ -47,6 +47,11 @@ class Client {
   // ---- namespace
   Result<pb::Attr> lookup(uint64_t parent, const std::string& name);
   Result<pb::Attr> getattr(uint64_t ino);
+  // Holds the file open for this client's session until release(): a file that loses its
+  // last name meanwhile stays readable and writable (the mount's open and release; a
+  // create with req.open holds the new file the same way).
+  Result<pb::Attr> open(uint64_t ino);
+  Status release(uint64_t ino);
   // Resolves "/a/b/c" below `root` (symlinks are not followed).
   Result<pb::Attr> resolve(uint64_t root, const std::string& path);
   Result<pb::Attr> mkdir(uint64_t parent, const std::string& name, uint32_t mode, uint32_t uid = 0, uint32_t gid = 0);
@@ -76,15 +81,28 @@ class Client {
   Result<size_t> read(uint64_t ino, uint64_t offset, size_t len, char* out);
   // Writes through the replication chain of every chunk touched.
   Status write(uint64_t ino, uint64_t offset, const char* data, size_t len);
-  // Makes this client's writes of the file durable on every replica and records the new
-  // size at the master.
+  // O_APPEND: writes `len` bytes at the end of the file as the master sees it, so appends
+  // from several clients interleave whole and never overwrite each other. Returns the
+  // offset they went to. Synchronous: the bytes are on every replica when it returns.
+  Result<uint64_t> append(uint64_t ino, const char* data, size_t len);
+  // Makes this client's writes of the file visible to every client: landed on every
+  // replica (possibly still in the chunkservers' page cache) and the new size recorded at
+  // the master. This is close().
   Status flush(uint64_t ino);
-  // flush() of every file with pending writes (unmount, shutdown).
+  // flush() and durable: every chunk written since the last fsync is synced to disk on all
+  // its replicas before the size is recorded. This is fsync().
+  Status fsync(uint64_t ino);
+  // fsync() of every file with pending or unsynced writes (unmount, shutdown).
   Status flush_all();
   // Forgets cached chunk locations and sizes of the file (another client changed it).
   void invalidate(uint64_t ino);
   // Chunks of the file with their replicas (for `keelfs stat`).
   Result<pb::ChunkLocateResp> locate(uint64_t ino);
+
+  // ---- locks (held by this client's session at the master)
+  // WouldBlock when another owner holds a conflicting lock.
+  Status lock(const pb::LockReq& req);
+  Result<pb::LockResp> test_lock(const pb::LockReq& req);
 
   struct Impl;
 

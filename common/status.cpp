@@ -29,6 +29,7 @@ const char* code_name(Code code) {
     case Code::kNoData: return "NoData";
     case Code::kLoop: return "Loop";
     case Code::kTooManyLinks: return "TooManyLinks";
+    case Code::kWouldBlock: return "WouldBlock";
   }
   return "Unknown";
 }
@@ -58,6 +59,7 @@ int code_to_errno(Code code) {
     case Code::kNoData: return ENODATA;
     case Code::kLoop: return EINVAL;
     case Code::kTooManyLinks: return EMLINK;
+    case Code::kWouldBlock: return EAGAIN;
   }
   return EIO;
 }

@@ -34,8 +34,9 @@ enum class Code : unsigned {
   kNoData = 20,      // e.g. missing xattr
   kLoop = 21,        // directory into its own subtree
   kTooManyLinks = 22,
+  kWouldBlock = 23,  // a lock is held by someone else
 };
-constexpr unsigned kMaxCode = 22;
+constexpr unsigned kMaxCode = 23;
 
 const char* code_name(Code code);
 // The errno a POSIX caller should see for this code (FUSE replies, CLI exit messages).

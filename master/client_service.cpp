@@ -40,7 +40,6 @@ uint64_t chunk_lock_key(uint64_t ino, uint64_t index) { return (ino << 24) ^ ind
   const Type& var = *var##_parsed
 
 awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
-  (void)conn;
   std::vector<FreedChunk> freed;
   switch (frame.header.msg_type()) {
     case pb::MOUNT: {
@@ -65,7 +64,22 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::CREATE: {
       PARSE_OR_REPLY(pb::CreateReq, req);
-      Reply r = attr_reply(ns_->create(req, &freed));
+      auto attr = ns_->create(req, &freed);
+      if (attr.ok() && req.open()) {
+        if (conn->tag == 0) conn->tag = next_session_++;
+        ns_->hold_open(conn->tag, attr->inode());
+      }
+      delete_chunks(freed);
+      co_return co_await durable(attr_reply(attr));
+    }
+    case pb::OPEN: {
+      PARSE_OR_REPLY(pb::OpenReq, req);
+      if (conn->tag == 0) conn->tag = next_session_++;
+      co_return co_await durable(attr_reply(ns_->open(conn->tag, req.inode())));
+    }
+    case pb::RELEASE: {
+      PARSE_OR_REPLY(pb::OpenReq, req);
+      Reply r = status_reply(ns_->release(conn->tag, req.inode(), &freed));
       delete_chunks(freed);
       co_return co_await durable(std::move(r));
     }
@@ -141,6 +155,14 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       PARSE_OR_REPLY(pb::ChunkLocateReq, req);
       co_return co_await chunk_locate(req);
     }
+    case pb::APPEND: {
+      PARSE_OR_REPLY(pb::AppendReq, req);
+      auto offset = ns_->reserve_append(req.inode(), req.length());
+      if (!offset.ok()) co_return reply_error(offset.status());
+      pb::AppendResp resp;
+      resp.set_offset(*offset);
+      co_return co_await durable(reply_ok(resp));
+    }
     case pb::WRITE_END: {
       PARSE_OR_REPLY(pb::WriteEndReq, req);
       co_return co_await durable(attr_reply(ns_->write_end(req)));
@@ -163,12 +185,33 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::CS_LIST:
       co_return cs_list();
+    case pb::LOCK: {
+      PARSE_OR_REPLY(pb::LockReq, req);
+      if (conn->tag == 0) conn->tag = next_session_++;
+      co_return status_reply(locks_.set(conn->tag, req));
+    }
+    case pb::GETLK: {
+      PARSE_OR_REPLY(pb::LockReq, req);
+      if (conn->tag == 0) conn->tag = next_session_++;
+      co_return reply_ok(locks_.test(conn->tag, req));
+    }
     default:
       co_return reply_error(
           error(Code::kNotSupported, fmt::format("message type {} is not served on the client port", frame.header.msg_type())));
   }
 }
 #undef PARSE_OR_REPLY
+
+void Master::client_closed(ConnectionPtr conn) {
+  // A session that ends (unmount, crash, network loss) keeps no file locked.
+  if (conn->tag == 0) return;
+  locks_.release_session(conn->tag);
+  // ...and holds no file open: the orphans only it held go now.
+  std::vector<FreedChunk> freed;
+  Status st = ns_->release_session(conn->tag, &freed);
+  if (!st.ok()) spdlog::error("session {}: releasing its open files: {}", conn->tag, st.to_string());
+  delete_chunks(freed);
+}
 
 awaitable<Reply> Master::durable(Reply reply) {
   Status st = co_await store_->durable();

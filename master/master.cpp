@@ -10,13 +10,18 @@ Master::~Master() = default;
 Result<std::pair<uint16_t, uint16_t>> Master::start() {
   ASSIGN_OR_RETURN(store_, MetaStore::open(config_.data_dir));
   ns_ = std::make_unique<Namespace>(*store_);
+  // Files unlinked while open stay until released; no session survives a restart. Their
+  // chunks are deleted when chunkservers report them, as chunks the namespace does not know.
+  std::vector<FreedChunk> orphan_chunks;
+  RETURN_IF_ERROR(ns_->drop_orphans(&orphan_chunks));
   for (const auto& v : store_->list_volumes()) volumes_[v.id()] = v;
   spdlog::info("metadata store {} opened: {} volumes", config_.data_dir, volumes_.size());
 
   ASSIGN_OR_RETURN(auto client_addr, parse_address(config_.listen));
   ASSIGN_OR_RETURN(auto cs_addr, parse_address(config_.cs_listen));
   client_server_ = std::make_unique<RpcServer>(
-      io_.get_executor(), [this](ConnectionPtr c, Frame f) { return serve_client(std::move(c), std::move(f)); });
+      io_.get_executor(), [this](ConnectionPtr c, Frame f) { return serve_client(std::move(c), std::move(f)); },
+      [this](ConnectionPtr c, const Status&) { client_closed(std::move(c)); });
   cs_server_ = std::make_unique<RpcServer>(
       io_.get_executor(), [this](ConnectionPtr c, Frame f) { return serve_chunkserver(std::move(c), std::move(f)); },
       [this](ConnectionPtr c, const Status& st) { chunkserver_closed(std::move(c), st); });

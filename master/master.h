@@ -12,6 +12,7 @@
 
 #include "common/async.h"
 #include "common/rpc.h"
+#include "master/locks.h"
 #include "master/namespace.h"
 #include "master/registry.h"
 #include "master/store.h"
@@ -49,6 +50,7 @@ class Master {
   // ---- cs_service.cpp
   awaitable<Reply> serve_chunkserver(ConnectionPtr conn, Frame frame);
   void chunkserver_closed(ConnectionPtr conn, const Status& reason);
+  void client_closed(ConnectionPtr conn);
   awaitable<void> check_reported_chunks(ChunkServer& cs, const google::protobuf::RepeatedPtrField<pb::ChunkReport>& chunks);
   // Tells every chunkserver holding a freed chunk to delete it (in the background).
   void delete_chunks(const std::vector<FreedChunk>& freed);
@@ -69,6 +71,8 @@ class Master {
   Registry registry_;
   std::unique_ptr<RpcServer> client_server_;
   std::unique_ptr<RpcServer> cs_server_;
+  LockTable locks_;         // flock and fcntl locks of the clients' sessions
+  uint64_t next_session_ = 1;
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
   std::map<uint64_t, pb::VolumeRecord> volumes_;  // by id
 };

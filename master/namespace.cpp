@@ -87,20 +87,32 @@ Status Namespace::drop_data_from(uint64_t ino, uint64_t first_index, Batch& batc
 Status Namespace::drop_link(pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed) {
   pb::Attr* a = rec.mutable_attr();
   uint32_t nlink = a->nlink();
-  if (is_dir(*a) || nlink <= 1) {
-    batch.delete_inode(a->inode());
-    RETURN_IF_ERROR(drop_data_from(a->inode(), 0, batch, freed));
-    std::vector<std::string> names;
-    RETURN_IF_ERROR(store_.list_xattrs(a->inode(), &names));
-    for (auto& n : names) batch.delete_xattr(a->inode(), n);
-    auto& u = store_.usage(a->volume_id());
-    u.set_files(u.files() > 0 ? u.files() - 1 : 0);
-    account_size(rec, a->size(), 0);
+  if (!is_dir(*a) && nlink > 1) {
+    a->set_nlink(nlink - 1);
+    touch_times(a, false, true);
+    batch.put_inode(rec);
     return Status::Ok();
   }
-  a->set_nlink(nlink - 1);
-  touch_times(a, false, true);
-  batch.put_inode(rec);
+  if (!is_dir(*a) && is_open(a->inode())) {
+    a->set_nlink(0);
+    touch_times(a, false, true);
+    batch.put_inode(rec);
+    batch.put_dentry(kOrphanDir, std::to_string(a->inode()), a->inode(), a->type());
+    return Status::Ok();
+  }
+  return drop_inode(rec, batch, freed);
+}
+
+Status Namespace::drop_inode(const pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed) {
+  const pb::Attr& a = rec.attr();
+  batch.delete_inode(a.inode());
+  RETURN_IF_ERROR(drop_data_from(a.inode(), 0, batch, freed));
+  std::vector<std::string> names;
+  RETURN_IF_ERROR(store_.list_xattrs(a.inode(), &names));
+  for (auto& n : names) batch.delete_xattr(a.inode(), n);
+  auto& u = store_.usage(a.volume_id());
+  u.set_files(u.files() > 0 ? u.files() - 1 : 0);
+  account_size(rec, a.size(), 0);
   return Status::Ok();
 }
 

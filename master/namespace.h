@@ -8,8 +8,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -22,6 +25,9 @@ constexpr uint64_t kChunkSize = 64ull << 20;
 constexpr size_t kMaxNameLength = 255;
 constexpr uint32_t kMaxGoal = 9;
 constexpr uint32_t kMaxLinks = 65000;
+// Orphans (files unlinked while open) are listed as entries of this directory number,
+// which no inode has, named by their inode number: a restart finds and frees them.
+constexpr uint64_t kOrphanDir = 0;
 
 // A chunk the caller should delete from its chunkservers (the metadata is already gone).
 struct FreedChunk {
@@ -73,6 +79,23 @@ class Namespace {
   // (the service does that first, see tail_chunk_for_truncate()).
   Result<pb::Attr> setattr(const pb::SetattrReq& req, std::vector<FreedChunk>* freed);
 
+  // ---- open files (ops/open.cpp)
+  // A session (one client connection) holds a file open from open() to release(). When a
+  // file loses its last name while some session holds it, it stays as an orphan (nlink 0,
+  // no name) that can still be read, written and stat'ed, and goes with the last release,
+  // as POSIX wants of unlink and of rename over a file. Who holds what is kept in memory:
+  // sessions do not outlive the master.
+  Result<pb::Attr> open(uint64_t session, uint64_t ino);
+  // After a create that opened the file. REQUIRES: the inode exists.
+  void hold_open(uint64_t session, uint64_t ino);
+  // One open() of the session ends; an orphan nobody holds any more is freed.
+  Status release(uint64_t session, uint64_t ino, std::vector<FreedChunk>* freed);
+  // The session ended (unmount, crash, lost connection): every open of it ends.
+  Status release_session(uint64_t session, std::vector<FreedChunk>* freed);
+  // At start-up no session holds anything: frees the orphans a previous run left.
+  Status drop_orphans(std::vector<FreedChunk>* freed);
+  bool is_open(uint64_t ino) const { return open_count_.count(ino) != 0; }
+
   // ---- xattrs (ops/xattr.cpp)
   Status setxattr(const pb::SetxattrReq& req);
   Result<std::string> getxattr(uint64_t ino, const std::string& name);
@@ -86,6 +109,9 @@ class Namespace {
   Result<ChunkRef> add_chunk(uint64_t ino, uint64_t index, uint64_t chunk_id);
   // Records that the chunk's replicas now carry `version` (and, when truncated, `length`).
   Status set_chunk_version(uint64_t chunk_id, uint32_t version, std::optional<uint64_t> length);
+  // O_APPEND: the file grows by `length` at once; returns where those bytes go. Appends
+  // from several clients thus never overlap.
+  Result<uint64_t> reserve_append(uint64_t ino, uint64_t length);
   // After a write: the file is at least file_size long, the chunk at least chunk_length.
   Result<pb::Attr> write_end(const pb::WriteEndReq& req);
   // Attributes and the chunks of [first, first + count) (count 0 = all), without replicas.
@@ -104,11 +130,20 @@ class Namespace {
   pb::InodeRecord new_inode(pb::FileType type, uint32_t mode, uint32_t uid, uint32_t gid, const pb::InodeRecord& parent);
   // Drops a file's data: extents and chunk records, adding the chunks to `freed`.
   Status drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch, std::vector<FreedChunk>* freed);
-  // nlink - 1; deletes the inode and its data when no link is left.
+  // nlink - 1; deletes the inode and its data when no link is left, unless a session
+  // holds the file open: then it becomes an orphan (see open()).
   Status drop_link(pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed);
+  // Deletes the inode with its data and xattrs, and takes it out of the volume's usage.
+  Status drop_inode(const pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed);
+  // `count` opens of the session end.
+  Status release_opens(uint64_t session, uint64_t ino, uint32_t count, std::vector<FreedChunk>* freed);
+  // Frees the inode if it is an orphan.
+  Status drop_if_orphan(uint64_t ino, std::vector<FreedChunk>* freed);
   void account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size);
 
   MetaStore& store_;
+  std::map<std::pair<uint64_t, uint64_t>, uint32_t> opens_;  // (session, inode) -> open count
+  std::unordered_map<uint64_t, uint32_t> open_count_;        // inode -> opens of all sessions
 };
 
 // Shared by ops.

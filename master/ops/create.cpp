@@ -87,6 +87,7 @@ Result<pb::Attr> Namespace::link(const pb::LinkReq& req) {
   RETURN_IF_ERROR(check_name(req.new_name()));
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(req.inode()));
   if (is_dir(rec.attr())) return error(Code::kPermissionDenied, "hard links to directories are not allowed");
+  if (rec.attr().nlink() == 0) return error(Code::kNotFound, fmt::format("inode {} was unlinked", req.inode()));
   if (rec.attr().nlink() >= kMaxLinks) return error(Code::kTooManyLinks, fmt::format("inode {} has too many links", req.inode()));
   ASSIGN_OR_RETURN(pb::InodeRecord parent, dir_inode(req.new_parent()));
   if (parent.attr().volume_id() != rec.attr().volume_id())

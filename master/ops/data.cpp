@@ -59,6 +59,20 @@ Status Namespace::set_chunk_version(uint64_t chunk_id, uint32_t version, std::op
   return store_.commit(batch);
 }
 
+Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length) {
+  ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
+  if (rec.attr().type() != pb::FT_REGULAR) return error(Code::kInvalidArgument, fmt::format("inode {} is not a regular file", ino));
+  pb::Attr* a = rec.mutable_attr();
+  uint64_t offset = a->size();
+  account_size(rec, offset, offset + length);
+  a->set_size(offset + length);
+  touch_times(a, true, true);
+  Batch batch = store_.batch();
+  batch.put_inode(rec);
+  RETURN_IF_ERROR(store_.commit(batch));
+  return offset;
+}
+
 Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req) {
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(req.inode()));
   Batch batch = store_.batch();

@@ -206,6 +206,16 @@ void Cluster::unmount(const std::string& mountpoint) {
   }
 }
 
+void Cluster::kill_mount(const std::string& mountpoint) {
+  for (auto it = mounts_.begin(); it != mounts_.end(); ++it) {
+    if (it->first != mountpoint) continue;
+    it->second.kill_now(SIGKILL);
+    shell("fusermount3 -u -z " + mountpoint);
+    mounts_.erase(it);
+    return;
+  }
+}
+
 bool is_mounted(const std::string& path) {
   std::ifstream in("/proc/mounts");
   std::string dev, point, rest;
@@ -282,7 +292,7 @@ uint64_t put_file(client::Client& c, uint64_t parent, const std::string& name, c
     INFO(st.to_string());
     REQUIRE(st.ok());
   }
-  Status st = c.flush(attr->inode());
+  Status st = c.fsync(attr->inode());
   INFO(st.to_string());
   REQUIRE(st.ok());
   return attr->inode();

@@ -65,6 +65,8 @@ class Cluster {
   // stopped with the Cluster.
   std::string mount(const std::string& volume, const std::vector<std::string>& extra_args = {});
   void unmount(const std::string& mountpoint);
+  // SIGKILLs the mount's process (a pod that died) and detaches the dead mount.
+  void kill_mount(const std::string& mountpoint);
 
  private:
   void start_master();

@@ -1,0 +1,113 @@
+// flock and fcntl locks through the master, so they exclude each other between mounts.
+// A blocking request (F_SETLKW, flock without LOCK_NB) asks again until it gets the lock or
+// the caller is interrupted; the master never parks a request.
+#include <sys/file.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "client-fuse/fuse_ops.h"
+
+namespace keelfs::fuse {
+namespace {
+
+constexpr uint64_t kToEnd = ~0ull;
+
+Mount& mount_of(fuse_req_t req) { return *static_cast<Mount*>(fuse_req_userdata(req)); }
+
+pb::LockType lock_type(short l_type) {
+  if (l_type == F_RDLCK) return pb::LT_READ;
+  if (l_type == F_WRLCK) return pb::LT_WRITE;
+  return pb::LT_UNLOCK;
+}
+
+pb::LockReq posix_req(Mount& m, fuse_ino_t ino, fuse_file_info* fi, const struct flock* lock) {
+  pb::LockReq r;
+  r.set_inode(m.to_master(ino));
+  r.set_owner(fi->lock_owner);
+  r.set_kind(pb::LK_POSIX);
+  r.set_type(lock_type(lock->l_type));
+  r.set_start(static_cast<uint64_t>(lock->l_start));
+  r.set_end(lock->l_len == 0 ? kToEnd : static_cast<uint64_t>(lock->l_start + lock->l_len - 1));
+  r.set_pid(static_cast<uint32_t>(lock->l_pid));
+  return r;
+}
+
+// Takes the lock; when `wait`, retries until granted or the request is interrupted.
+void acquire(fuse_req_t req, Mount& m, const pb::LockReq& r, bool wait) {
+  auto delay = std::chrono::milliseconds(10);
+  for (;;) {
+    Status st = m.client().lock(r);
+    if (!st.is(Code::kWouldBlock) || !wait) {
+      fuse_reply_err(req, st.ok() ? 0 : code_to_errno(st.code()));
+      return;
+    }
+    if (fuse_req_interrupted(req)) {
+      fuse_reply_err(req, EINTR);
+      return;
+    }
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace
+
+void op_getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) {
+  Mount& m = mount_of(req);
+  auto held = m.client().test_lock(posix_req(m, ino, fi, lock));
+  if (!held.ok()) return (void)fuse_reply_err(req, code_to_errno(held.status().code()));
+  if (held->type() == pb::LT_UNLOCK) {
+    lock->l_type = F_UNLCK;
+  } else {
+    lock->l_type = held->type() == pb::LT_READ ? F_RDLCK : F_WRLCK;
+    lock->l_whence = SEEK_SET;
+    lock->l_start = static_cast<off_t>(held->start());
+    lock->l_len = held->end() == kToEnd ? 0 : static_cast<off_t>(held->end() - held->start() + 1);
+    lock->l_pid = static_cast<pid_t>(held->pid());
+  }
+  fuse_reply_lock(req, lock);
+}
+
+void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep) {
+  Mount& m = mount_of(req);
+  pb::LockReq r = posix_req(m, ino, fi, lock);
+  if (r.type() != pb::LT_UNLOCK) m.note_posix_lock(r.inode());
+  acquire(req, m, r, sleep != 0);
+}
+
+void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
+  Mount& m = mount_of(req);
+  pb::LockReq r;
+  r.set_inode(m.to_master(ino));
+  r.set_owner(fi->lock_owner);
+  r.set_kind(pb::LK_FLOCK);
+  int what = op & (LOCK_SH | LOCK_EX | LOCK_UN);
+  r.set_type(what == LOCK_SH ? pb::LT_READ : what == LOCK_EX ? pb::LT_WRITE : pb::LT_UNLOCK);
+  r.set_end(kToEnd);
+  acquire(req, m, r, (op & LOCK_NB) == 0);
+}
+
+Status release_posix_locks(Mount& m, uint64_t ino, uint64_t owner) {
+  if (!m.may_hold_posix_locks(ino)) return Status::Ok();
+  pb::LockReq r;
+  r.set_inode(ino);
+  r.set_owner(owner);
+  r.set_kind(pb::LK_POSIX);
+  r.set_type(pb::LT_UNLOCK);
+  r.set_end(kToEnd);
+  return m.client().lock(r);
+}
+
+Status release_flock(Mount& m, uint64_t ino, uint64_t owner) {
+  pb::LockReq r;
+  r.set_inode(ino);
+  r.set_owner(owner);
+  r.set_kind(pb::LK_FLOCK);
+  r.set_type(pb::LT_UNLOCK);
+  r.set_end(kToEnd);
+  return m.client().lock(r);
+}
+
+}  // namespace keelfs::fuse
