@@ -240,14 +240,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if ((fi->flags & O_TRUNC) && attr->type() == pb::FT_REGULAR) {
     attr = truncate_to_zero(m, id);
     if (!attr.ok()) {
-      (void)m.client().release(id);
+      m.client().release(id);
       return reply_status(req, attr.status());
     }
   }
   fi->keep_cache = m.unchanged_since_last_open(id, attr->size(), attr->mtime_sec(), attr->mtime_nsec()) ? 1 : 0;
   mark_append(fi);
   // -ENOENT: the open was interrupted and the kernel will send no release for it.
-  if (fuse_reply_open(req, fi) == -ENOENT) (void)m.client().release(id);
+  if (fuse_reply_open(req, fi) == -ENOENT) m.client().release(id);
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -273,7 +273,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   e.entry_timeout = m.options().entry_timeout;
   m.unchanged_since_last_open(attr->inode(), attr->size(), attr->mtime_sec(), attr->mtime_nsec());
   mark_append(fi);
-  if (fuse_reply_create(req, &e, fi) == -ENOENT) (void)m.client().release(attr->inode());
+  if (fuse_reply_create(req, &e, fi) == -ENOENT) m.client().release(attr->inode());
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -309,8 +309,8 @@ void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (st.ok()) st = unlocked;
   }
   // Last: an orphan (unlinked while open) is freed here, after its data was flushed.
-  Status released = m.client().release(m.to_master(ino));
-  reply_status(req, st.ok() ? released : st);
+  m.client().release(m.to_master(ino));
+  reply_status(req, st);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {

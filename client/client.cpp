@@ -519,10 +519,14 @@ Result<pb::Attr> Client::open(uint64_t ino) {
   return impl_->run(impl_->ask_attr(pb::OPEN, req));
 }
 
-Status Client::release(uint64_t ino) {
-  pb::OpenReq req;
-  req.set_inode(ino);
-  return impl_->run(impl_->ask_status(pb::RELEASE, req));
+void Client::release(uint64_t ino) {
+  auto send = [](Impl* impl, uint64_t ino) -> awaitable<void> {
+    pb::OpenReq req;
+    req.set_inode(ino);
+    Status st = co_await impl->ask_status(pb::RELEASE, req);
+    if (!st.ok()) spdlog::warn("release of inode {}: {}", ino, st.message());
+  };
+  asio::co_spawn(impl_->io, send(impl_.get(), ino), asio::detached);
 }
 
 Result<pb::Attr> Client::resolve(uint64_t root, const std::string& path) {

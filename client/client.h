@@ -51,7 +51,9 @@ class Client {
   // last name meanwhile stays readable and writable (the mount's open and release; a
   // create with req.open holds the new file the same way).
   Result<pb::Attr> open(uint64_t ino);
-  Status release(uint64_t ino);
+  // Sent without waiting for the answer (a close need not wait for it); the master applies
+  // it in order with this client's later requests, so a following open or unlink is fine.
+  void release(uint64_t ino);
   // Resolves "/a/b/c" below `root` (symlinks are not followed).
   Result<pb::Attr> resolve(uint64_t root, const std::string& path);
   Result<pb::Attr> mkdir(uint64_t parent, const std::string& name, uint32_t mode, uint32_t uid = 0, uint32_t gid = 0);
