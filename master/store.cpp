@@ -95,6 +95,9 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir) {
   options.create_if_missing = true;
   options.create_missing_column_families = true;
   options.IncreaseParallelism(2);
+  // Every mutation waits for a WAL fdatasync. Writing over a recycled, already-sized log
+  // file spares each sync the file-size update in the file system's journal.
+  options.recycle_log_file_num = 4;
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   for (int i = 0; i < kNumCfs; ++i) descs.emplace_back(kCfNames[i], rocksdb::ColumnFamilyOptions());
   std::unique_ptr<MetaStore> store(new MetaStore());
