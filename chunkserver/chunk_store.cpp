@@ -165,6 +165,17 @@ struct Entry {
 };
 using EntryPtr = std::shared_ptr<Entry>;
 
+Status not_found(uint64_t id) { return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id)); }
+
+// OK when the entry still exists and is at `version`.
+// REQUIRES: e.mu held (shared or exclusive).
+Status check_current(const Entry& e, uint64_t id, uint32_t version) {
+  if (e.removed) return not_found(id);
+  if (e.version != version)
+    return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e.version, version));
+  return Status::Ok();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- ChunkRecord
@@ -368,9 +379,9 @@ Status ChunkStore::set_version(uint64_t id, uint32_t old_version, uint32_t new_v
   if (truncate_length && *truncate_length > kChunkSize)
     return error(Code::kInvalidArgument, fmt::format("truncate of chunk {:016x} to {} exceeds a chunk", id, *truncate_length));
   EntryPtr e = impl_->lookup(id);
-  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (!e) return not_found(id);
   std::unique_lock lk(e->mu);
-  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (e->removed) return not_found(id);
   if (e->version == new_version && (!truncate_length || *truncate_length == e->length)) return Status::Ok();
   if (e->version != old_version)
     return error(Code::kStaleVersion,
@@ -427,11 +438,9 @@ Status ChunkStore::write(uint64_t id, uint32_t version, uint64_t offset, std::st
     return error(Code::kInvalidArgument, fmt::format("write of {} bytes at {} to chunk {:016x} exceeds {} bytes",
                                                      data.size(), offset, id, kChunkSize));
   EntryPtr e = impl_->lookup(id);
-  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (!e) return not_found(id);
   std::unique_lock lk(e->mu);
-  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
-  if (e->version != version)
-    return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e->version, version));
+  RETURN_IF_ERROR(check_current(*e, id, version));
   if (data.empty()) return Status::Ok();
   ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
 
@@ -474,11 +483,9 @@ Status ChunkStore::write(uint64_t id, uint32_t version, uint64_t offset, std::st
 Result<std::string> ChunkStore::read(uint64_t id, uint32_t version, uint64_t offset, uint64_t length,
                                      uint64_t* chunk_length) {
   EntryPtr e = impl_->lookup(id);
-  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (!e) return not_found(id);
   std::shared_lock lk(e->mu);
-  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
-  if (e->version != version)
-    return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e->version, version));
+  RETURN_IF_ERROR(check_current(*e, id, version));
   const uint64_t len = e->length;
   if (chunk_length) *chunk_length = len;
   if (offset >= len || length == 0) return std::string();
@@ -507,11 +514,9 @@ Result<std::string> ChunkStore::read(uint64_t id, uint32_t version, uint64_t off
 
 Status ChunkStore::sync(uint64_t id, uint32_t version) {
   EntryPtr e = impl_->lookup(id);
-  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (!e) return not_found(id);
   std::shared_lock lk(e->mu);
-  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
-  if (e->version != version)
-    return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e->version, version));
+  RETURN_IF_ERROR(check_current(*e, id, version));
   ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
   if (::fdatasync(f->fd) != 0) return io_error(fmt::format("fdatasync chunk {:016x}", id), errno);
   if (!e->dir_synced) {
@@ -525,9 +530,9 @@ Status ChunkStore::sync(uint64_t id, uint32_t version) {
 
 Status ChunkStore::remove(uint64_t id, uint32_t version) {
   EntryPtr e = impl_->lookup(id);
-  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (!e) return not_found(id);
   std::unique_lock lk(e->mu);
-  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (e->removed) return not_found(id);
   if (version != 0 && e->version != version)
     return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e->version, version));
   // Index first: a crash in between leaves an orphan file (wasted space), never an index
@@ -542,9 +547,9 @@ Status ChunkStore::remove(uint64_t id, uint32_t version) {
 
 Result<ChunkMeta> ChunkStore::stat(uint64_t id) const {
   EntryPtr e = impl_->lookup(id);
-  if (!e) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (!e) return not_found(id);
   std::shared_lock lk(e->mu);
-  if (e->removed) return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id));
+  if (e->removed) return not_found(id);
   return ChunkMeta{id, e->version, e->length};
 }
 

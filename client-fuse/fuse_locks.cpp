@@ -89,25 +89,23 @@ void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
   acquire(req, m, r, (op & LOCK_NB) == 0);
 }
 
+namespace {
+Status unlock_all(Mount& m, uint64_t ino, uint64_t owner, pb::LockKind kind) {
+  pb::LockReq r;
+  r.set_inode(ino);
+  r.set_owner(owner);
+  r.set_kind(kind);
+  r.set_type(pb::LT_UNLOCK);
+  r.set_end(kToEnd);
+  return m.client().lock(r);
+}
+}  // namespace
+
 Status release_posix_locks(Mount& m, uint64_t ino, uint64_t owner) {
   if (!m.may_hold_posix_locks(ino)) return Status::Ok();
-  pb::LockReq r;
-  r.set_inode(ino);
-  r.set_owner(owner);
-  r.set_kind(pb::LK_POSIX);
-  r.set_type(pb::LT_UNLOCK);
-  r.set_end(kToEnd);
-  return m.client().lock(r);
+  return unlock_all(m, ino, owner, pb::LK_POSIX);
 }
 
-Status release_flock(Mount& m, uint64_t ino, uint64_t owner) {
-  pb::LockReq r;
-  r.set_inode(ino);
-  r.set_owner(owner);
-  r.set_kind(pb::LK_FLOCK);
-  r.set_type(pb::LT_UNLOCK);
-  r.set_end(kToEnd);
-  return m.client().lock(r);
-}
+Status release_flock(Mount& m, uint64_t ino, uint64_t owner) { return unlock_all(m, ino, owner, pb::LK_FLOCK); }
 
 }  // namespace keelfs::fuse
