@@ -255,3 +255,25 @@ TEST_CASE("mount: O_APPEND from two mounts interleaves without losing records", 
   REQUIRE(next_a == kRecords);
   REQUIRE(next_b == kRecords);
 }
+
+TEST_CASE("mount: copy_file_range copies inside the volume", "[fuse]") {
+  Cluster cluster(2);
+  cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  std::string data = random_bytes((10 << 20) + 77, 3);
+  write_file(m + "/src", data);
+  int in = open((m + "/src").c_str(), O_RDONLY);
+  int out = open((m + "/dst").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(in >= 0);
+  REQUIRE(out >= 0);
+  off_t off_in = 100, off_out = 0;
+  size_t left = data.size() - 100;
+  while (left > 0) {
+    ssize_t n = copy_file_range(in, &off_in, out, &off_out, left, 0);
+    REQUIRE(n > 0);
+    left -= static_cast<size_t>(n);
+  }
+  REQUIRE(close(out) == 0);
+  close(in);
+  REQUIRE(read_file(m + "/dst") == data.substr(100));
+}
