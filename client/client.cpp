@@ -514,9 +514,18 @@ Result<pb::Attr> Client::getattr(uint64_t ino) {
 }
 
 Result<pb::Attr> Client::open(uint64_t ino) {
-  pb::OpenReq req;
-  req.set_inode(ino);
-  return impl_->run(impl_->ask_attr(pb::OPEN, req));
+  return impl_->run([](Impl* impl, uint64_t ino) -> awaitable<Result<pb::Attr>> {
+    pb::OpenReq req;
+    req.set_inode(ino);
+    CO_ASSIGN_OR_RETURN(pb::ChunkLocateResp resp, co_await impl->ask<pb::ChunkLocateResp>(pb::OPEN, req));
+    Impl::FilePtr fs = impl->file(ino);
+    // Fresh locations for the reads that follow (close-to-open); only when the file has no
+    // writes of this client in flight, whose chunks the answer may predate.
+    if (resp.all_chunks() && fs->idle() && fs->dirty_len.empty()) fs->located = resp;
+    pb::Attr attr = resp.attr();
+    impl->with_pending_size(&attr);
+    co_return attr;
+  }(impl_.get(), ino));
 }
 
 void Client::release(uint64_t ino) {

@@ -75,7 +75,9 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::OPEN: {
       PARSE_OR_REPLY(pb::OpenReq, req);
       if (conn->tag == 0) conn->tag = next_session_++;
-      co_return co_await durable(attr_reply(ns_->open(conn->tag, req.inode())));
+      auto attr = ns_->open(conn->tag, req.inode());
+      if (!attr.ok()) co_return reply_error(attr.status());
+      co_return co_await durable(reply_ok(open_reply(*attr)));
     }
     case pb::RELEASE: {
       PARSE_OR_REPLY(pb::OpenReq, req);
@@ -201,6 +203,23 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
   }
 }
 #undef PARSE_OR_REPLY
+
+// An open file's attributes and, for files of up to 16 chunks (1 GiB), where every chunk
+// is: the client's first read then goes straight to a chunkserver.
+pb::ChunkLocateResp Master::open_reply(const pb::Attr& attr) {
+  constexpr uint64_t kMaxChunks = 16;
+  pb::ChunkLocateResp resp;
+  if (attr.type() == pb::FT_REGULAR && attr.size() <= kMaxChunks * kChunkSize) {
+    auto located = ns_->locate(attr.inode(), 0, kMaxChunks + 1);
+    if (located.ok() && static_cast<uint64_t>(located->chunks_size()) <= kMaxChunks) {
+      resp = std::move(*located);
+      for (auto& info : *resp.mutable_chunks()) fill_replicas(&info, kRightRead);
+      resp.set_all_chunks(true);
+    }
+  }
+  *resp.mutable_attr() = attr;
+  return resp;
+}
 
 void Master::client_closed(ConnectionPtr conn) {
   // A session that ends (unmount, crash, network loss) keeps no file locked.
