@@ -297,7 +297,11 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
     if (chain.empty())
       co_return reply_error(error(Code::kUnavailable, fmt::format("no chunkserver could create chunk {:016x}", chunk_id)));
     auto ref = ns_->add_chunk(req.inode(), req.index(), chunk_id);
-    if (!ref.ok()) co_return reply_error(ref.status());
+    if (!ref.ok()) {
+      // The file went (or changed) while the copies were made: they belong to nothing.
+      for (ChunkServer* cs : chain) delete_copy(*cs, chunk_id, 1);
+      co_return reply_error(ref.status());
+    }
     info->set_chunk_id(chunk_id);
     info->set_version(1);
   } else {

@@ -140,6 +140,11 @@ uint64_t MetaStore::allocate_volume_id() {
   counters_dirty_ = true;
   return next_volume_++;
 }
+pb::UsageRecord MetaStore::usage_of(uint64_t volume_id) const {
+  auto it = usage_.find(volume_id);
+  return it == usage_.end() ? pb::UsageRecord() : it->second;
+}
+
 pb::UsageRecord& MetaStore::usage(uint64_t volume_id) {
   usage_dirty_.push_back(volume_id);
   return usage_[volume_id];

@@ -108,6 +108,7 @@ class MetaStore {
   uint64_t allocate_chunk_id();
   uint64_t allocate_volume_id();
   pb::UsageRecord& usage(uint64_t volume_id);  // marks it to be written
+  pb::UsageRecord usage_of(uint64_t volume_id) const;  // for reading only
 
  private:
   MetaStore() = default;

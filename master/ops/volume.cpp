@@ -70,7 +70,7 @@ pb::VolumeInfo Namespace::volume_info(const pb::VolumeRecord& rec) {
   info.set_goal(rec.goal());
   info.set_region(rec.region());
   info.set_created_unix(rec.created_unix());
-  const pb::UsageRecord& u = store_.usage(rec.id());
+  const pb::UsageRecord u = store_.usage_of(rec.id());
   info.set_logical_bytes(u.logical_bytes());
   info.set_files(u.files());
   info.set_chunks(u.chunks());
