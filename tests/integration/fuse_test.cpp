@@ -277,3 +277,21 @@ TEST_CASE("mount: copy_file_range copies inside the volume", "[fuse]") {
   close(in);
   REQUIRE(read_file(m + "/dst") == data.substr(100));
 }
+
+TEST_CASE("mount: carries on after the master is killed and restarted", "[fuse][restart]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  std::string before = random_bytes(3 << 20, 11);
+  write_file(m + "/before", before);
+  cluster.kill_master();
+  cluster.restart_master();
+  // The mount dials the master again by itself: old files read, new ones write.
+  REQUIRE(read_file(m + "/before") == before);
+  std::string after = random_bytes(2 << 20, 12);
+  write_file(m + "/after", after);
+  REQUIRE(read_file(m + "/after") == after);
+  REQUIRE(mkdir((m + "/dir").c_str(), 0755) == 0);
+  REQUIRE(rename((m + "/after").c_str(), (m + "/dir/after").c_str()) == 0);
+  REQUIRE(read_file(m + "/dir/after") == after);
+}
