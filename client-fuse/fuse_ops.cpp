@@ -231,9 +231,8 @@ void mark_append(fuse_file_info* fi) {
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Mount& m = mount_of(req);
   uint64_t id = m.to_master(ino);
-  // Close-to-open: forget cached chunk locations and size, read them fresh.
-  m.client().invalidate(id);
   // The session holds the file until op_release, so an unlink meanwhile does not free it.
+  // Close-to-open: open() also replaces the cached chunk locations and size.
   auto attr = m.client().open(id);
   if (!attr.ok()) return reply_status(req, attr.status());
   // With FUSE_CAP_ATOMIC_O_TRUNC the kernel leaves O_TRUNC of an existing file to us.

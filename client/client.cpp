@@ -519,8 +519,9 @@ Result<pb::Attr> Client::open(uint64_t ino) {
     req.set_inode(ino);
     CO_ASSIGN_OR_RETURN(pb::ChunkLocateResp resp, co_await impl->ask<pb::ChunkLocateResp>(pb::OPEN, req));
     Impl::FilePtr fs = impl->file(ino);
-    // Fresh locations for the reads that follow (close-to-open); only when the file has no
-    // writes of this client in flight, whose chunks the answer may predate.
+    // Close-to-open: what was cached goes; the answer's locations serve the reads that
+    // follow, unless this client has writes in flight whose chunks the answer may predate.
+    fs->located.reset();
     if (resp.all_chunks() && fs->idle() && fs->dirty_len.empty()) fs->located = resp;
     pb::Attr attr = resp.attr();
     impl->with_pending_size(&attr);

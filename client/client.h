@@ -49,7 +49,8 @@ class Client {
   Result<pb::Attr> getattr(uint64_t ino);
   // Holds the file open for this client's session until release(): a file that loses its
   // last name meanwhile stays readable and writable (the mount's open and release; a
-  // create with req.open holds the new file the same way).
+  // create with req.open holds the new file the same way). Like invalidate(), it drops
+  // the file's cached chunk locations and size (close-to-open).
   Result<pb::Attr> open(uint64_t ino);
   // Sent without waiting for the answer (a close need not wait for it); the master applies
   // it in order with this client's later requests, so a following open or unlink is fine.
