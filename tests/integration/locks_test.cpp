@@ -47,8 +47,15 @@ TEST_CASE("locks: a mount that dies releases its locks", "[fuse][locks]") {
   std::string a = cluster.mount("v");
   std::string b = cluster.mount("v");
   REQUIRE(shell("echo data > " + a + "/f") == 0);
-  // A background holder on A that never lets go by itself.
-  REQUIRE(shell("(flock -x " + a + "/f -c 'sleep 600' > /dev/null 2>&1 &)") == 0);
+  // A background holder on A that never lets go by itself, in its own process group so
+  // the test can end it (and its sleep) whatever happens.
+  std::string pid_file = cluster.dir() + "/holder.pid";
+  REQUIRE(shell("setsid sh -c 'echo $$ > " + pid_file + "; exec flock -x " + a + "/f sleep 600' > /dev/null 2>&1 &") == 0);
+  struct KillGroup {
+    std::string pid_file;
+    ~KillGroup() { shell("/bin/kill -9 -- -$(cat " + pid_file + ") 2>/dev/null"); }
+  } holder{pid_file};
+  REQUIRE(wait_until([&] { return !read_text_file(pid_file).empty(); }));
   REQUIRE(wait_until([&] { return shell("flock -n -x " + b + "/f -c true") == 1; }, std::chrono::seconds(5)));
   cluster.kill_mount(a);  // the pod is gone: its session ends, its locks with it
   REQUIRE(wait_until([&] { return shell("flock -n -x " + b + "/f -c true") == 0; }, std::chrono::seconds(10)));
