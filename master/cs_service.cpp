@@ -1,5 +1,7 @@
 // The master's side of its chunkservers: registration, chunk reports, heartbeats, and the
 // calls it makes to them (new chunks, version bumps, deletes).
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -51,6 +53,20 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
     default:
       co_return reply_error(error(Code::kNotSupported,
                                   fmt::format("message type {} is not served on the chunkserver port", frame.header.msg_type())));
+  }
+}
+
+awaitable<void> Master::liveness_loop() {
+  auto period = std::chrono::milliseconds(std::clamp<int64_t>(config_.cs_timeout_ms / 4, 50, 1000));
+  while (!stopping_) {
+    co_await sleep_for(period);
+    int64_t now = unix_ms();
+    for (ChunkServer* cs : registry_.servers()) {
+      if (!cs->alive || !cs->conn || now - cs->last_heartbeat_ms <= config_.cs_timeout_ms) continue;
+      // Closing the link makes it dead (chunkserver_closed); when the machine wakes up, its
+      // master link notices and registers again with its full chunk list.
+      cs->conn->close(error(Code::kTimeout, fmt::format("no heartbeat for {} ms", now - cs->last_heartbeat_ms)));
+    }
   }
 }
 

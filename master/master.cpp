@@ -29,10 +29,12 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   ASSIGN_OR_RETURN(uint16_t cs_port, cs_server_->listen(cs_addr.first, cs_addr.second));
   spdlog::info("serving clients on {}:{} and chunkservers on {}:{}", client_addr.first, client_port, cs_addr.first,
                cs_port);
+  asio::co_spawn(io_, liveness_loop(), asio::detached);
   return std::make_pair(client_port, cs_port);
 }
 
 void Master::stop() {
+  stopping_ = true;
   if (client_server_) client_server_->stop();
   if (cs_server_) cs_server_->stop();
 }

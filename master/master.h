@@ -25,6 +25,8 @@ struct MasterConfig {
   std::string cs_listen = "127.0.0.1:9521";  // chunkservers
   std::string cluster_secret;
   int64_t ticket_ttl_ms = 10 * 60 * 1000;
+  // A chunkserver silent for this long is declared dead (a hung machine keeps its socket).
+  int64_t cs_timeout_ms = 10 * 1000;
 };
 
 class Master {
@@ -52,6 +54,8 @@ class Master {
   awaitable<Reply> serve_chunkserver(ConnectionPtr conn, Frame frame);
   void chunkserver_closed(ConnectionPtr conn, const Status& reason);
   void client_closed(ConnectionPtr conn);
+  // Declares dead every chunkserver whose heartbeats stopped; runs until stop().
+  awaitable<void> liveness_loop();
   awaitable<void> check_reported_chunks(ChunkServer& cs, const google::protobuf::RepeatedPtrField<pb::ChunkReport>& chunks);
   // Tells every chunkserver holding a freed chunk to delete it (in the background).
   void delete_chunks(const std::vector<FreedChunk>& freed);
@@ -76,6 +80,7 @@ class Master {
   uint64_t next_session_ = 1;
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
   std::map<uint64_t, pb::VolumeRecord> volumes_;  // by id
+  bool stopping_ = false;
 };
 
 }  // namespace keelfs::master

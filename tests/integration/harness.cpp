@@ -129,7 +129,8 @@ void Cluster::start_master() {
                   "--listen", "127.0.0.1:" + std::to_string(client_port_),
                   "--cs-listen", "127.0.0.1:" + std::to_string(cs_port_),
                   "--secret-file", secret_file_,
-                  "--ready-file", ready};
+                  "--ready-file", ready,
+                  "--cs-timeout-ms", "3000"};
   master_.start();
   REQUIRE(wait_until([&] { return read_ports(ready).size() == 2; }));
   auto ports = read_ports(ready);
@@ -233,6 +234,7 @@ int shell(const std::string& command, std::string* out) {
 }
 
 void Cluster::kill_chunkserver(int i) { cs_[i].kill_now(SIGKILL); }
+void Cluster::signal_chunkserver(int i, int sig) { ::kill(cs_[i].pid, sig); }
 
 std::string Cluster::cs_data_dir(int i) const { return dir_ + "/cs" + std::to_string(i); }
 std::string Cluster::cs_log(int i) const { return dir_ + "/cs" + std::to_string(i) + ".log"; }

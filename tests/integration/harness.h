@@ -49,6 +49,7 @@ class Cluster {
   void kill_master();     // SIGKILL
   void restart_master();  // same ports and data; waits until every chunkserver re-registered
   void kill_chunkserver(int i);
+  void signal_chunkserver(int i, int sig);  // e.g. SIGSTOP / SIGCONT: a hung machine
   std::string cs_data_dir(int i) const;
   std::string cs_log(int i) const;
   std::string cs_address(int i) const { return cs_addresses_[i]; }
