@@ -168,6 +168,33 @@ Status cmd_cs_ls(Session& s, bool as_json) {
   return Status::Ok();
 }
 
+// Exit status for scripts: 0 every chunk at its goal, 1 some under or over, 2 some missing.
+Result<int> cmd_health(Session& s, bool as_json) {
+  ASSIGN_OR_RETURN(pb::HealthResp h, s.c().health());
+  int code = h.missing() > 0 ? 2 : (h.under_goal() > 0 || h.over_goal() > 0) ? 1 : 0;
+  if (as_json) {
+    json rows = json::array();
+    for (auto& r : h.rows()) rows.push_back({{"goal", r.goal()}, {"copies", r.copies()}, {"chunks", r.chunks()}});
+    json missing = json::array();
+    for (uint64_t id : h.missing_chunk_ids()) missing.push_back(fmt::format("{:016x}", id));
+    std::cout << json{{"chunks", h.chunks()},           {"missing", h.missing()},
+                      {"under_goal", h.under_goal()},   {"over_goal", h.over_goal()},
+                      {"servers_alive", h.servers_alive()}, {"servers_dead", h.servers_dead()},
+                      {"rows", rows},                   {"missing_chunk_ids", missing},
+                      {"status", code}}
+                     .dump(2)
+              << "\n";
+    return code;
+  }
+  std::cout << fmt::format("chunkservers: {} alive, {} dead\n", h.servers_alive(), h.servers_dead());
+  std::cout << fmt::format("chunks: {}  missing: {}  under goal: {}  over goal: {}\n", h.chunks(), h.missing(),
+                           h.under_goal(), h.over_goal());
+  std::cout << fmt::format("{:>6} {:>8} {:>10}\n", "GOAL", "COPIES", "CHUNKS");
+  for (auto& r : h.rows()) std::cout << fmt::format("{:>6} {:>8} {:>10}\n", r.goal(), r.copies(), r.chunks());
+  for (uint64_t id : h.missing_chunk_ids()) std::cout << fmt::format("missing chunk {:016x}\n", id);
+  return code;
+}
+
 Status cmd_put(Session& s, const std::string& local, const std::string& remote) {
   ASSIGN_OR_RETURN(Target t, parse_target(remote));
   FILE* in = local == "-" ? stdin : std::fopen(local.c_str(), "rb");
@@ -372,9 +399,11 @@ int main(int argc, char** argv) {
   auto* mkdir = app.add_subcommand("mkdir", "make a directory");
   mkdir->add_option("VOL:/PATH", a)->required();
   mkdir->add_flag("-p,--parents", parents, "make missing parents, no error if it exists");
+  auto* health = app.add_subcommand("health",
+                                    "chunks by valid copies vs goal; exit 0 all at goal, 1 under/over goal, 2 missing");
   auto* stat = app.add_subcommand("stat", "attributes of a file and where its chunks are");
   stat->add_option("VOL:/PATH", a)->required();
-  for (auto* sub : {volume, vcreate, vls, cs, csls, put, get, ls, rm, mkdir, stat}) sub->fallthrough();
+  for (auto* sub : {volume, vcreate, vls, cs, csls, put, get, ls, rm, mkdir, stat, health}) sub->fallthrough();
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::err);  // the library's warnings are for daemons' logs
@@ -391,6 +420,11 @@ int main(int argc, char** argv) {
     else if (*rm) st = cmd_rm(session, a);
     else if (*mkdir) st = cmd_mkdir(session, a, parents);
     else if (*stat) st = cmd_stat(session, a, as_json);
+    else if (*health) {
+      auto code = cmd_health(session, as_json);
+      if (code.ok()) return *code;
+      st = code.status();
+    }
   }
   if (!st.ok()) {
     std::fprintf(stderr, "keelfs: %s\n", st.message().c_str());

@@ -500,6 +500,8 @@ Result<std::vector<pb::CsInfo>> Client::cs_list() {
   return std::vector<pb::CsInfo>(r->servers().begin(), r->servers().end());
 }
 
+Result<pb::HealthResp> Client::health() { return impl_->run(impl_->ask<pb::HealthResp>(pb::HEALTH, pb::HealthReq())); }
+
 Result<pb::Attr> Client::lookup(uint64_t parent, const std::string& name) {
   pb::LookupReq req;
   req.set_parent(parent);

@@ -43,6 +43,7 @@ class Client {
   Result<pb::VolumeInfo> volume_create(const std::string& name, uint32_t goal, const std::string& region = "");
   Result<std::vector<pb::VolumeInfo>> volume_list();
   Result<std::vector<pb::CsInfo>> cs_list();
+  Result<pb::HealthResp> health();
 
   // ---- namespace
   Result<pb::Attr> lookup(uint64_t parent, const std::string& name);

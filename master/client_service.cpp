@@ -187,6 +187,8 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::CS_LIST:
       co_return cs_list();
+    case pb::HEALTH:
+      co_return health();
     case pb::LOCK: {
       PARSE_OR_REPLY(pb::LockReq, req);
       if (conn->tag == 0) conn->tag = next_session_++;
@@ -363,6 +365,38 @@ Reply Master::statfs(const pb::StatfsReq& req) {
   resp.set_used_bytes(info.logical_bytes());
   resp.set_files(info.files());
   resp.set_free_files(1ull << 40);
+  return reply_ok(resp);
+}
+
+Reply Master::health() {
+  std::map<std::pair<uint32_t, uint32_t>, uint64_t> counts;  // (goal, copies) -> chunks
+  pb::HealthResp resp;
+  Status st = store_->for_each_chunk([&](uint64_t id, const pb::ChunkRecord& rec) {
+    uint32_t copies = static_cast<uint32_t>(registry_.holders(id).size());
+    ++counts[{rec.goal(), copies}];
+    resp.set_chunks(resp.chunks() + 1);
+    if (copies == 0) {
+      resp.set_missing(resp.missing() + 1);
+      if (resp.missing_chunk_ids_size() < 100) resp.add_missing_chunk_ids(id);
+    } else if (copies < rec.goal()) {
+      resp.set_under_goal(resp.under_goal() + 1);
+    } else if (copies > rec.goal()) {
+      resp.set_over_goal(resp.over_goal() + 1);
+    }
+  });
+  if (!st.ok()) return reply_error(st);
+  for (auto& [key, n] : counts) {
+    pb::HealthRow* row = resp.add_rows();
+    row->set_goal(key.first);
+    row->set_copies(key.second);
+    row->set_chunks(n);
+  }
+  for (ChunkServer* cs : registry_.servers()) {
+    if (cs->alive)
+      resp.set_servers_alive(resp.servers_alive() + 1);
+    else
+      resp.set_servers_dead(resp.servers_dead() + 1);
+  }
   return reply_ok(resp);
 }
 

@@ -46,6 +46,7 @@ class Master {
   awaitable<Reply> mount(const pb::MountReq& req);
   Reply statfs(const pb::StatfsReq& req);
   Reply cs_list();
+  Reply health();
   pb::ChunkLocateResp open_reply(const pb::Attr& attr);
   // After a mutation: wait until it is durable, then answer `reply`.
   awaitable<Reply> durable(Reply reply);

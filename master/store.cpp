@@ -319,6 +319,16 @@ std::vector<pb::VolumeRecord> MetaStore::list_volumes() {
   return out;
 }
 
+Status MetaStore::for_each_chunk(const std::function<void(uint64_t, const pb::ChunkRecord&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kChunks]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    pb::ChunkRecord rec;
+    rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
+    fn(from_be64(it->key().data()), rec);
+  }
+  return from_rocks(it->status(), "listing chunks");
+}
+
 Result<std::optional<std::string>> MetaStore::get_xattr(uint64_t ino, const std::string& name) {
   std::string v;
   auto s = db_->Get({}, cfs_[kXattrs], key_name(ino, name), &v);

@@ -100,6 +100,8 @@ class MetaStore {
   Result<std::optional<pb::ChunkRecord>> get_chunk(uint64_t chunk_id);
   Result<std::optional<pb::VolumeRecord>> get_volume(const std::string& name);
   std::vector<pb::VolumeRecord> list_volumes();
+  // Calls fn for every chunk record, in id order.
+  Status for_each_chunk(const std::function<void(uint64_t chunk_id, const pb::ChunkRecord&)>& fn);
   Result<std::optional<std::string>> get_xattr(uint64_t ino, const std::string& name);
   Status list_xattrs(uint64_t ino, std::vector<std::string>* names);
 

@@ -2,6 +2,8 @@
 // its heartbeats stop, and comes back with its chunks when it wakes up.
 #include <signal.h>
 
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 
 #include "tests/integration/harness.h"
@@ -45,4 +47,30 @@ TEST_CASE("liveness: a stopped chunkserver is declared dead and rejoins after SI
     return l.ok() && l->chunks(0).replicas_size() == 3;
   }, std::chrono::seconds(10)));
   REQUIRE(get_file(c, ino) == data);
+}
+
+TEST_CASE("health: exit 0 at goal, 1 under goal, 2 when a chunk has no valid copy", "[liveness][health]") {
+  Cluster cluster(3);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  uint64_t ino = put_file(c, root, "f", random_bytes(1 << 20, 31));
+  std::string out;
+  REQUIRE(cluster.cli({"health"}, &out) == 0);
+  REQUIRE(out.find("chunks: 1  missing: 0  under goal: 0") != std::string::npos);
+
+  auto located = c.locate(ino);
+  REQUIRE(located.ok());
+  std::vector<int> holders;
+  for (auto& r : located->chunks(0).replicas())
+    for (int i = 0; i < cluster.chunkservers(); ++i)
+      if (cluster.cs_address(i) == r.address()) holders.push_back(i);
+  REQUIRE(holders.size() == 2);
+
+  cluster.kill_chunkserver(holders[0]);
+  REQUIRE(wait_until([&] { return cluster.cli({"health"}) == 1; }, std::chrono::seconds(10)));
+  cluster.kill_chunkserver(holders[1]);
+  REQUIRE(wait_until([&] { return cluster.cli({"health"}) == 2; }, std::chrono::seconds(10)));
+  REQUIRE(cluster.cli({"--json", "health"}, &out) == 2);
+  REQUIRE(out.find("\"missing\": 1") != std::string::npos);
+  REQUIRE(out.find(fmt::format("{:016x}", located->chunks(0).chunk_id())) != std::string::npos);
 }
