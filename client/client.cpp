@@ -112,6 +112,11 @@ struct Client::Impl {
     if (it != files.end() && it->second->pending_size > attr->size()) attr->set_size(it->second->pending_size);
   }
 
+  void forget_locations(uint64_t ino) {
+    auto it = files.find(ino);
+    if (it != files.end()) it->second->located.reset();
+  }
+
   FilePtr file(uint64_t ino) {
     FilePtr& f = files[ino];
     if (!f) f = std::make_shared<FileState>();
@@ -646,10 +651,13 @@ Result<std::vector<pb::DirEntry>> Client::readdir_all(uint64_t ino, bool plus) {
 }
 
 Result<pb::Attr> Client::setattr(const pb::SetattrReq& req) {
-  if (req.mask() & pb::SET_SIZE) RETURN_IF_ERROR(flush(req.inode()));
-  auto r = impl_->run(impl_->ask_attr(pb::SETATTR, req));
-  invalidate(req.inode());
-  return r;
+  // One trip to the client's thread: flush, setattr and forgetting locations together.
+  return impl_->run([](Impl* impl, pb::SetattrReq req) -> awaitable<Result<pb::Attr>> {
+    if (req.mask() & pb::SET_SIZE) CO_RETURN_IF_ERROR(co_await impl->flush(req.inode(), false));
+    auto attr = co_await impl->ask_attr(pb::SETATTR, req);
+    impl->forget_locations(req.inode());
+    co_return attr;
+  }(impl_.get(), req));
 }
 
 Status Client::setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags) {
@@ -724,8 +732,7 @@ Status Client::flush_all() {
 
 void Client::invalidate(uint64_t ino) {
   impl_->run([](Impl* impl, uint64_t ino) -> awaitable<int> {
-    auto it = impl->files.find(ino);
-    if (it != impl->files.end()) it->second->located.reset();
+    impl->forget_locations(ino);
     co_return 0;
   }(impl_.get(), ino));
 }
