@@ -79,7 +79,6 @@ bool Batch::empty() const { return wb_->Count() == 0; }
 // ------------------------------------------------------------------ MetaStore
 
 MetaStore::~MetaStore() {
-  if (sync_thread_) sync_thread_->join();
   if (db_) {
     db_->SyncWAL();
     for (auto* cf : cfs_) db_->DestroyColumnFamilyHandle(cf);
@@ -105,7 +104,6 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir) {
   auto s = rocksdb::DB::Open(options, dir, descs, &store->cfs_, &db);
   if (!s.ok()) return error(Code::kIOError, fmt::format("cannot open metadata store {}: {}", dir, s.ToString()));
   store->db_.reset(db);
-  store->sync_thread_ = std::make_unique<asio::thread_pool>(1);
   RETURN_IF_ERROR(store->load_counters());
   return store;
 }
@@ -195,7 +193,10 @@ awaitable<void> MetaStore::sync_loop() {
   while (!waiters_.empty()) {
     uint64_t target = committed_seq_;
     rocksdb::DB* db = db_.get();
-    Status st = co_await run_in_pool(*sync_thread_, [db] { return from_rocks(db->SyncWAL(), "WAL sync"); });
+    // Let every request that is already readable commit first, so one sync covers them.
+    co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
+    target = committed_seq_;
+    Status st = from_rocks(db->SyncWAL(), "WAL sync");
     if (!st.ok()) {
       spdlog::error("{}", st.message());
       sync_error_ = st;

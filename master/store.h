@@ -132,7 +132,6 @@ class MetaStore {
   Status sync_error_;
   struct Waiter;
   std::vector<std::shared_ptr<Waiter>> waiters_;
-  std::unique_ptr<asio::thread_pool> sync_thread_;
   friend class Batch;
 };
 
