@@ -126,7 +126,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "keelfs-bench: %s\n", c.status().message().c_str());
     return 1;
   }
-  auto m = (*c)->mount(volume);
+  client::MountRequest mreq;
+  mreq.volume = volume;
+  auto secret = client::find_volume_secret(volume, "");
+  if (!secret.ok()) {
+    std::fprintf(stderr, "keelfs-bench: %s\n", secret.status().message().c_str());
+    return 1;
+  }
+  mreq.secret = *secret;
+  mreq.region = client::host_region("");
+  mreq.mount_point = "(keelfs-bench)";
+  auto m = (*c)->mount(mreq);
   if (!m.ok()) {
     std::fprintf(stderr, "keelfs-bench: %s\n", m.status().message().c_str());
     return 1;

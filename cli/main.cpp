@@ -1,8 +1,12 @@
 // keelfs: the command-line tool for users and admins.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -89,7 +93,9 @@ json attr_json(const pb::Attr& a) {
 // Everything a command needs: a connected client and the volume's root.
 class Session {
  public:
-  Status open(const std::string& master) {
+  Status open(const std::string& master, std::string secret_file, std::string region) {
+    secret_file_ = std::move(secret_file);
+    region_ = std::move(region);
     client::ClientOptions opts;
     opts.master = master;
     opts.name = "keelfs-cli@" + host_name();
@@ -98,20 +104,101 @@ class Session {
   }
   client::Client& c() { return *client_; }
   Result<uint64_t> root(const std::string& volume) {
-    ASSIGN_OR_RETURN(pb::MountResp m, client_->mount(volume));
+    client::MountRequest req;
+    req.volume = volume;
+    ASSIGN_OR_RETURN(req.secret, client::find_volume_secret(volume, secret_file_));
+    req.region = client::host_region(region_);
+    req.mount_point = "(keelfs cli)";
+    ASSIGN_OR_RETURN(pb::MountResp m, client_->mount(req));
     return m.volume().root_inode();
   }
 
  private:
   std::unique_ptr<client::Client> client_;
+  std::string secret_file_;
+  std::string region_;
 };
 
-Status cmd_volume_create(Session& s, const std::string& name, uint32_t goal, bool as_json) {
-  ASSIGN_OR_RETURN(pb::VolumeInfo v, s.c().volume_create(name, goal));
-  if (as_json)
-    std::cout << json{{"name", v.name()}, {"id", v.id()}, {"goal", v.goal()}, {"region", v.region()}}.dump() << "\n";
+std::string limit_string(uint64_t bytes) { return bytes == 0 ? "unlimited" : human_bytes(bytes); }
+
+json session_json(const pb::SessionInfo& s) {
+  return json{{"id", fmt::format("{:x}", s.id())},
+              {"volume", s.volume()},
+              {"host", s.host()},
+              {"mount_point", s.mount_point()},
+              {"pid", s.pid()},
+              {"region", s.region()},
+              {"client_version", s.client_version()},
+              {"since", s.since_unix_ms() / 1000},
+              {"last_heartbeat_ms_ago", s.last_heartbeat_ms_ago()},
+              {"connected", s.connected()},
+              {"peer", s.peer()}};
+}
+
+json volume_json(const pb::VolumeInfo& v) {
+  json sessions = json::array();
+  for (auto& s : v.sessions()) sessions.push_back(session_json(s));
+  return json{{"name", v.name()},
+              {"id", v.id()},
+              {"region", v.region()},
+              {"goal", v.goal()},
+              {"size_bytes", v.size_bytes()},
+              {"max_inodes", v.max_inodes()},
+              {"created", v.created_unix()},
+              {"logical_bytes", v.logical_bytes()},
+              {"physical_bytes", v.physical_bytes()},
+              {"files", v.files()},
+              {"chunks", v.chunks()},
+              {"sessions", sessions}};
+}
+
+struct VolumeCreateArgs {
+  std::string name;
+  std::string region;
+  std::string size = "0";
+  uint64_t inodes = 0;
+  uint32_t goal = 2;
+  std::string save_secret;  // write the secret to this file instead of printing it
+};
+
+// Writes the secret to `path` with mode 0600 (created exclusively: never over a file).
+Status save_secret(const std::string& path, const std::string& secret) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return error(Code::kIOError, fmt::format("cannot create {}: {}", path, std::strerror(errno)));
+  std::string line = secret + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) return error(Code::kIOError, fmt::format("cannot write {}", path));
+  return Status::Ok();
+}
+
+Status cmd_volume_create(Session& s, const VolumeCreateArgs& args, bool as_json) {
+  pb::VolumeCreateReq req;
+  req.set_name(args.name);
+  req.set_region(args.region);
+  req.set_goal(args.goal);
+  uint64_t size = 0;
+  if (!parse_bytes(args.size, &size))
+    return error(Code::kInvalidArgument, fmt::format("--size '{}' is not a size such as 100G, 512M or 1T", args.size));
+  req.set_size_bytes(size);
+  req.set_max_inodes(args.inodes);
+  ASSIGN_OR_RETURN(pb::VolumeCreateResp resp, s.c().volume_create(req));
+  const pb::VolumeInfo& v = resp.volume();
+  if (!args.save_secret.empty()) RETURN_IF_ERROR(save_secret(args.save_secret, resp.secret()));
+  if (as_json) {
+    json j = volume_json(v);
+    if (args.save_secret.empty()) j["secret"] = resp.secret();
+    std::cout << j.dump() << "\n";
+    return Status::Ok();
+  }
+  std::cout << fmt::format("volume '{}' created (goal {}, region {}, size {}, inodes {})\n", v.name(), v.goal(),
+                           v.region(), limit_string(v.size_bytes()),
+                           v.max_inodes() ? std::to_string(v.max_inodes()) : "unlimited");
+  if (args.save_secret.empty())
+    std::cout << fmt::format("secret: {}\n(shown only now: mounting needs it, the master keeps only a hash)\n",
+                             resp.secret());
   else
-    std::cout << fmt::format("volume '{}' created (goal {}, region {})\n", v.name(), v.goal(), v.region());
+    std::cout << fmt::format("secret saved in {} (mode 0600)\n", args.save_secret);
   return Status::Ok();
 }
 
@@ -119,25 +206,77 @@ Status cmd_volume_ls(Session& s, bool as_json) {
   ASSIGN_OR_RETURN(auto vols, s.c().volume_list());
   if (as_json) {
     json out = json::array();
-    for (auto& v : vols)
-      out.push_back({{"name", v.name()},
-                     {"id", v.id()},
-                     {"goal", v.goal()},
-                     {"region", v.region()},
-                     {"created", v.created_unix()},
-                     {"logical_bytes", v.logical_bytes()},
-                     {"physical_bytes", v.physical_bytes()},
-                     {"files", v.files()},
-                     {"chunks", v.chunks()}});
+    for (auto& v : vols) out.push_back(volume_json(v));
     std::cout << out.dump(2) << "\n";
     return Status::Ok();
   }
-  std::cout << fmt::format("{:<20} {:<10} {:>4} {:>12} {:>12} {:>8} {:>8}  {}\n", "NAME", "REGION", "GOAL", "LOGICAL",
-                           "PHYSICAL", "FILES", "CHUNKS", "CREATED");
+  std::cout << fmt::format("{:<20} {:<10} {:>4} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}  {}\n", "NAME", "REGION", "GOAL",
+                           "SIZE", "LOGICAL", "PHYSICAL", "FILES", "CHUNKS", "SESSIONS", "CREATED");
   for (auto& v : vols)
-    std::cout << fmt::format("{:<20} {:<10} {:>4} {:>12} {:>12} {:>8} {:>8}  {}\n", v.name(), v.region(), v.goal(),
-                             human_bytes(v.logical_bytes()), human_bytes(v.physical_bytes()), v.files(), v.chunks(),
+    std::cout << fmt::format("{:<20} {:<10} {:>4} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}  {}\n", v.name(), v.region(),
+                             v.goal(), limit_string(v.size_bytes()), human_bytes(v.logical_bytes()),
+                             human_bytes(v.physical_bytes()), v.files(), v.chunks(), v.sessions_size(),
                              time_string(v.created_unix()));
+  return Status::Ok();
+}
+
+void print_sessions(const google::protobuf::RepeatedPtrField<pb::SessionInfo>& sessions) {
+  std::cout << fmt::format("{:<14} {:<12} {:<16} {:<24} {:>7} {:<10} {:<8} {:<19} {:>9}\n", "SESSION", "VOLUME", "HOST",
+                           "MOUNT POINT", "PID", "REGION", "VERSION", "SINCE", "HEARD");
+  for (auto& x : sessions)
+    std::cout << fmt::format("{:<14x} {:<12} {:<16} {:<24} {:>7} {:<10} {:<8} {:<19} {:>8.1f}s{}\n", x.id(), x.volume(),
+                             x.host(), x.mount_point(), x.pid(), x.region(), x.client_version(),
+                             time_string(x.since_unix_ms() / 1000), x.last_heartbeat_ms_ago() / 1000.0,
+                             x.connected() ? "" : "  (disconnected)");
+}
+
+Status cmd_volume_info(Session& s, const std::string& name, bool as_json) {
+  ASSIGN_OR_RETURN(auto vols, s.c().volume_list());
+  for (auto& v : vols) {
+    if (v.name() != name) continue;
+    if (as_json) {
+      std::cout << volume_json(v).dump(2) << "\n";
+      return Status::Ok();
+    }
+    std::cout << fmt::format("volume    {}\nregion    {}\ngoal      {}\nsize      {}\n", v.name(), v.region(), v.goal(),
+                             limit_string(v.size_bytes()));
+    std::cout << fmt::format("used      {} logical, {} physical ({} chunks)\n", human_bytes(v.logical_bytes()),
+                             human_bytes(v.physical_bytes()), v.chunks());
+    std::cout << fmt::format("files     {}{}\ncreated   {}\nsessions  {}\n", v.files(),
+                             v.max_inodes() ? fmt::format(" of {}", v.max_inodes()) : "", time_string(v.created_unix()),
+                             v.sessions_size());
+    if (v.sessions_size() > 0) print_sessions(v.sessions());
+    return Status::Ok();
+  }
+  return error(Code::kNotFound, fmt::format("volume '{}' does not exist", name));
+}
+
+Status cmd_volume_resize(Session& s, const std::string& name, const std::string& size_text, uint64_t inodes) {
+  uint64_t size = 0;
+  if (!parse_bytes(size_text, &size))
+    return error(Code::kInvalidArgument, fmt::format("'{}' is not a size such as 100G, 512M or 1T", size_text));
+  ASSIGN_OR_RETURN(pb::VolumeInfo v, s.c().volume_resize(name, size, inodes));
+  std::cout << fmt::format("volume '{}' resized: size {}, inodes {}\n", v.name(), limit_string(v.size_bytes()),
+                           v.max_inodes() ? std::to_string(v.max_inodes()) : "unlimited");
+  return Status::Ok();
+}
+
+Status cmd_volume_rm(Session& s, const std::string& name) {
+  RETURN_IF_ERROR(s.c().volume_remove(name));
+  std::cout << fmt::format("volume '{}' removed\n", name);
+  return Status::Ok();
+}
+
+Status cmd_session_ls(Session& s, const std::string& volume, bool as_json) {
+  ASSIGN_OR_RETURN(auto sessions, s.c().session_list(volume));
+  if (as_json) {
+    json out = json::array();
+    for (auto& x : sessions) out.push_back(session_json(x));
+    std::cout << out.dump(2) << "\n";
+    return Status::Ok();
+  }
+  google::protobuf::RepeatedPtrField<pb::SessionInfo> field(sessions.begin(), sessions.end());
+  print_sessions(field);
   return Status::Ok();
 }
 
@@ -371,14 +510,43 @@ int main(int argc, char** argv) {
   app.add_flag("--json", as_json, "machine-readable output (listing commands)");
   app.fallthrough();
 
-  auto* volume = app.add_subcommand("volume", "create and list volumes");
+  std::string secret_file, region;
+  app.add_option("--secret-file", secret_file,
+                 "file holding the volume's secret (else $KEELFS_SECRET, $KEELFS_SECRET_FILE or "
+                 "$KEELFS_HOME/VOLUME.secret)");
+  app.add_option("--region", region, "this host's region (else $KEELFS_REGION, /etc/keelfs/region or 'default')");
+
+  auto* volume = app.add_subcommand(
+      "volume",
+      "network volumes: a volume lives in one region, has a size (quota on logical bytes), an optional inode "
+      "limit, a goal (copies of every chunk) and a secret that mounting needs. It outlives every mount; "
+      "'volume rm' is refused while a session is attached.");
   volume->require_subcommand(1);
-  std::string vol_name;
-  uint32_t goal = 2;
-  auto* vcreate = volume->add_subcommand("create", "create a volume");
-  vcreate->add_option("NAME", vol_name)->required();
-  vcreate->add_option("--goal", goal, "copies of every chunk")->capture_default_str();
-  auto* vls = volume->add_subcommand("ls", "list volumes");
+  VolumeCreateArgs vargs;
+  auto* vcreate = volume->add_subcommand("create", "create a volume and print its secret (shown only once)");
+  vcreate->add_option("NAME", vargs.name, "1-63 characters: a-z 0-9 - _ .")->required();
+  vcreate->add_option("--region", vargs.region, "region whose chunkservers hold it (default: 'default')");
+  vcreate->add_option("--size", vargs.size, "quota on logical bytes, e.g. 100G (default: unlimited)");
+  vcreate->add_option("--inodes", vargs.inodes, "most files and directories it may hold (default: unlimited)");
+  vcreate->add_option("--goal", vargs.goal, "copies of every chunk")->capture_default_str();
+  vcreate->add_option("--save-secret", vargs.save_secret, "write the secret to this new file (mode 0600) instead");
+  auto* vls = volume->add_subcommand("ls", "list volumes: region, goal, size, used bytes, files, sessions");
+  std::string vol_name, vol_size;
+  uint64_t vol_inodes = 0;
+  auto* vinfo = volume->add_subcommand("info", "everything about one volume, with its sessions");
+  vinfo->add_option("NAME", vol_name)->required();
+  auto* vresize = volume->add_subcommand("resize", "change a volume's size (never below what it holds)");
+  vresize->add_option("NAME", vol_name)->required();
+  vresize->add_option("SIZE", vol_size, "new size, e.g. 200G; 0 = unlimited")->required();
+  vresize->add_option("--inodes", vol_inodes, "new inode limit");
+  auto* vrm = volume->add_subcommand("rm", "delete a volume and all its data (refused while sessions are attached)");
+  vrm->add_option("NAME", vol_name)->required();
+
+  auto* session_cmd = app.add_subcommand("session", "client sessions (mounts) attached to volumes");
+  session_cmd->require_subcommand(1);
+  std::string session_volume;
+  auto* sls = session_cmd->add_subcommand("ls", "host, mount point, pid, region, version, since, last heartbeat");
+  sls->add_option("--volume", session_volume, "only this volume's sessions");
 
   auto* cs = app.add_subcommand("cs", "chunkservers");
   cs->require_subcommand(1);
@@ -403,16 +571,22 @@ int main(int argc, char** argv) {
                                     "chunks by valid copies vs goal; exit 0 all at goal, 1 under/over goal, 2 missing");
   auto* stat = app.add_subcommand("stat", "attributes of a file and where its chunks are");
   stat->add_option("VOL:/PATH", a)->required();
-  for (auto* sub : {volume, vcreate, vls, cs, csls, put, get, ls, rm, mkdir, stat, health}) sub->fallthrough();
+  for (auto* sub : {volume, vcreate, vls, vinfo, vresize, vrm, session_cmd, sls, cs, csls, put, get, ls, rm, mkdir, stat,
+                    health})
+    sub->fallthrough();
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::err);  // the library's warnings are for daemons' logs
 
   Session session;
-  Status st = session.open(master);
+  Status st = session.open(master, secret_file, region);
   if (st.ok()) {
-    if (*vcreate) st = cmd_volume_create(session, vol_name, goal, as_json);
+    if (*vcreate) st = cmd_volume_create(session, vargs, as_json);
     else if (*vls) st = cmd_volume_ls(session, as_json);
+    else if (*vinfo) st = cmd_volume_info(session, vol_name, as_json);
+    else if (*vresize) st = cmd_volume_resize(session, vol_name, vol_size, vol_inodes);
+    else if (*vrm) st = cmd_volume_rm(session, vol_name);
+    else if (*sls) st = cmd_session_ls(session, session_volume, as_json);
     else if (*csls) st = cmd_cs_ls(session, as_json);
     else if (*put) st = cmd_put(session, a, b);
     else if (*get) st = cmd_get(session, a, b);

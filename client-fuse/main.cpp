@@ -106,6 +106,13 @@ int main(int argc, char** argv) {
   fuse::MountOptions mount_opts;
   app.add_option("--master", master, "master address HOST:PORT")->capture_default_str();
   app.add_option("--volume", volume, "volume to mount")->required();
+  std::string secret_file, region;
+  app.add_option("--secret-file", secret_file,
+                 "file holding the volume's secret (else $KEELFS_SECRET, $KEELFS_SECRET_FILE or "
+                 "$KEELFS_HOME/VOLUME.secret)");
+  app.add_option("--region", region,
+                 "this host's region (else $KEELFS_REGION, /etc/keelfs/region or 'default'); a volume of "
+                 "another region is refused");
   app.add_option("MOUNTPOINT", mountpoint, "directory to mount on")->required();
   app.add_flag("-f,--foreground", foreground, "stay in the foreground, log to stderr");
   app.add_option("-o", opts, "mount options: attr_timeout=SEC, entry_timeout=SEC, and FUSE options");
@@ -122,6 +129,13 @@ int main(int argc, char** argv) {
   } catch (const std::exception&) {
     fail("bad mount option value in -o");
   }
+
+  client::MountRequest mount_req;
+  mount_req.volume = volume;
+  mount_req.region = client::host_region(region);
+  auto secret = client::find_volume_secret(volume, secret_file);
+  if (!secret.ok()) fail(secret.status().message());
+  mount_req.secret = *secret;
 
   struct stat st;
   if (stat(mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
@@ -159,7 +173,8 @@ int main(int argc, char** argv) {
   copts.name = fmt::format("keelfs-mount@{}:{}", host_name(), mountpoint);
   auto client = client::Client::connect(copts);
   if (!client.ok()) fail(client.status().message());
-  auto mounted = (*client)->mount(volume);
+  mount_req.mount_point = real_mountpoint;
+  auto mounted = (*client)->mount(mount_req);
   if (!mounted.ok()) fail(mounted.status().message());
   fuse::Mount mount(**client, mounted->volume().root_inode(), mount_opts);
 

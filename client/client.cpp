@@ -1,6 +1,10 @@
 #include "client/client.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <map>
 #include <thread>
@@ -11,6 +15,8 @@
 
 #include "common/async.h"
 #include "common/rpc.h"
+#include "common/ticket.h"
+#include "common/util.h"
 
 namespace keelfs::client {
 namespace {
@@ -83,12 +89,82 @@ struct Client::Impl {
         auto conn = co_await dial(opts.master, pb::ROLE_CLIENT, opts.name);
         if (!conn.ok()) co_return error(Code::kUnavailable, fmt::format("master {} unreachable: {}", opts.master, conn.status().message()));
         master = *conn;
+        // The sessions resume on the new connection (or start anew after a master restart).
+        CO_RETURN_IF_ERROR(co_await remount_all());
       }
       auto r = co_await master->call(type, req);
+      if (r.ok() || attempt > 0) co_return r;
       // A closed connection (master restarted) is dialled again once.
-      if (!r.ok() && r.status().is(Code::kUnavailable) && attempt == 0 && !master->is_open()) continue;
+      if (r.status().is(Code::kUnavailable) && !master->is_open()) continue;
+      // The session expired while this client was not heard from (a stopped process).
+      if (r.status().is(Code::kNoSession) && !mounts.empty()) {
+        CO_RETURN_IF_ERROR(co_await remount_all());
+        continue;
+      }
       co_return r;
     }
+  }
+
+  // ---- sessions
+  struct Mounted {
+    MountRequest req;
+    uint64_t session = 0;
+  };
+  std::vector<Mounted> mounts;
+  bool heartbeating = false;
+  bool closing = false;
+
+  // MOUNT on the current connection, resuming m.session when the master still has it.
+  awaitable<Result<pb::MountResp>> mount_one(Mounted& m) {
+    pb::MountReq req;
+    req.set_volume(m.req.volume);
+    req.set_secret(m.req.secret);
+    req.set_region(m.req.region);
+    req.set_host(host_name());
+    req.set_mount_point(m.req.mount_point);
+    req.set_pid(static_cast<uint32_t>(getpid()));
+    req.set_client_version(kVersion);
+    req.set_resume_session(m.session);
+    CO_ASSIGN_OR_RETURN(Frame f, co_await master->call(pb::MOUNT, req));
+    pb::MountResp resp;
+    CO_RETURN_IF_ERROR(parse_body(f, &resp));
+    if (m.session != 0 && resp.session() != m.session)
+      spdlog::warn("volume '{}': session {:x} was gone; mounted again as session {:x} (open files and locks of the old one are lost)",
+                   m.req.volume, m.session, resp.session());
+    m.session = resp.session();
+    co_return resp;
+  }
+
+  awaitable<Status> remount_all() {
+    for (Mounted& m : mounts) {
+      auto r = co_await mount_one(m);
+      if (!r.ok()) co_return error(r.status().code(), fmt::format("mounting volume '{}' again: {}", m.req.volume, r.status().message()));
+    }
+    co_return Status::Ok();
+  }
+
+  awaitable<void> heartbeat_loop(uint32_t period_ms) {
+    while (!closing) {
+      co_await sleep_for(std::chrono::milliseconds(period_ms));
+      if (closing) break;
+      auto r = co_await call_master(pb::SESSION_HEARTBEAT, pb::EmptyResp());
+      if (!r.ok()) spdlog::warn("session heartbeat: {}", r.status().message());
+    }
+  }
+
+  awaitable<Status> unmount_all() {
+    closing = true;
+    Status first;
+    if (master && master->is_open()) {
+      for (Mounted& m : mounts) {
+        pb::UnmountReq req;
+        req.set_session(m.session);
+        auto r = co_await master->call(pb::UNMOUNT, req);
+        if (!r.ok() && first.ok()) first = r.status();
+      }
+    }
+    mounts.clear();
+    co_return first;
   }
 
   template <class Resp>
@@ -451,6 +527,8 @@ Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Client::~Client() {
   impl_->run([](Impl* impl) -> awaitable<int> {
+    Status st = co_await impl->unmount_all();
+    if (!st.ok()) spdlog::warn("unmount: {}", st.message());
     if (impl->master) impl->master->close(error(Code::kUnavailable, "client closing"));
     impl->cs_conns.close_all();
     co_return 0;
@@ -477,20 +555,73 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   return client;
 }
 
-Result<pb::MountResp> Client::mount(const std::string& volume) {
-  pb::MountReq req;
-  req.set_volume(volume);
-  return impl_->run(impl_->ask<pb::MountResp>(pb::MOUNT, req));
+Result<std::string> find_volume_secret(const std::string& volume, const std::string& secret_file) {
+  if (!secret_file.empty()) return read_secret_file(secret_file);
+  if (const char* s = std::getenv("KEELFS_SECRET"); s && *s) return std::string(s);
+  if (const char* f = std::getenv("KEELFS_SECRET_FILE"); f && *f) return read_secret_file(f);
+  if (const char* home = std::getenv("KEELFS_HOME"); home && *home) {
+    std::string path = std::string(home) + "/" + volume + ".secret";
+    if (access(path.c_str(), F_OK) == 0) return read_secret_file(path);
+  }
+  return std::string();
 }
 
-Result<pb::VolumeInfo> Client::volume_create(const std::string& name, uint32_t goal, const std::string& region) {
-  pb::VolumeCreateReq req;
+std::string host_region(const std::string& region) {
+  if (!region.empty()) return region;
+  if (const char* r = std::getenv("KEELFS_REGION"); r && *r) return r;
+  std::ifstream in("/etc/keelfs/region");
+  std::string line;
+  if (in && std::getline(in, line) && !line.empty()) return line;
+  return "default";
+}
+
+Result<pb::MountResp> Client::mount(const MountRequest& request) {
+  return impl_->run([](Impl* impl, MountRequest request) -> awaitable<Result<pb::MountResp>> {
+    if (!impl->master || !impl->master->is_open()) {
+      auto conn = co_await dial(impl->opts.master, pb::ROLE_CLIENT, impl->opts.name);
+      if (!conn.ok()) co_return error(Code::kUnavailable, fmt::format("master {} unreachable: {}", impl->opts.master, conn.status().message()));
+      impl->master = *conn;
+    }
+    Impl::Mounted m{std::move(request), 0};
+    CO_ASSIGN_OR_RETURN(pb::MountResp resp, co_await impl->mount_one(m));
+    std::erase_if(impl->mounts, [&](const Impl::Mounted& x) { return x.req.volume == m.req.volume; });
+    impl->mounts.push_back(std::move(m));
+    if (!impl->heartbeating) {
+      impl->heartbeating = true;
+      asio::co_spawn(impl->io, impl->heartbeat_loop(std::max<uint32_t>(resp.heartbeat_ms(), 100)), asio::detached);
+    }
+    co_return resp;
+  }(impl_.get(), request));
+}
+
+Status Client::unmount() { return impl_->run(impl_->unmount_all()); }
+
+Result<pb::VolumeCreateResp> Client::volume_create(const pb::VolumeCreateReq& req) {
+  return impl_->run(impl_->ask<pb::VolumeCreateResp>(pb::VOLUME_CREATE, req));
+}
+
+Result<pb::VolumeInfo> Client::volume_resize(const std::string& name, uint64_t size_bytes, uint64_t max_inodes) {
+  pb::VolumeResizeReq req;
   req.set_name(name);
-  req.set_goal(goal);
-  req.set_region(region);
-  auto r = impl_->run(impl_->ask<pb::VolumeCreateResp>(pb::VOLUME_CREATE, req));
+  req.set_size_bytes(size_bytes);
+  req.set_max_inodes(max_inodes);
+  auto r = impl_->run(impl_->ask<pb::VolumeCreateResp>(pb::VOLUME_RESIZE, req));
   if (!r.ok()) return r.status();
   return r->volume();
+}
+
+Status Client::volume_remove(const std::string& name) {
+  pb::VolumeRemoveReq req;
+  req.set_name(name);
+  return impl_->run(impl_->ask_status(pb::VOLUME_REMOVE, req));
+}
+
+Result<std::vector<pb::SessionInfo>> Client::session_list(const std::string& volume) {
+  pb::SessionListReq req;
+  req.set_volume(volume);
+  auto r = impl_->run(impl_->ask<pb::SessionListResp>(pb::SESSION_LIST, req));
+  if (!r.ok()) return r.status();
+  return std::vector<pb::SessionInfo>(r->sessions().begin(), r->sessions().end());
 }
 
 Result<std::vector<pb::VolumeInfo>> Client::volume_list() {

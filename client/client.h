@@ -32,16 +32,45 @@ struct ClientOptions {
   size_t max_in_flight = 64 << 20;     // write-back bytes on their way per file
 };
 
+inline constexpr const char* kVersion = "0.1.0";
+
+// What a client tells the master when it attaches to (mounts) a volume.
+struct MountRequest {
+  std::string volume;
+  std::string secret;       // the volume's secret, as `keelfs volume create` printed it
+  std::string region;       // this host's region (see host_region())
+  std::string mount_point;  // shown by `keelfs session ls`
+};
+
+// The volume's secret: read from `secret_file` when one is given, else $KEELFS_SECRET,
+// else the file named by $KEELFS_SECRET_FILE, else $KEELFS_HOME/<volume>.secret. Empty
+// when there is none (the master then refuses the mount and says so).
+Result<std::string> find_volume_secret(const std::string& volume, const std::string& secret_file);
+// This host's region: `region` when given, else $KEELFS_REGION, else the first line of
+// /etc/keelfs/region, else "default".
+std::string host_region(const std::string& region);
+
 class Client {
  public:
   // Connects to the master; Unavailable (naming the address) when it cannot.
   static Result<std::unique_ptr<Client>> connect(const ClientOptions& options);
   ~Client();
 
+  // ---- sessions
+  // Attaches this client to a volume (a session at the master, checked against the
+  // volume's secret and region). A client may mount several volumes; it reaches only the
+  // volumes it mounted. While mounted it sends heartbeats, and when the connection to the
+  // master breaks it dials again and resumes its sessions by itself.
+  Result<pb::MountResp> mount(const MountRequest& req);
+  // Ends every session at once (a clean unmount). The destructor does it too.
+  Status unmount();
+
   // ---- volumes and admin
-  Result<pb::MountResp> mount(const std::string& volume);
-  Result<pb::VolumeInfo> volume_create(const std::string& name, uint32_t goal, const std::string& region = "");
+  Result<pb::VolumeCreateResp> volume_create(const pb::VolumeCreateReq& req);
+  Result<pb::VolumeInfo> volume_resize(const std::string& name, uint64_t size_bytes, uint64_t max_inodes);
+  Status volume_remove(const std::string& name);
   Result<std::vector<pb::VolumeInfo>> volume_list();
+  Result<std::vector<pb::SessionInfo>> session_list(const std::string& volume);
   Result<std::vector<pb::CsInfo>> cs_list();
   Result<pb::HealthResp> health();
 

@@ -30,6 +30,8 @@ const char* code_name(Code code) {
     case Code::kLoop: return "Loop";
     case Code::kTooManyLinks: return "TooManyLinks";
     case Code::kWouldBlock: return "WouldBlock";
+    case Code::kCrossDevice: return "CrossDevice";
+    case Code::kNoSession: return "NoSession";
   }
   return "Unknown";
 }
@@ -60,6 +62,8 @@ int code_to_errno(Code code) {
     case Code::kLoop: return EINVAL;
     case Code::kTooManyLinks: return EMLINK;
     case Code::kWouldBlock: return EAGAIN;
+    case Code::kCrossDevice: return EXDEV;
+    case Code::kNoSession: return EACCES;
   }
   return EIO;
 }

@@ -35,8 +35,10 @@ enum class Code : unsigned {
   kLoop = 21,        // directory into its own subtree
   kTooManyLinks = 22,
   kWouldBlock = 23,  // a lock is held by someone else
+  kCrossDevice = 24,  // rename or link between volumes
+  kNoSession = 25,    // the connection has not mounted the volume (or its session expired)
 };
-constexpr unsigned kMaxCode = 23;
+constexpr unsigned kMaxCode = 25;
 
 const char* code_name(Code code);
 // The errno a POSIX caller should see for this code (FUSE replies, CLI exit messages).

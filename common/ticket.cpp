@@ -8,6 +8,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "keelfs.pb.h"
 
@@ -65,6 +67,37 @@ Result<std::string> read_secret_file(const std::string& path) {
   s = s.substr(start);
   if (s.empty()) return error(Code::kInvalidArgument, fmt::format("secret file {} is empty", path));
   return s;
+}
+
+namespace {
+std::string random_bytes(size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    // The kernel's generator never fails on Linux; if OpenSSL's does, do not hand out a weak secret.
+    std::abort();
+  }
+  return out;
+}
+}  // namespace
+
+std::string random_secret() {
+  std::string raw = random_bytes(32), hex;
+  for (unsigned char c : raw) hex += fmt::format("{:02x}", c);
+  return hex;
+}
+
+std::string random_salt() { return random_bytes(16); }
+
+std::string hash_secret(const std::string& salt, const std::string& secret) {
+  std::string msg = salt + secret;
+  unsigned char out[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out);
+  return std::string(reinterpret_cast<char*>(out), sizeof out);
+}
+
+bool secret_matches(const std::string& salt, const std::string& hash, const std::string& secret) {
+  std::string h = hash_secret(salt, secret);
+  return h.size() == hash.size() && CRYPTO_memcmp(h.data(), hash.data(), h.size()) == 0;
 }
 
 }  // namespace keelfs

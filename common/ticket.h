@@ -25,4 +25,11 @@ Status check_ticket(const std::string& secret, const pb::Ticket& ticket, uint64_
 // Reads a secret from a file (whitespace trimmed). An empty file is an error.
 Result<std::string> read_secret_file(const std::string& path);
 
+// Volume secrets: made once at `volume create`, shown once, kept by the master only as
+// SHA-256(salt || secret).
+std::string random_secret();            // 64 hex characters (256 random bits)
+std::string random_salt();              // 16 random bytes
+std::string hash_secret(const std::string& salt, const std::string& secret);
+bool secret_matches(const std::string& salt, const std::string& hash, const std::string& secret);
+
 }  // namespace keelfs

@@ -1,5 +1,8 @@
 #include "common/util.h"
 
+#include <cctype>
+#include <string>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -46,6 +49,32 @@ std::string human_bytes(uint64_t bytes) {
     ++u;
   }
   return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+bool parse_bytes(const std::string& text, uint64_t* bytes) {
+  size_t pos = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &pos);
+  } catch (...) {
+    return false;
+  }
+  if (value < 0 || text.empty() || !(std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '.')) return false;
+  std::string unit = text.substr(pos);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (!unit.empty() && unit.back() == 'i') unit.pop_back();
+  double scale = 1;
+  if (unit.size() > 1) return false;
+  if (unit.size() == 1) {
+    const std::string units = "KMGTP";
+    size_t u = units.find(static_cast<char>(std::toupper(static_cast<unsigned char>(unit[0]))));
+    if (u == std::string::npos) return false;
+    for (size_t i = 0; i <= u; ++i) scale *= 1024;
+  }
+  double b = value * scale;
+  if (b > 1.8e19) return false;
+  *bytes = static_cast<uint64_t>(b);
+  return true;
 }
 
 }  // namespace keelfs

@@ -16,5 +16,8 @@ void setup_logging(const std::string& program, const std::string& file, const st
 
 // "1.5 GiB"
 std::string human_bytes(uint64_t bytes);
+// "100G", "1.5T", "512M", "64k", "4096" -> bytes (K, M, G, T, P are powers of 1024; an
+// "i" or "B" after the unit is allowed). Returns false on anything else.
+bool parse_bytes(const std::string& text, uint64_t* bytes);
 
 }  // namespace keelfs

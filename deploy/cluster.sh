@@ -274,11 +274,16 @@ wait_chunkservers() {
 }
 
 create_volume() {
-  local out
-  if out=$(cli volume create "$VOLUME" --goal "$GOAL" 2>&1); then
-    say "created volume $VOLUME (goal $GOAL)"
+  local out secret_file="$KEELFS_HOME/$VOLUME.secret"
+  if [[ -e $secret_file ]] && cli volume ls | grep -q "^$VOLUME "; then
+    say "volume $VOLUME already exists (secret in $secret_file)"
+    return 0
+  fi
+  rm -f -- "$secret_file"
+  if out=$(cli volume create "$VOLUME" --goal "$GOAL" --save-secret "$secret_file" 2>&1); then
+    say "created volume $VOLUME (goal $GOAL), its secret in $secret_file (mode 0600)"
   elif grep -qi 'exist' <<<"$out"; then
-    say "volume $VOLUME already exists"
+    fail master "volume $VOLUME exists but its secret is not in $secret_file"
   else
     warn "keelfs volume create $VOLUME failed: $out"
     fail master "did not create volume $VOLUME"
@@ -289,7 +294,7 @@ start_mount() {
   [[ -x "$BIN/keelfs-mount" ]] || return 0
   mkdir -p "$MNT"
   is_mounted "$MNT" && fail mount "cannot mount: something is already mounted at $MNT"
-  start_proc mount --master "$HOST:$MASTER_PORT" --volume "$VOLUME" "$MNT"
+  start_proc mount --master "$HOST:$MASTER_PORT" --volume "$VOLUME" --secret-file "$KEELFS_HOME/$VOLUME.secret" "$MNT"
   local pid deadline=$((SECONDS + START_TIMEOUT))
   pid=$(recorded_pid mount)
   until is_mounted "$MNT"; do

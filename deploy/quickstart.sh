@@ -33,6 +33,7 @@ what_now() {
   echo
   echo "What now (from $ROOT):"
   printf '  %-72s # %s\n' \
+    "export KEELFS_HOME=$KEELFS_HOME" "so keelfs finds volume secrets there" \
     "$kf cs ls" "chunkservers the master sees" \
     "$kf volume ls" "volumes" \
     "$kf put README.md default:/README.md" "upload a file" \

@@ -39,62 +39,86 @@ uint64_t chunk_lock_key(uint64_t ino, uint64_t index) { return (ino << 24) ^ ind
   if (!var##_parsed.ok()) co_return reply_error(var##_parsed.status()); \
   const Type& var = *var##_parsed
 
+// The request may touch these inodes only through a session of this connection.
+#define SESSION_OR_REPLY(var, ...)                                       \
+  auto var##_found = session_for(conn, __VA_ARGS__);                     \
+  if (!var##_found.ok()) co_return reply_error(var##_found.status());   \
+  [[maybe_unused]] const uint64_t var = *var##_found
+
 awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
+  if (conn->tag == 0) conn->tag = next_conn_id_++;
+  sessions_.heard_from(conn->tag, unix_ms());
   std::vector<FreedChunk> freed;
   switch (frame.header.msg_type()) {
     case pb::MOUNT: {
       PARSE_OR_REPLY(pb::MountReq, req);
-      co_return co_await mount(req);
+      co_return co_await mount(conn, req);
     }
+    case pb::UNMOUNT: {
+      PARSE_OR_REPLY(pb::UnmountReq, req);
+      Session* s = sessions_.find(req.session());
+      if (!s || s->conn_id != conn->tag)
+        co_return reply_error(error(Code::kNoSession, fmt::format("session {} is not this connection's", req.session())));
+      end_session(req.session(), "unmounted");
+      co_return reply_ok(pb::EmptyResp());
+    }
+    case pb::SESSION_HEARTBEAT:
+      co_return reply_ok(pb::EmptyResp());
     case pb::LOOKUP: {
       PARSE_OR_REPLY(pb::LookupReq, req);
+      SESSION_OR_REPLY(session, req.parent());
       co_return co_await durable(attr_reply(ns_->lookup(req.parent(), req.name())));
     }
     case pb::GETATTR: {
       PARSE_OR_REPLY(pb::GetattrReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return co_await durable(attr_reply(ns_->getattr(req.inode())));
     }
     case pb::SETATTR: {
       PARSE_OR_REPLY(pb::SetattrReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return co_await setattr(req);
     }
     case pb::MKDIR: {
       PARSE_OR_REPLY(pb::MkdirReq, req);
+      SESSION_OR_REPLY(session, req.parent());
       co_return co_await durable(attr_reply(ns_->mkdir(req)));
     }
     case pb::CREATE: {
       PARSE_OR_REPLY(pb::CreateReq, req);
+      SESSION_OR_REPLY(session, req.parent());
       auto attr = ns_->create(req, &freed);
-      if (attr.ok() && req.open()) {
-        if (conn->tag == 0) conn->tag = next_session_++;
-        ns_->hold_open(conn->tag, attr->inode());
-      }
+      if (attr.ok() && req.open()) ns_->hold_open(session, attr->inode());
       delete_chunks(freed);
       co_return co_await durable(attr_reply(attr));
     }
     case pb::OPEN: {
       PARSE_OR_REPLY(pb::OpenReq, req);
-      if (conn->tag == 0) conn->tag = next_session_++;
-      auto attr = ns_->open(conn->tag, req.inode());
+      SESSION_OR_REPLY(session, req.inode());
+      auto attr = ns_->open(session, req.inode());
       if (!attr.ok()) co_return reply_error(attr.status());
       co_return co_await durable(reply_ok(open_reply(*attr)));
     }
     case pb::RELEASE: {
       PARSE_OR_REPLY(pb::OpenReq, req);
-      Reply r = status_reply(ns_->release(conn->tag, req.inode(), &freed));
+      SESSION_OR_REPLY(session, req.inode());
+      Reply r = status_reply(ns_->release(session, req.inode(), &freed));
       delete_chunks(freed);
       co_return co_await durable(std::move(r));
     }
     case pb::SYMLINK: {
       PARSE_OR_REPLY(pb::SymlinkReq, req);
+      SESSION_OR_REPLY(session, req.parent());
       co_return co_await durable(attr_reply(ns_->symlink(req)));
     }
     case pb::LINK: {
       PARSE_OR_REPLY(pb::LinkReq, req);
+      SESSION_OR_REPLY(session, req.inode(), req.new_parent());
       co_return co_await durable(attr_reply(ns_->link(req)));
     }
     case pb::READLINK: {
       PARSE_OR_REPLY(pb::ReadlinkReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       auto target = ns_->readlink(req.inode());
       if (!target.ok()) co_return reply_error(target.status());
       pb::ReadlinkResp resp;
@@ -103,30 +127,36 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::UNLINK: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
+      SESSION_OR_REPLY(session, req.parent());
       Reply r = status_reply(ns_->unlink(req.parent(), req.name(), &freed));
       delete_chunks(freed);
       co_return co_await durable(std::move(r));
     }
     case pb::RMDIR: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
+      SESSION_OR_REPLY(session, req.parent());
       co_return co_await durable(status_reply(ns_->rmdir(req.parent(), req.name())));
     }
     case pb::RENAME: {
       PARSE_OR_REPLY(pb::RenameReq, req);
+      SESSION_OR_REPLY(session, req.parent(), req.new_parent());
       Reply r = status_reply(ns_->rename(req, &freed));
       delete_chunks(freed);
       co_return co_await durable(std::move(r));
     }
     case pb::READDIR: {
       PARSE_OR_REPLY(pb::ReaddirReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return co_await durable(result_reply(ns_->readdir(req)));
     }
     case pb::SETXATTR: {
       PARSE_OR_REPLY(pb::SetxattrReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return co_await durable(status_reply(ns_->setxattr(req)));
     }
     case pb::GETXATTR: {
       PARSE_OR_REPLY(pb::GetxattrReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       auto value = ns_->getxattr(req.inode(), req.name());
       if (!value.ok()) co_return reply_error(value.status());
       pb::GetxattrResp resp;
@@ -135,6 +165,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::LISTXATTR: {
       PARSE_OR_REPLY(pb::ListxattrReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       auto names = ns_->listxattr(req.inode());
       if (!names.ok()) co_return reply_error(names.status());
       pb::ListxattrResp resp;
@@ -143,22 +174,27 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::REMOVEXATTR: {
       PARSE_OR_REPLY(pb::GetxattrReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return co_await durable(status_reply(ns_->removexattr(req.inode(), req.name())));
     }
     case pb::STATFS: {
       PARSE_OR_REPLY(pb::StatfsReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return statfs(req);
     }
     case pb::CHUNK_FOR_WRITE: {
       PARSE_OR_REPLY(pb::ChunkForWriteReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return co_await chunk_for_write(req);
     }
     case pb::CHUNK_LOCATE: {
       PARSE_OR_REPLY(pb::ChunkLocateReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return co_await chunk_locate(req);
     }
     case pb::APPEND: {
       PARSE_OR_REPLY(pb::AppendReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       auto offset = ns_->reserve_append(req.inode(), req.length());
       if (!offset.ok()) co_return reply_error(offset.status());
       pb::AppendResp resp;
@@ -167,23 +203,48 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::WRITE_END: {
       PARSE_OR_REPLY(pb::WriteEndReq, req);
+      SESSION_OR_REPLY(session, req.inode());
       co_return co_await durable(attr_reply(ns_->write_end(req)));
     }
     case pb::VOLUME_CREATE: {
       PARSE_OR_REPLY(pb::VolumeCreateReq, req);
-      auto info = ns_->create_volume(req);
-      if (!info.ok()) co_return reply_error(info.status());
-      auto rec = ns_->find_volume(req.name());
-      if (rec.ok()) volumes_[rec->id()] = *rec;
-      spdlog::info("volume '{}' created (id {}, goal {}, region {})", info->name(), info->id(), info->goal(), info->region());
+      auto created = ns_->create_volume(req);
+      if (!created.ok()) co_return reply_error(created.status());
+      const pb::VolumeInfo& info = created->info;
+      spdlog::info("volume '{}' created (id {}, region {}, goal {}, size {}, inodes {})", info.name(), info.id(),
+                   info.region(), info.goal(), info.size_bytes() ? human_bytes(info.size_bytes()) : "unlimited",
+                   info.max_inodes() ? std::to_string(info.max_inodes()) : "unlimited");
       pb::VolumeCreateResp resp;
-      *resp.mutable_volume() = *info;
+      *resp.mutable_volume() = info;
+      resp.set_secret(created->secret);
       co_return co_await durable(reply_ok(resp));
     }
     case pb::VOLUME_LIST: {
       pb::VolumeListResp resp;
-      for (auto& v : ns_->list_volumes()) *resp.add_volumes() = v;
+      int64_t now = unix_ms();
+      for (auto& v : ns_->list_volumes()) {
+        pb::VolumeInfo* info = resp.add_volumes();
+        *info = v;
+        for (const Session* s : sessions_.list(v.id())) *info->add_sessions() = session_info(*s, now);
+      }
       co_return reply_ok(resp);
+    }
+    case pb::VOLUME_RESIZE: {
+      PARSE_OR_REPLY(pb::VolumeResizeReq, req);
+      auto info = ns_->resize_volume(req);
+      if (!info.ok()) co_return reply_error(info.status());
+      spdlog::info("volume '{}' resized to {}", info->name(), human_bytes(info->size_bytes()));
+      pb::VolumeCreateResp resp;
+      *resp.mutable_volume() = *info;
+      co_return co_await durable(reply_ok(resp));
+    }
+    case pb::VOLUME_REMOVE: {
+      PARSE_OR_REPLY(pb::VolumeRemoveReq, req);
+      co_return co_await volume_remove(req);
+    }
+    case pb::SESSION_LIST: {
+      PARSE_OR_REPLY(pb::SessionListReq, req);
+      co_return session_list(req);
     }
     case pb::CS_LIST:
       co_return cs_list();
@@ -191,13 +252,13 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       co_return health();
     case pb::LOCK: {
       PARSE_OR_REPLY(pb::LockReq, req);
-      if (conn->tag == 0) conn->tag = next_session_++;
-      co_return status_reply(locks_.set(conn->tag, req));
+      SESSION_OR_REPLY(session, req.inode());
+      co_return status_reply(locks_.set(session, req));
     }
     case pb::GETLK: {
       PARSE_OR_REPLY(pb::LockReq, req);
-      if (conn->tag == 0) conn->tag = next_session_++;
-      co_return reply_ok(locks_.test(conn->tag, req));
+      SESSION_OR_REPLY(session, req.inode());
+      co_return reply_ok(locks_.test(session, req));
     }
     default:
       co_return reply_error(
@@ -224,14 +285,86 @@ pb::ChunkLocateResp Master::open_reply(const pb::Attr& attr) {
 }
 
 void Master::client_closed(ConnectionPtr conn) {
-  // A session that ends (unmount, crash, network loss) keeps no file locked.
-  if (conn->tag == 0) return;
-  locks_.release_session(conn->tag);
+  // Its sessions wait for the client to dial again; they expire if it does not.
+  if (conn->tag != 0) sessions_.detach_connection(conn->tag);
+}
+
+void Master::end_session(uint64_t id, const std::string& why) {
+  Session* s = sessions_.find(id);
+  if (!s) return;
+  spdlog::info("session {:x} of volume '{}' ({}:{} pid {}) ended: {}", id, s->volume, s->host, s->mount_point, s->pid,
+               why);
+  // A session that ends (unmount, crash, lost pod) keeps no file locked...
+  locks_.release_session(id);
   // ...and holds no file open: the orphans only it held go now.
   std::vector<FreedChunk> freed;
-  Status st = ns_->release_session(conn->tag, &freed);
-  if (!st.ok()) spdlog::error("session {}: releasing its open files: {}", conn->tag, st.to_string());
+  Status st = ns_->release_session(id, &freed);
+  if (!st.ok()) spdlog::error("session {:x}: releasing its open files: {}", id, st.to_string());
   delete_chunks(freed);
+  sessions_.remove(id);
+}
+
+Result<uint64_t> Master::session_for(const ConnectionPtr& conn, uint64_t inode) {
+  ASSIGN_OR_RETURN(pb::Attr attr, ns_->getattr(inode));
+  Session* s = sessions_.of(conn->tag, attr.volume_id());
+  if (s) return s->id;
+  auto vol = ns_->volume_by_id(attr.volume_id());
+  return error(Code::kNoSession, fmt::format("volume '{}' is not mounted on this connection (or its session expired)",
+                                             vol.ok() ? vol->name() : std::to_string(attr.volume_id())));
+}
+
+Result<uint64_t> Master::session_for(const ConnectionPtr& conn, uint64_t inode, uint64_t other) {
+  ASSIGN_OR_RETURN(uint64_t first, session_for(conn, inode));
+  ASSIGN_OR_RETURN(uint64_t second, session_for(conn, other));
+  if (first != second) return error(Code::kCrossDevice, "rename and link do not cross volumes");
+  return first;
+}
+
+pb::SessionInfo Master::session_info(const Session& s, int64_t now_ms) const {
+  pb::SessionInfo i;
+  i.set_id(s.id);
+  i.set_volume(s.volume);
+  i.set_host(s.host);
+  i.set_mount_point(s.mount_point);
+  i.set_pid(s.pid);
+  i.set_region(s.region);
+  i.set_client_version(s.client_version);
+  i.set_since_unix_ms(s.since_ms);
+  i.set_last_heartbeat_ms_ago(now_ms - s.last_heard_ms);
+  i.set_connected(s.conn_id != 0);
+  i.set_peer(s.peer);
+  return i;
+}
+
+Reply Master::session_list(const pb::SessionListReq& req) {
+  uint64_t volume_id = 0;
+  if (!req.volume().empty()) {
+    auto vol = ns_->find_volume(req.volume());
+    if (!vol.ok()) return reply_error(vol.status());
+    volume_id = vol->id();
+  }
+  pb::SessionListResp resp;
+  int64_t now = unix_ms();
+  for (const Session* s : sessions_.list(volume_id)) *resp.add_sessions() = session_info(*s, now);
+  return reply_ok(resp);
+}
+
+awaitable<Reply> Master::volume_remove(const pb::VolumeRemoveReq& req) {
+  auto vol = ns_->find_volume(req.name());
+  if (!vol.ok()) co_return reply_error(vol.status());
+  auto attached = sessions_.list(vol->id());
+  if (!attached.empty()) {
+    std::string who;
+    for (const Session* s : attached)
+      who += fmt::format("{}{}:{} (pid {})", who.empty() ? "" : ", ", s->host, s->mount_point, s->pid);
+    co_return reply_error(error(Code::kBusy, fmt::format("volume '{}' has {} session{} attached: {}", req.name(),
+                                                         attached.size(), attached.size() == 1 ? "" : "s", who)));
+  }
+  std::vector<FreedChunk> freed;
+  if (Status st = ns_->remove_volume(req.name(), &freed); !st.ok()) co_return reply_error(st);
+  spdlog::info("volume '{}' removed: {} chunks to delete", req.name(), freed.size());
+  delete_chunks(freed);
+  co_return co_await durable(reply_ok(pb::EmptyResp()));
 }
 
 awaitable<Reply> Master::durable(Reply reply) {
@@ -240,21 +373,61 @@ awaitable<Reply> Master::durable(Reply reply) {
   co_return reply;
 }
 
-awaitable<Reply> Master::mount(const pb::MountReq& req) {
+awaitable<Reply> Master::mount(const ConnectionPtr& conn, const pb::MountReq& req) {
   auto vol = ns_->find_volume(req.volume());
   if (!vol.ok()) co_return reply_error(vol.status());
+  const std::string who = fmt::format("{} ({})", req.host().empty() ? conn->peer_name() : req.host(), conn->peer());
+  const std::string region = req.region().empty() ? kDefaultRegion : req.region();
+  if (region != vol->region()) {
+    spdlog::warn("mount of volume '{}' from {} refused: host is in region {}, the volume in {}", vol->name(), who,
+                 region, vol->region());
+    co_return reply_error(error(Code::kPermissionDenied, fmt::format("volume {} is in region {}; this host is in {}",
+                                                                      vol->name(), vol->region(), region)));
+  }
+  if (req.secret().empty() || !secret_matches(vol->secret_salt(), vol->secret_hash(), req.secret())) {
+    spdlog::warn("mount of volume '{}' from {} refused: {} secret", vol->name(), who,
+                 req.secret().empty() ? "no" : "wrong");
+    co_return reply_error(error(Code::kPermissionDenied,
+                                req.secret().empty()
+                                    ? fmt::format("volume '{}' needs its secret (--secret-file or KEELFS_SECRET)", vol->name())
+                                    : fmt::format("wrong secret for volume '{}'", vol->name())));
+  }
   auto root = ns_->getattr(vol->root_inode());
   if (!root.ok()) co_return reply_error(root.status());
+
+  int64_t now = unix_ms();
+  Session* session = sessions_.of(conn->tag, vol->id());  // mounted twice on one connection
+  if (!session && req.resume_session() != 0) {
+    Session* old = sessions_.find(req.resume_session());
+    if (old && old->volume_id == vol->id() && old->conn_id == 0) {
+      sessions_.attach(*old, conn->tag, conn->peer(), now);
+      session = old;
+      spdlog::info("session {:x} of volume '{}' resumed by {}", old->id, vol->name(), who);
+    }
+  }
+  if (!session) {
+    Session s;
+    s.volume_id = vol->id();
+    s.volume = vol->name();
+    s.host = req.host();
+    s.mount_point = req.mount_point();
+    s.pid = req.pid();
+    s.region = region;
+    s.client_version = req.client_version();
+    s.peer = conn->peer();
+    s.since_ms = now;
+    s.last_heard_ms = now;
+    s.conn_id = conn->tag;
+    session = &sessions_.add(std::move(s));
+    spdlog::info("session {:x}: volume '{}' mounted by {} on {} (pid {})", session->id, vol->name(), who,
+                 req.mount_point(), req.pid());
+  }
   pb::MountResp resp;
   *resp.mutable_volume() = ns_->volume_info(*vol);
   *resp.mutable_root() = *root;
+  resp.set_session(session->id);
+  resp.set_heartbeat_ms(static_cast<uint32_t>(std::max<int64_t>(config_.session_timeout_ms / 3, 100)));
   co_return co_await durable(reply_ok(resp));
-}
-
-Result<pb::VolumeRecord> Master::volume_of(uint64_t volume_id) {
-  auto it = volumes_.find(volume_id);
-  if (it == volumes_.end()) return error(Code::kNotFound, fmt::format("volume id {} does not exist", volume_id));
-  return it->second;
 }
 
 void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
@@ -286,8 +459,10 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   info->set_index(req.index());
   std::vector<ChunkServer*> chain;
   if (!*existing) {
-    auto vol = volume_of(attr->volume_id());
+    auto vol = ns_->volume_by_id(attr->volume_id());
     if (!vol.ok()) co_return reply_error(vol.status());
+    // A full volume takes no new chunk (writes inside existing chunks may still go on).
+    if (Status st = ns_->check_bytes(vol->id(), 0, 1); !st.ok()) co_return reply_error(st);
     uint32_t goal = attr->goal() ? attr->goal() : vol->goal();
     auto chosen = place_chunk(registry_, vol->region(), goal);
     if (chosen.empty())
@@ -350,21 +525,31 @@ awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
 Reply Master::statfs(const pb::StatfsReq& req) {
   auto attr = ns_->getattr(req.inode());
   if (!attr.ok()) return reply_error(attr.status());
-  auto vol = volume_of(attr->volume_id());
+  auto vol = ns_->volume_by_id(attr->volume_id());
   if (!vol.ok()) return reply_error(vol.status());
   uint64_t total = 0, free = 0;
   for (ChunkServer* cs : registry_.alive_in_region(vol->region())) {
     total += cs->total_bytes;
     free += cs->free_bytes();
   }
+  // What the volume may still take: its size less what it holds, and no more than its
+  // region's chunkservers can store at its goal.
   uint32_t goal = std::max<uint32_t>(1, vol->goal());
   pb::VolumeInfo info = ns_->volume_info(*vol);
   pb::StatfsResp resp;
-  resp.set_total_bytes(total / goal);
-  resp.set_free_bytes(free / goal);
+  uint64_t region_free = free / goal;
+  if (vol->size_bytes() != 0) {
+    uint64_t left = vol->size_bytes() > info.logical_bytes() ? vol->size_bytes() - info.logical_bytes() : 0;
+    resp.set_total_bytes(vol->size_bytes());
+    resp.set_free_bytes(std::min(left, region_free));
+  } else {
+    resp.set_total_bytes(total / goal);
+    resp.set_free_bytes(region_free);
+  }
   resp.set_used_bytes(info.logical_bytes());
+  uint64_t max_inodes = vol->max_inodes() != 0 ? vol->max_inodes() : (1ull << 40);
   resp.set_files(info.files());
-  resp.set_free_files(1ull << 40);
+  resp.set_free_files(max_inodes > info.files() ? max_inodes - info.files() : 0);
   return reply_ok(resp);
 }
 

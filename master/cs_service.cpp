@@ -57,10 +57,13 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
 }
 
 awaitable<void> Master::liveness_loop() {
-  auto period = std::chrono::milliseconds(std::clamp<int64_t>(config_.cs_timeout_ms / 4, 50, 1000));
+  int64_t shortest = std::min(config_.cs_timeout_ms, config_.session_timeout_ms);
+  auto period = std::chrono::milliseconds(std::clamp<int64_t>(shortest / 4, 50, 1000));
   while (!stopping_) {
     co_await sleep_for(period);
     int64_t now = unix_ms();
+    for (uint64_t id : sessions_.expired(now, config_.session_timeout_ms))
+      end_session(id, fmt::format("expired: not heard from for more than {} ms", config_.session_timeout_ms));
     for (ChunkServer* cs : registry_.servers()) {
       if (!cs->alive || !cs->conn || now - cs->last_heartbeat_ms <= config_.cs_timeout_ms) continue;
       // Closing the link makes it dead (chunkserver_closed); when the machine wakes up, its

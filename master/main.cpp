@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
   app.add_option("--cs-listen", config.cs_listen, "address for chunkservers")->capture_default_str();
   app.add_option("--cs-timeout-ms", config.cs_timeout_ms, "a chunkserver without heartbeat this long is dead")
       ->capture_default_str();
+  app.add_option("--session-timeout-ms", config.session_timeout_ms,
+                 "a client session not heard from this long expires (its locks and open files go)")
+      ->capture_default_str();
   app.add_option("--secret-file", secret_file, "file holding the cluster secret (signs data tickets)")->required();
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();

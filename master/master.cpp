@@ -2,9 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/util.h"
+
 namespace keelfs::master {
 
-Master::Master(asio::io_context& io, MasterConfig config) : io_(io), config_(std::move(config)) {}
+// Session ids start from the clock, so that an id from before a restart is never reused.
+Master::Master(asio::io_context& io, MasterConfig config)
+    : io_(io), config_(std::move(config)), sessions_(static_cast<uint64_t>(unix_ms()) << 12) {}
 Master::~Master() = default;
 
 Result<std::pair<uint16_t, uint16_t>> Master::start() {
@@ -14,8 +18,7 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   // chunks are deleted when chunkservers report them, as chunks the namespace does not know.
   std::vector<FreedChunk> orphan_chunks;
   RETURN_IF_ERROR(ns_->drop_orphans(&orphan_chunks));
-  for (const auto& v : store_->list_volumes()) volumes_[v.id()] = v;
-  spdlog::info("metadata store {} opened: {} volumes", config_.data_dir, volumes_.size());
+  spdlog::info("metadata store {} opened: {} volumes", config_.data_dir, ns_->list_volumes().size());
 
   ASSIGN_OR_RETURN(auto client_addr, parse_address(config_.listen));
   ASSIGN_OR_RETURN(auto cs_addr, parse_address(config_.cs_listen));

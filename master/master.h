@@ -2,8 +2,8 @@
 // admins (namespace, data placement, volumes), cs_service.cpp serves chunkservers
 // (registration, chunk reports, heartbeats) and calls them (versions, deletes).
 //
-// Threading: everything runs on one io_context thread; RocksDB reads and unsynced writes
-// are done in line, the WAL sync on a helper thread (MetaStore::durable()).
+// Threading: everything runs on one io_context thread, RocksDB reads, writes and the WAL
+// sync included (MetaStore::durable()).
 #pragma once
 
 #include <map>
@@ -15,6 +15,7 @@
 #include "master/locks.h"
 #include "master/namespace.h"
 #include "master/registry.h"
+#include "master/sessions.h"
 #include "master/store.h"
 
 namespace keelfs::master {
@@ -27,6 +28,8 @@ struct MasterConfig {
   int64_t ticket_ttl_ms = 10 * 60 * 1000;
   // A chunkserver silent for this long is declared dead (a hung machine keeps its socket).
   int64_t cs_timeout_ms = 10 * 1000;
+  // A session not heard from for this long expires; clients heartbeat at a third of it.
+  int64_t session_timeout_ms = 30 * 1000;
 };
 
 class Master {
@@ -43,8 +46,18 @@ class Master {
   awaitable<Reply> chunk_for_write(const pb::ChunkForWriteReq& req);
   awaitable<Reply> chunk_locate(const pb::ChunkLocateReq& req);
   awaitable<Reply> setattr(const pb::SetattrReq& req);
-  awaitable<Reply> mount(const pb::MountReq& req);
+  awaitable<Reply> mount(const ConnectionPtr& conn, const pb::MountReq& req);
   Reply statfs(const pb::StatfsReq& req);
+  Reply session_list(const pb::SessionListReq& req);
+  awaitable<Reply> volume_remove(const pb::VolumeRemoveReq& req);
+  // The session through which `conn` may touch `inode`: NoSession when the inode's volume
+  // is not mounted on this connection (a client reaches only the volumes it mounted).
+  Result<uint64_t> session_for(const ConnectionPtr& conn, uint64_t inode);
+  // Both inodes through one session; CrossDevice when they are in different volumes.
+  Result<uint64_t> session_for(const ConnectionPtr& conn, uint64_t inode, uint64_t other);
+  // Ends a session: its locks and open files are released. `why` goes to the log.
+  void end_session(uint64_t session, const std::string& why);
+  pb::SessionInfo session_info(const Session& s, int64_t now_ms) const;
   Reply cs_list();
   Reply health();
   pb::ChunkLocateResp open_reply(const pb::Attr& attr);
@@ -68,7 +81,6 @@ class Master {
   awaitable<std::vector<ChunkServer*>> create_on(uint64_t chunk_id, const std::vector<ChunkServer*>& servers);
 
   void fill_replicas(pb::ChunkInfo* info, uint32_t rights);
-  Result<pb::VolumeRecord> volume_of(uint64_t volume_id);
 
   asio::io_context& io_;
   MasterConfig config_;
@@ -78,9 +90,9 @@ class Master {
   std::unique_ptr<RpcServer> client_server_;
   std::unique_ptr<RpcServer> cs_server_;
   LockTable locks_;         // flock and fcntl locks of the clients' sessions
-  uint64_t next_session_ = 1;
+  SessionTable sessions_;
+  uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
-  std::map<uint64_t, pb::VolumeRecord> volumes_;  // by id
   bool stopping_ = false;
 };
 

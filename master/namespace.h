@@ -35,6 +35,14 @@ struct FreedChunk {
   uint32_t version;
 };
 
+// Chunkservers and volumes that name no region are in this one.
+inline constexpr const char* kDefaultRegion = "default";
+
+struct NewVolume {
+  pb::VolumeInfo info;
+  std::string secret;  // shown once; the master keeps only a salted hash
+};
+
 struct ChunkRef {
   uint64_t chunk_id = 0;
   uint32_t version = 0;
@@ -44,13 +52,24 @@ struct ChunkRef {
 
 class Namespace {
  public:
-  explicit Namespace(MetaStore& store) : store_(store) {}
+  // Loads the volume records into memory.
+  explicit Namespace(MetaStore& store) : store_(store) { load_volumes(); }
 
-  // ---- volumes (ops/volume.cpp)
-  Result<pb::VolumeInfo> create_volume(const pb::VolumeCreateReq& req);
+  // ---- volumes (ops/volume.cpp); the records are cached in memory.
+  Result<NewVolume> create_volume(const pb::VolumeCreateReq& req);
   Result<pb::VolumeRecord> find_volume(const std::string& name);
+  Result<pb::VolumeRecord> volume_by_id(uint64_t volume_id);
   std::vector<pb::VolumeInfo> list_volumes();
   pb::VolumeInfo volume_info(const pb::VolumeRecord& rec);
+  // A new size or inode limit; never below what the volume already holds.
+  Result<pb::VolumeInfo> resize_volume(const pb::VolumeResizeReq& req);
+  // Deletes the volume with every name, inode and chunk record of it (the chunks go to
+  // `freed`). REQUIRES: no session is attached (the service checks).
+  Status remove_volume(const std::string& name, std::vector<FreedChunk>* freed);
+  // QuotaExceeded when growing a file from old_size to new_size would take the volume past
+  // its size, or when it has no inode left.
+  Status check_bytes(uint64_t volume_id, uint64_t old_size, uint64_t new_size);
+  Status check_inodes(uint64_t volume_id);
 
   // ---- lookups (ops/lookup.cpp)
   Result<pb::Attr> lookup(uint64_t parent, const std::string& name);
@@ -125,6 +144,7 @@ class Namespace {
   MetaStore& store() { return store_; }
 
  private:
+  void load_volumes();
   // helpers (namespace.cpp)
   Result<pb::InodeRecord> dir_inode(uint64_t ino);
   pb::InodeRecord new_inode(pb::FileType type, uint32_t mode, uint32_t uid, uint32_t gid, const pb::InodeRecord& parent);
@@ -142,6 +162,7 @@ class Namespace {
   void account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size);
 
   MetaStore& store_;
+  std::map<uint64_t, pb::VolumeRecord> volumes_;  // by id
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> opens_;  // (session, inode) -> open count
   std::unordered_map<uint64_t, uint32_t> open_count_;        // inode -> opens of all sessions
 };

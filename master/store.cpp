@@ -69,6 +69,7 @@ void Batch::put_chunk(uint64_t chunk_id, const pb::ChunkRecord& rec) {
 }
 void Batch::delete_chunk(uint64_t chunk_id) { wb_->Delete(CF(kChunks), be64(chunk_id)); }
 void Batch::put_volume(const pb::VolumeRecord& rec) { wb_->Put(CF(kVolumes), rec.name(), rec.SerializeAsString()); }
+void Batch::delete_volume(const std::string& name) { wb_->Delete(CF(kVolumes), name); }
 void Batch::put_xattr(uint64_t ino, const std::string& name, const std::string& value) {
   wb_->Put(CF(kXattrs), key_name(ino, name), value);
 }
@@ -146,6 +147,12 @@ pb::UsageRecord MetaStore::usage_of(uint64_t volume_id) const {
 pb::UsageRecord& MetaStore::usage(uint64_t volume_id) {
   usage_dirty_.push_back(volume_id);
   return usage_[volume_id];
+}
+
+void MetaStore::forget_usage(uint64_t volume_id, Batch& batch) {
+  usage_.erase(volume_id);
+  std::erase(usage_dirty_, volume_id);
+  batch.wb_->Delete(cfs_[kUsage], be64(volume_id));
 }
 
 void MetaStore::add_pending_counters(rocksdb::WriteBatch* wb) {

@@ -16,8 +16,7 @@
 // clients wait for durable(), and one WAL sync serves every mutation committed while the
 // previous sync ran (group commit).
 //
-// Threading: all calls from the master's single network thread; only the WAL sync runs on
-// a helper thread.
+// Threading: all calls from the master's single network thread, the WAL sync included.
 #pragma once
 
 #include <cstdint>
@@ -64,6 +63,7 @@ class Batch {
   void put_chunk(uint64_t chunk_id, const pb::ChunkRecord& rec);
   void delete_chunk(uint64_t chunk_id);
   void put_volume(const pb::VolumeRecord& rec);
+  void delete_volume(const std::string& name);
   void put_xattr(uint64_t ino, const std::string& name, const std::string& value);
   void delete_xattr(uint64_t ino, const std::string& name);
   bool empty() const;
@@ -111,6 +111,8 @@ class MetaStore {
   uint64_t allocate_volume_id();
   pb::UsageRecord& usage(uint64_t volume_id);  // marks it to be written
   pb::UsageRecord usage_of(uint64_t volume_id) const;  // for reading only
+  // The volume is gone: its usage record is deleted with `batch`.
+  void forget_usage(uint64_t volume_id, Batch& batch);
 
  private:
   MetaStore() = default;

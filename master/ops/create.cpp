@@ -11,6 +11,7 @@ Result<pb::Attr> Namespace::mkdir(const pb::MkdirReq& req) {
   ASSIGN_OR_RETURN(auto existing, store_.get_dentry(req.parent(), req.name()));
   if (existing) return error(Code::kExists, fmt::format("'{}' already exists", req.name()));
   if (parent.attr().nlink() >= kMaxLinks) return error(Code::kTooManyLinks, "too many subdirectories");
+  RETURN_IF_ERROR(check_inodes(parent.attr().volume_id()));
 
   pb::InodeRecord rec = new_inode(pb::FT_DIRECTORY, req.mode(), req.uid(), req.gid(), parent);
   rec.set_parent(req.parent());
@@ -22,6 +23,8 @@ Result<pb::Attr> Namespace::mkdir(const pb::MkdirReq& req) {
   batch.put_inode(rec);
   batch.put_inode(parent);
   batch.put_dentry(req.parent(), req.name(), rec.attr().inode(), pb::FT_DIRECTORY);
+  auto& u = store_.usage(rec.attr().volume_id());
+  u.set_files(u.files() + 1);
   RETURN_IF_ERROR(store_.commit(batch));
   return rec.attr();
 }
@@ -48,6 +51,7 @@ Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedCh
     return rec.attr();
   }
 
+  RETURN_IF_ERROR(check_inodes(parent.attr().volume_id()));
   pb::InodeRecord rec = new_inode(type, req.mode(), req.uid(), req.gid(), parent);
   rec.mutable_attr()->set_rdev(req.rdev());
   touch_times(parent.mutable_attr(), true, true);
@@ -69,6 +73,7 @@ Result<pb::Attr> Namespace::symlink(const pb::SymlinkReq& req) {
   ASSIGN_OR_RETURN(auto existing, store_.get_dentry(req.parent(), req.name()));
   if (existing) return error(Code::kExists, fmt::format("'{}' already exists", req.name()));
 
+  RETURN_IF_ERROR(check_inodes(parent.attr().volume_id()));
   pb::InodeRecord rec = new_inode(pb::FT_SYMLINK, 0777, req.uid(), req.gid(), parent);
   rec.set_symlink(req.target());
   rec.mutable_attr()->set_size(req.target().size());

@@ -64,6 +64,7 @@ Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length) {
   if (rec.attr().type() != pb::FT_REGULAR) return error(Code::kInvalidArgument, fmt::format("inode {} is not a regular file", ino));
   pb::Attr* a = rec.mutable_attr();
   uint64_t offset = a->size();
+  RETURN_IF_ERROR(check_bytes(a->volume_id(), offset, offset + length));
   account_size(rec, offset, offset + length);
   a->set_size(offset + length);
   touch_times(a, true, true);
@@ -75,6 +76,9 @@ Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length) {
 
 Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req) {
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(req.inode()));
+  // Bytes past the volume's size are refused before anything changes: the file keeps the
+  // size it had, and the writer hears QuotaExceeded (EDQUOT) at fsync or close.
+  RETURN_IF_ERROR(check_bytes(rec.attr().volume_id(), rec.attr().size(), req.file_size()));
   Batch batch = store_.batch();
   if (req.chunk_id() != 0) {
     ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(req.chunk_id()));

@@ -41,6 +41,8 @@ Status Namespace::rmdir(uint64_t parent_ino, const std::string& name) {
   std::vector<std::string> names;
   RETURN_IF_ERROR(store_.list_xattrs(entry->inode, &names));
   for (auto& n : names) batch.delete_xattr(entry->inode, n);
+  auto& u = store_.usage(rec.attr().volume_id());
+  u.set_files(u.files() > 0 ? u.files() - 1 : 0);
   return store_.commit(batch);
 }
 

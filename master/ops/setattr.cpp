@@ -23,6 +23,7 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
     if (a->type() == pb::FT_DIRECTORY) return error(Code::kIsDir, fmt::format("inode {} is a directory", req.inode()));
     if (a->type() != pb::FT_REGULAR) return error(Code::kInvalidArgument, "only regular files have a size to set");
     uint64_t new_size = req.size();
+    RETURN_IF_ERROR(check_bytes(a->volume_id(), a->size(), new_size));
     if (new_size < a->size()) {
       // Chunks that start at or past the new end go entirely.
       uint64_t first_dropped = (new_size + kChunkSize - 1) / kChunkSize;

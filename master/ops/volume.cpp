@@ -1,6 +1,10 @@
-// Volumes: a named namespace root with a goal and a region.
+// Volumes: a named namespace root with a region, a goal, a size and inode quota, and a
+// secret that mounting needs (kept as a salted hash).
 #include <fmt/format.h>
 
+#include <set>
+
+#include "common/ticket.h"
 #include "common/util.h"
 #include "master/namespace.h"
 
@@ -16,24 +20,47 @@ Status check_volume_name(const std::string& name) {
       return error(Code::kInvalidArgument,
                    fmt::format("volume name '{}' may hold only a-z, 0-9, '-', '_' and '.'", name));
   }
+  if (name[0] == '.' || name[0] == '-')
+    return error(Code::kInvalidArgument, fmt::format("volume name '{}' must start with a letter or digit", name));
+  return Status::Ok();
+}
+
+Status check_region_name(const std::string& region) {
+  if (region.size() > 63) return error(Code::kInvalidArgument, "a region name is at most 63 characters");
+  for (char c : region) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    if (!ok) return error(Code::kInvalidArgument, fmt::format("region '{}' may hold only a-z, 0-9, '-' and '_'", region));
+  }
   return Status::Ok();
 }
 
 }  // namespace
 
-Result<pb::VolumeInfo> Namespace::create_volume(const pb::VolumeCreateReq& req) {
+void Namespace::load_volumes() {
+  volumes_.clear();
+  for (auto& v : store_.list_volumes()) volumes_[v.id()] = v;
+}
+
+Result<NewVolume> Namespace::create_volume(const pb::VolumeCreateReq& req) {
   RETURN_IF_ERROR(check_volume_name(req.name()));
+  RETURN_IF_ERROR(check_region_name(req.region()));
   uint32_t goal = req.goal() == 0 ? 2 : req.goal();
   if (goal > kMaxGoal) return error(Code::kInvalidArgument, fmt::format("goal {} is above the maximum {}", goal, kMaxGoal));
   ASSIGN_OR_RETURN(auto existing, store_.get_volume(req.name()));
   if (existing) return error(Code::kExists, fmt::format("volume '{}' already exists", req.name()));
 
+  NewVolume out;
+  out.secret = random_secret();
   pb::VolumeRecord vol;
   vol.set_name(req.name());
   vol.set_id(store_.allocate_volume_id());
   vol.set_goal(goal);
-  vol.set_region(req.region().empty() ? "default" : req.region());
+  vol.set_region(req.region().empty() ? kDefaultRegion : req.region());
   vol.set_created_unix(unix_seconds());
+  vol.set_size_bytes(req.size_bytes());
+  vol.set_max_inodes(req.max_inodes());
+  vol.set_secret_salt(random_salt());
+  vol.set_secret_hash(hash_secret(vol.secret_salt(), out.secret));
 
   pb::InodeRecord root;
   pb::Attr* a = root.mutable_attr();
@@ -53,13 +80,21 @@ Result<pb::VolumeInfo> Namespace::create_volume(const pb::VolumeCreateReq& req) 
   batch.put_volume(vol);
   store_.usage(vol.id());
   RETURN_IF_ERROR(store_.commit(batch));
-  return volume_info(vol);
+  volumes_[vol.id()] = vol;
+  out.info = volume_info(vol);
+  return out;
 }
 
 Result<pb::VolumeRecord> Namespace::find_volume(const std::string& name) {
-  ASSIGN_OR_RETURN(auto vol, store_.get_volume(name));
-  if (!vol) return error(Code::kNotFound, fmt::format("volume '{}' does not exist", name));
-  return *vol;
+  for (auto& [id, v] : volumes_)
+    if (v.name() == name) return v;
+  return error(Code::kNotFound, fmt::format("volume '{}' does not exist", name));
+}
+
+Result<pb::VolumeRecord> Namespace::volume_by_id(uint64_t volume_id) {
+  auto it = volumes_.find(volume_id);
+  if (it == volumes_.end()) return error(Code::kNotFound, fmt::format("volume id {} does not exist", volume_id));
+  return it->second;
 }
 
 pb::VolumeInfo Namespace::volume_info(const pb::VolumeRecord& rec) {
@@ -70,6 +105,8 @@ pb::VolumeInfo Namespace::volume_info(const pb::VolumeRecord& rec) {
   info.set_goal(rec.goal());
   info.set_region(rec.region());
   info.set_created_unix(rec.created_unix());
+  info.set_size_bytes(rec.size_bytes());
+  info.set_max_inodes(rec.max_inodes());
   const pb::UsageRecord u = store_.usage_of(rec.id());
   info.set_logical_bytes(u.logical_bytes());
   info.set_files(u.files());
@@ -80,8 +117,82 @@ pb::VolumeInfo Namespace::volume_info(const pb::VolumeRecord& rec) {
 
 std::vector<pb::VolumeInfo> Namespace::list_volumes() {
   std::vector<pb::VolumeInfo> out;
-  for (const auto& rec : store_.list_volumes()) out.push_back(volume_info(rec));
+  for (auto& [id, rec] : volumes_) out.push_back(volume_info(rec));
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.name() < b.name(); });
   return out;
+}
+
+Result<pb::VolumeInfo> Namespace::resize_volume(const pb::VolumeResizeReq& req) {
+  ASSIGN_OR_RETURN(pb::VolumeRecord vol, find_volume(req.name()));
+  const pb::UsageRecord u = store_.usage_of(vol.id());
+  if (req.size_bytes() != 0 && req.size_bytes() < u.logical_bytes())
+    return error(Code::kInvalidArgument,
+                 fmt::format("volume '{}' holds {} ({} bytes); it cannot shrink to {} ({} bytes)", vol.name(),
+                             human_bytes(u.logical_bytes()), u.logical_bytes(), human_bytes(req.size_bytes()),
+                             req.size_bytes()));
+  if (req.max_inodes() != 0 && req.max_inodes() < u.files())
+    return error(Code::kInvalidArgument, fmt::format("volume '{}' holds {} inodes; it cannot shrink to {}", vol.name(),
+                                                     u.files(), req.max_inodes()));
+  vol.set_size_bytes(req.size_bytes());
+  if (req.max_inodes() != 0) vol.set_max_inodes(req.max_inodes());
+  Batch batch = store_.batch();
+  batch.put_volume(vol);
+  RETURN_IF_ERROR(store_.commit(batch));
+  volumes_[vol.id()] = vol;
+  return volume_info(vol);
+}
+
+Status Namespace::remove_volume(const std::string& name, std::vector<FreedChunk>* freed) {
+  ASSIGN_OR_RETURN(pb::VolumeRecord vol, find_volume(name));
+  Batch batch = store_.batch();
+  // Walk the tree from the root; a file with several names is dropped once.
+  std::set<uint64_t> dropped;
+  std::vector<uint64_t> dirs{vol.root_inode()};
+  while (!dirs.empty()) {
+    uint64_t dir = dirs.back();
+    dirs.pop_back();
+    std::string after;
+    for (bool more = true; more;) {
+      std::vector<Dentry> page;
+      RETURN_IF_ERROR(store_.list_dentries(dir, after, 4096, &page, &more));
+      for (const Dentry& d : page) {
+        batch.delete_dentry(dir, d.name);
+        after = d.name;
+        if (d.type == pb::FT_DIRECTORY) dirs.push_back(d.inode);
+        if (!dropped.insert(d.inode).second) continue;
+        ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(d.inode));
+        RETURN_IF_ERROR(drop_inode(rec, batch, freed));
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(pb::InodeRecord root, store_.get_inode(vol.root_inode()));
+  RETURN_IF_ERROR(drop_inode(root, batch, freed));
+  batch.delete_volume(vol.name());
+  store_.forget_usage(vol.id(), batch);
+  RETURN_IF_ERROR(store_.commit(batch));
+  volumes_.erase(vol.id());
+  return Status::Ok();
+}
+
+Status Namespace::check_bytes(uint64_t volume_id, uint64_t old_size, uint64_t new_size) {
+  if (new_size <= old_size) return Status::Ok();
+  auto it = volumes_.find(volume_id);
+  if (it == volumes_.end() || it->second.size_bytes() == 0) return Status::Ok();
+  const pb::VolumeRecord& vol = it->second;
+  uint64_t used = store_.usage_of(volume_id).logical_bytes();
+  if (used + (new_size - old_size) <= vol.size_bytes()) return Status::Ok();
+  return error(Code::kQuotaExceeded, fmt::format("volume '{}' is full: {} of {} used, {} more asked", vol.name(),
+                                                 human_bytes(used), human_bytes(vol.size_bytes()),
+                                                 human_bytes(new_size - old_size)));
+}
+
+Status Namespace::check_inodes(uint64_t volume_id) {
+  auto it = volumes_.find(volume_id);
+  if (it == volumes_.end() || it->second.max_inodes() == 0) return Status::Ok();
+  uint64_t used = store_.usage_of(volume_id).files();
+  if (used < it->second.max_inodes()) return Status::Ok();
+  return error(Code::kQuotaExceeded,
+               fmt::format("volume '{}' has no inode left: {} of {} used", it->second.name(), used, it->second.max_inodes()));
 }
 
 }  // namespace keelfs::master

@@ -62,7 +62,9 @@ TEST_CASE("cli volume create and volume ls in text and json", "[cli]") {
   std::string out, err;
   REQUIRE(cluster.cli({"volume", "create", "alpha"}, &out, &err) == 0);
   REQUIRE(out.find("volume 'alpha' created (goal 2") != std::string::npos);
-  REQUIRE(cluster.cli({"volume", "create", "beta", "--goal", "3"}, &out, &err) == 0);
+  REQUIRE(out.find("secret: ") != std::string::npos);  // shown once, 64 hex digits
+  REQUIRE(out.substr(out.find("secret: ") + 8, 64).find_first_not_of("0123456789abcdef") == std::string::npos);
+  REQUIRE(cluster.cli({"volume", "create", "beta", "--goal", "3", "--save-secret", cluster.dir() + "/beta.secret"}, &out, &err) == 0);
   REQUIRE(out.find("volume 'beta' created (goal 3") != std::string::npos);
 
   REQUIRE(cluster.cli({"volume", "ls"}, &out, &err) == 0);
@@ -128,7 +130,7 @@ TEST_CASE("cli cs ls shows every alive chunkserver with its figures", "[cli]") {
   }
 
   // One file with goal 2: two servers report one chunk each (from their heartbeats).
-  REQUIRE(cluster.cli({"volume", "create", "v"}, &out, &err) == 0);
+  REQUIRE(cluster.cli({"volume", "create", "v", "--save-secret", cluster.dir() + "/v.secret"}, &out, &err) == 0);
   std::string local = cluster.dir() + "/in";
   write_local(local, random_bytes(MiB, 2));
   REQUIRE(cluster.cli({"put", local, "v:/f"}, &out, &err) == 0);
@@ -183,7 +185,7 @@ TEST_CASE("cli cs ls shows every alive chunkserver with its figures", "[cli]") {
 TEST_CASE("cli put get ls stat mkdir rm round trip", "[cli]") {
   Cluster cluster(3);
   std::string out, err;
-  REQUIRE(cluster.cli({"volume", "create", "v", "--goal", "2"}, &out, &err) == 0);
+  REQUIRE(cluster.cli({"volume", "create", "v", "--goal", "2", "--save-secret", cluster.dir() + "/v.secret"}, &out, &err) == 0);
   REQUIRE(cluster.cli({"mkdir", "v:/models"}, &out, &err) == 0);
   REQUIRE(cluster.cli({"mkdir", "-p", "v:/deep/er/est"}, &out, &err) == 0);
   REQUIRE(cluster.cli({"mkdir", "-p", "v:/deep/er"}, &out, &err) == 0);  // exists: fine with -p
@@ -281,7 +283,7 @@ TEST_CASE("cli put get ls stat mkdir rm round trip", "[cli]") {
 TEST_CASE("cli errors are one line naming the thing with a non-zero exit", "[cli]") {
   Cluster cluster(3);
   std::string out, err;
-  REQUIRE(cluster.cli({"volume", "create", "v"}, &out, &err) == 0);
+  REQUIRE(cluster.cli({"volume", "create", "v", "--save-secret", cluster.dir() + "/v.secret"}, &out, &err) == 0);
   std::string local = cluster.dir() + "/in";
   write_local(local, "data");
   REQUIRE(cluster.cli({"mkdir", "v:/d"}, &out, &err) == 0);

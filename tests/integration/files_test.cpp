@@ -54,9 +54,7 @@ TEST_CASE("a fresh client reads what another client wrote", "[files]") {
   uint64_t root = cluster.create_volume("v", 2);
   std::string data = random_bytes(3 * MiB + 5, 1);
   uint64_t ino = put_file(cluster.client(), root, "shared", data);
-  client::ClientOptions opts;
-  opts.master = cluster.master_address();
-  auto other = client::Client::connect(opts);
+  auto other = cluster.new_client("v");
   REQUIRE(other.ok());
   REQUIRE(get_file(**other, ino) == data);
 }
@@ -142,7 +140,7 @@ TEST_CASE("parallel writers of different files", "[files]") {
 
 TEST_CASE("master kill -9 and restart keeps every file whose put returned", "[files][restart]") {
   Cluster cluster(3);
-  REQUIRE(cluster.cli({"volume", "create", "v", "--goal", "2"}) == 0);
+  REQUIRE(cluster.cli({"volume", "create", "v", "--goal", "2", "--save-secret", cluster.dir() + "/v.secret"}) == 0);
   std::vector<std::string> data;
   for (int i = 0; i < 5; ++i) {
     data.push_back(random_bytes(i * 3 * MiB + 11, 50 + i));
@@ -192,9 +190,7 @@ TEST_CASE("a replica corrupted on disk is caught by its CRC and the read is serv
     f.write("garbage!", 8);
   }
 
-  client::ClientOptions opts;
-  opts.master = cluster.master_address();
-  auto fresh = client::Client::connect(opts);  // nothing cached
+  auto fresh = cluster.new_client("v");  // nothing cached
   REQUIRE(fresh.ok());
   REQUIRE(get_file(**fresh, ino) == data);
   REQUIRE(get_file(**fresh, ino) == data);

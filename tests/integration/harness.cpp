@@ -82,11 +82,13 @@ bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds tim
   return cond();
 }
 
-Cluster::Cluster(int chunkservers) {
+Cluster::Cluster(int chunkservers, std::vector<std::string> cs_regions) {
   char tmpl[] = "/tmp/keelfs-test-XXXXXX";
   if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
   secret_file_ = dir_ + "/cluster.secret";
+  // The CLI and mounts started by the tests find a volume's secret in $KEELFS_HOME.
+  setenv("KEELFS_HOME", dir_.c_str(), 1);
   std::ofstream(secret_file_) << "test-secret-" << getpid() << "\n";
   start_master();
   for (int i = 0; i < chunkservers; ++i) {
@@ -99,6 +101,10 @@ Cluster::Cluster(int chunkservers) {
     cs.argv = {bin("keelfs-chunkserver"), "--master", "127.0.0.1:" + std::to_string(cs_port_), "--listen",
                "127.0.0.1:0", "--data-dir", data, "--secret-file", secret_file_, "--ready-file", ready,
                "--zone", "z" + std::to_string(i), "--heartbeat-ms", "200"};
+    if (i < static_cast<int>(cs_regions.size())) {
+      cs.argv.push_back("--region");
+      cs.argv.push_back(cs_regions[i]);
+    }
     cs.start();
     REQUIRE(wait_until([&] { return read_ports(ready).size() == 1; }));
     cs_addresses_.push_back("127.0.0.1:" + std::to_string(read_ports(ready)[0]));
@@ -130,7 +136,8 @@ void Cluster::start_master() {
                   "--cs-listen", "127.0.0.1:" + std::to_string(cs_port_),
                   "--secret-file", secret_file_,
                   "--ready-file", ready,
-                  "--cs-timeout-ms", "3000"};
+                  "--cs-timeout-ms", "3000",
+                  "--session-timeout-ms", "3000"};
   master_.start();
   REQUIRE(wait_until([&] { return read_ports(ready).size() == 2; }));
   auto ports = read_ports(ready);
@@ -157,14 +164,53 @@ client::Client& Cluster::client() {
     auto c = client::Client::connect(opts);
     REQUIRE(c.ok());
     client_ = std::move(*c);
+    for (auto& [volume, secret] : secrets_) REQUIRE(mount_on(*client_, volume).ok());
   }
   return *client_;
 }
 
-uint64_t Cluster::create_volume(const std::string& name, uint32_t goal) {
-  auto v = client().volume_create(name, goal);
+Status Cluster::mount_on(client::Client& c, const std::string& volume) {
+  client::MountRequest m;
+  m.volume = volume;
+  m.secret = secret(volume);
+  m.region = regions_[volume];
+  m.mount_point = "(integration test)";
+  return c.mount(m).status();
+}
+
+Result<std::unique_ptr<client::Client>> Cluster::new_client(const std::string& volume) {
+  client::ClientOptions opts;
+  opts.master = master_address();
+  opts.name = "integration-test";
+  ASSIGN_OR_RETURN(auto c, client::Client::connect(opts));
+  RETURN_IF_ERROR(mount_on(*c, volume));
+  return c;
+}
+
+uint64_t Cluster::create_volume(const std::string& name, uint32_t goal, const std::string& region, uint64_t size_bytes,
+                               uint64_t max_inodes) {
+  pb::VolumeCreateReq req;
+  req.set_name(name);
+  req.set_goal(goal);
+  req.set_region(region);
+  req.set_size_bytes(size_bytes);
+  req.set_max_inodes(max_inodes);
+  auto v = client().volume_create(req);
+  INFO(v.status().to_string());
   REQUIRE(v.ok());
-  return v->root_inode();
+  std::ofstream(dir_ + "/" + name + ".secret") << v->secret() << "\n";
+  secrets_[name] = v->secret();
+  regions_[name] = v->volume().region();
+  // The harness's own client reaches the volume too (the tests use it to check and set up).
+  Status mounted = mount_on(client(), name);
+  INFO(mounted.to_string());
+  REQUIRE(mounted.ok());
+  return v->volume().root_inode();
+}
+
+std::string Cluster::secret(const std::string& volume) const {
+  auto it = secrets_.find(volume);
+  return it == secrets_.end() ? "" : it->second;
 }
 
 void Cluster::kill_master() {

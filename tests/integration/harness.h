@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,14 +38,20 @@ bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds tim
 
 class Cluster {
  public:
-  explicit Cluster(int chunkservers = 3);
+  // Chunkserver i is in region cs_regions[i] when given ("default" otherwise).
+  explicit Cluster(int chunkservers = 3, std::vector<std::string> cs_regions = {});
   ~Cluster();
 
   std::string master_address() const { return "127.0.0.1:" + std::to_string(client_port_); }
   const std::string& dir() const { return dir_; }
   client::Client& client();
-  // Creates a volume and returns its root inode.
-  uint64_t create_volume(const std::string& name, uint32_t goal);
+  // Creates a volume, keeps its secret in dir()/NAME.secret (where the CLI and mounts find
+  // it through $KEELFS_HOME), mounts it on client() and returns its root inode.
+  uint64_t create_volume(const std::string& name, uint32_t goal, const std::string& region = "",
+                         uint64_t size_bytes = 0, uint64_t max_inodes = 0);
+  std::string secret(const std::string& volume) const;
+  // A new client (nothing cached) with `volume` mounted.
+  Result<std::unique_ptr<client::Client>> new_client(const std::string& volume);
 
   void kill_master();     // SIGKILL
   void restart_master();  // same ports and data; waits until every chunkserver re-registered
@@ -73,6 +80,9 @@ class Cluster {
   void start_master();
   std::string dir_;
   std::string secret_file_;
+  std::map<std::string, std::string> secrets_;  // volume -> secret
+  std::map<std::string, std::string> regions_;  // volume -> region
+  Status mount_on(client::Client& c, const std::string& volume);
   int client_port_ = 0;
   int cs_port_ = 0;
   Process master_;

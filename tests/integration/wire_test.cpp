@@ -236,6 +236,10 @@ TEST_CASE("malformed frames to the master close only that connection", "[wire]")
   uint64_t ino = put_file(cluster.client(), root, "f", data);
   // Connected before the garbage arrives, and must stay connected through all of it.
   RpcPeer keeper(cluster.master_address());
+  pb::MountReq mount;
+  mount.set_volume("v");
+  mount.set_secret(cluster.secret("v"));
+  REQUIRE(keeper.call(pb::MOUNT, mount).ok());
   int round = 0;
   auto still_serving = [&] {
     ++round;
@@ -249,9 +253,7 @@ TEST_CASE("malformed frames to the master close only that connection", "[wire]")
     REQUIRE(attr.ParseFromString(r->body));
     REQUIRE(attr.attr().size() == data.size());
     // ...and a new client does real work.
-    client::ClientOptions opts;
-    opts.master = cluster.master_address();
-    auto c = client::Client::connect(opts);
+    auto c = cluster.new_client("v");
     REQUIRE(c.ok());
     REQUIRE((*c)->mkdir(root, "after-" + std::to_string(round), 0755).ok());
     REQUIRE(get_file(**c, ino) == data);
@@ -309,9 +311,7 @@ TEST_CASE("malformed frames to a chunkserver close only that connection", "[wire
   auto servers = cluster.client().cs_list();
   REQUIRE(servers.ok());
   for (auto& s : *servers) REQUIRE(s.alive());
-  client::ClientOptions opts;
-  opts.master = cluster.master_address();
-  auto c = client::Client::connect(opts);
+  auto c = cluster.new_client("v");
   REQUIRE(c.ok());
   REQUIRE(get_file(**c, ino) == data);
   // A master-only message on the data port is refused without closing it.
@@ -419,9 +419,7 @@ TEST_CASE("chunkservers refuse forged expired and misapplied tickets", "[wire][t
     REQUIRE(after->payload == data);
   }
   // The client library, going through the master, reads the file unchanged.
-  client::ClientOptions opts;
-  opts.master = cluster.master_address();
-  auto fresh = client::Client::connect(opts);
+  auto fresh = cluster.new_client("v");
   REQUIRE(fresh.ok());
   REQUIRE(get_file(**fresh, ino) == data);
 }
