@@ -464,7 +464,7 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
     // A full volume takes no new chunk (writes inside existing chunks may still go on).
     if (Status st = ns_->check_bytes(vol->id(), 0, 1); !st.ok()) co_return reply_error(st);
     uint32_t goal = attr->goal() ? attr->goal() : vol->goal();
-    auto chosen = place_chunk(registry_, vol->region(), goal);
+    auto chosen = place_chunk(registry_, vol->region(), goal, config_.cs_reserve_bytes);
     if (chosen.empty())
       co_return reply_error(error(Code::kNoSpace, fmt::format("no chunkserver with free space in region '{}'", vol->region())));
     uint64_t chunk_id = store_->allocate_chunk_id();

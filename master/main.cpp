@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
   app.add_option("--session-timeout-ms", config.session_timeout_ms,
                  "a client session not heard from this long expires (its locks and open files go)")
       ->capture_default_str();
+  std::string reserve = "256M";
+  app.add_option("--cs-reserve", reserve, "a chunkserver with less free space than this gets no new chunks")
+      ->capture_default_str();
   app.add_option("--secret-file", secret_file, "file holding the cluster secret (signs data tickets)")->required();
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
@@ -47,6 +50,10 @@ int main(int argc, char** argv) {
   app.set_config("--config", "", "read options from this file (key = value lines)");
   CLI11_PARSE(app, argc, argv);
 
+  if (!parse_bytes(reserve, &config.cs_reserve_bytes)) {
+    std::fprintf(stderr, "keelfs-master: --cs-reserve '%s' is not a size such as 256M\n", reserve.c_str());
+    return 1;
+  }
   setup_logging("master", log_file, log_level);
   auto secret = read_secret_file(secret_file);
   if (!secret.ok()) {

@@ -30,6 +30,9 @@ struct MasterConfig {
   int64_t cs_timeout_ms = 10 * 1000;
   // A session not heard from for this long expires; clients heartbeat at a third of it.
   int64_t session_timeout_ms = 30 * 1000;
+  // A chunkserver with no more free space than this gets no new chunks (room for the
+  // chunks it already holds to grow, and for heartbeats that lag behind).
+  uint64_t cs_reserve_bytes = 256ull << 20;
 };
 
 class Master {

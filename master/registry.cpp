@@ -78,11 +78,11 @@ std::vector<ChunkServer*> Registry::holders(uint64_t chunk_id) {
   return out;
 }
 
-std::vector<ChunkServer*> place_chunk(Registry& registry, const std::string& region, uint32_t goal) {
-  constexpr uint64_t kReserveBytes = 256ull << 20;  // a server this close to full gets no new chunks
+std::vector<ChunkServer*> place_chunk(Registry& registry, const std::string& region, uint32_t goal,
+                                      uint64_t reserve_bytes) {
   std::vector<ChunkServer*> candidates;
   for (ChunkServer* cs : registry.alive_in_region(region))
-    if (cs->free_bytes() > kReserveBytes) candidates.push_back(cs);
+    if (cs->free_bytes() > reserve_bytes) candidates.push_back(cs);
   // Most free space first; ties broken by id so placement is deterministic in tests.
   std::sort(candidates.begin(), candidates.end(), [](ChunkServer* a, ChunkServer* b) {
     if (a->free_bytes() / (1 << 30) != b->free_bytes() / (1 << 30)) return a->free_bytes() > b->free_bytes();

@@ -55,6 +55,7 @@ class Registry {
 
 // Chooses up to `goal` alive chunkservers of `region` for a new chunk, in chain order:
 // distinct hosts (then zones) first, more free space first, never a full one.
-std::vector<ChunkServer*> place_chunk(Registry& registry, const std::string& region, uint32_t goal);
+std::vector<ChunkServer*> place_chunk(Registry& registry, const std::string& region, uint32_t goal,
+                                      uint64_t reserve_bytes);
 
 }  // namespace keelfs::master

@@ -1,5 +1,7 @@
 #include "tests/integration/harness.h"
 
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 namespace keelfs::test {
 namespace fs = std::filesystem;
@@ -82,7 +85,8 @@ bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds tim
   return cond();
 }
 
-Cluster::Cluster(int chunkservers, std::vector<std::string> cs_regions) {
+Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
+  const int chunkservers = options_.chunkservers;
   char tmpl[] = "/tmp/keelfs-test-XXXXXX";
   if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
   dir_ = tmpl;
@@ -96,14 +100,16 @@ Cluster::Cluster(int chunkservers, std::vector<std::string> cs_regions) {
     cs.name = "cs" + std::to_string(i);
     std::string data = cs_data_dir(i);
     fs::create_directories(data);
+    if (i < static_cast<int>(options_.cs_disk_mib.size()) && options_.cs_disk_mib[i] > 0)
+      REQUIRE(shell(fmt::format("mount -t tmpfs -o size={}m keelfs-test-cs {}", options_.cs_disk_mib[i], data)) == 0);
     std::string ready = dir_ + "/" + cs.name + ".ready";
     cs.log = cs_log(i);
     cs.argv = {bin("keelfs-chunkserver"), "--master", "127.0.0.1:" + std::to_string(cs_port_), "--listen",
                "127.0.0.1:0", "--data-dir", data, "--secret-file", secret_file_, "--ready-file", ready,
                "--zone", "z" + std::to_string(i), "--heartbeat-ms", "200"};
-    if (i < static_cast<int>(cs_regions.size())) {
+    if (i < static_cast<int>(options_.cs_regions.size())) {
       cs.argv.push_back("--region");
-      cs.argv.push_back(cs_regions[i]);
+      cs.argv.push_back(options_.cs_regions[i]);
     }
     cs.start();
     REQUIRE(wait_until([&] { return read_ports(ready).size() == 1; }));
@@ -121,6 +127,8 @@ Cluster::~Cluster() {
   client_.reset();
   for (auto& cs : cs_) cs.kill_now(SIGKILL);
   master_.kill_now(SIGKILL);
+  for (int i = 0; i < static_cast<int>(options_.cs_disk_mib.size()); ++i)
+    if (options_.cs_disk_mib[i] > 0) shell("umount " + cs_data_dir(i));
   std::error_code ec;
   if (getenv("KEELFS_KEEP_TEST_DIR") == nullptr) fs::remove_all(dir_, ec);
 }
@@ -138,6 +146,7 @@ void Cluster::start_master() {
                   "--ready-file", ready,
                   "--cs-timeout-ms", "3000",
                   "--session-timeout-ms", "3000"};
+  master_.argv.insert(master_.argv.end(), options_.master_args.begin(), options_.master_args.end());
   master_.start();
   REQUIRE(wait_until([&] { return read_ports(ready).size() == 2; }));
   auto ports = read_ports(ready);

@@ -36,10 +36,17 @@ struct Process {
 // Polls `cond` until it holds or `timeout` passes; false on timeout.
 bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
+struct ClusterOptions {
+  int chunkservers = 3;
+  std::vector<std::string> cs_regions;   // chunkserver i's region ("default" when not given)
+  std::vector<int> cs_disk_mib;          // > 0: chunkserver i's data dir is a tmpfs of this size
+  std::vector<std::string> master_args;  // extra flags for keelfs-master
+};
+
 class Cluster {
  public:
-  // Chunkserver i is in region cs_regions[i] when given ("default" otherwise).
-  explicit Cluster(int chunkservers = 3, std::vector<std::string> cs_regions = {});
+  explicit Cluster(int chunkservers = 3) : Cluster(ClusterOptions{chunkservers}) {}
+  explicit Cluster(ClusterOptions options);
   ~Cluster();
 
   std::string master_address() const { return "127.0.0.1:" + std::to_string(client_port_); }
@@ -78,6 +85,7 @@ class Cluster {
 
  private:
   void start_master();
+  ClusterOptions options_;
   std::string dir_;
   std::string secret_file_;
   std::map<std::string, std::string> secrets_;  // volume -> secret
