@@ -138,6 +138,7 @@ int main(int argc, char** argv) {
   link_opts.region = region;
   link_opts.zone = zone;
   link_opts.host = host_name();
+  link_opts.cluster_secret = *secret;
   link_opts.heartbeat = std::chrono::milliseconds(heartbeat_ms);
   MasterLink link(io.get_executor(), *stores, disk, service.master_handler(), link_opts);
   link.start();

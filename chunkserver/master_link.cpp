@@ -5,6 +5,8 @@
 
 #include "chunkserver/store_set.h"
 #include "common/async.h"
+#include "common/ticket.h"
+#include "common/util.h"
 #include "keelfs.pb.h"
 
 namespace keelfs {
@@ -65,6 +67,8 @@ awaitable<Status> MasterLink::register_with(ConnectionPtr conn) {
   reg.set_host(opts_.host);
   reg.set_total_bytes(snap.space.total_bytes);
   reg.set_used_bytes(snap.space.used_bytes);
+  reg.set_unix_ms(unix_ms());
+  reg.set_proof(registration_proof(opts_.cluster_secret, reg.cs_id(), reg.address(), reg.unix_ms()));
   size_t pos = std::min(chunks.size(), kReportBatch);
   add_reports(chunks, 0, pos, reg.mutable_chunks());
   reg.set_last_batch(pos == chunks.size());

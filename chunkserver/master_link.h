@@ -29,6 +29,7 @@ struct MasterLinkOptions {
   std::string region = "default";
   std::string zone;
   std::string host;
+  std::string cluster_secret;  // signs the registration
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds retry{1000};
 };

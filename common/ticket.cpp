@@ -80,6 +80,26 @@ std::string random_bytes(size_t n) {
 }
 }  // namespace
 
+std::string registration_proof(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms) {
+  std::string msg = fmt::format("keelfs-cs-register|{:016x}|{}|{}", cs_id, address, unix_ms);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int out_len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), out, &out_len);
+  return std::string(reinterpret_cast<char*>(out), out_len);
+}
+
+Status check_registration(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms,
+                          const std::string& proof, int64_t now_unix_ms) {
+  std::string expected = registration_proof(secret, cs_id, address, unix_ms);
+  if (proof.size() != expected.size() || CRYPTO_memcmp(proof.data(), expected.data(), expected.size()) != 0)
+    return error(Code::kPermissionDenied, "registration is not signed with this cluster's secret");
+  constexpr int64_t kSkewMs = 5 * 60 * 1000;
+  if (unix_ms < now_unix_ms - kSkewMs || unix_ms > now_unix_ms + kSkewMs)
+    return error(Code::kPermissionDenied, "registration is signed with a clock more than 5 minutes off the master's");
+  return Status::Ok();
+}
+
 std::string random_secret() {
   std::string raw = random_bytes(32), hex;
   for (unsigned char c : raw) hex += fmt::format("{:02x}", c);

@@ -25,6 +25,13 @@ Status check_ticket(const std::string& secret, const pb::Ticket& ticket, uint64_
 // Reads a secret from a file (whitespace trimmed). An empty file is an error.
 Result<std::string> read_secret_file(const std::string& path);
 
+// A chunkserver's proof that it holds the cluster secret when it registers:
+// HMAC-SHA256(secret, "keelfs-cs-register" | cs_id | address | unix_ms). The master accepts
+// it within 5 minutes of unix_ms.
+std::string registration_proof(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms);
+Status check_registration(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms,
+                          const std::string& proof, int64_t now_unix_ms);
+
 // Volume secrets: made once at `volume create`, shown once, kept by the master only as
 // SHA-256(salt || secret).
 std::string random_secret();            // 64 hex characters (256 random bits)

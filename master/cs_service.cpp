@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/ticket.h"
 #include "common/util.h"
 #include "master/master.h"
 
@@ -27,6 +28,12 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
       if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
       if (req.cs_id() == 0 || req.address().empty())
         co_return reply_error(error(Code::kInvalidArgument, "registration without chunkserver id or address"));
+      if (Status st = check_registration(config_.cluster_secret, req.cs_id(), req.address(), req.unix_ms(), req.proof(),
+                                         unix_ms());
+          !st.ok()) {
+        spdlog::warn("chunkserver {:016x} at {} ({}) refused: {}", req.cs_id(), req.address(), conn->peer(), st.message());
+        co_return reply_error(st);
+      }
       ChunkServer& cs = registry_.register_server(req, conn, unix_ms());
       conn->tag = cs.id;
       spdlog::info("chunkserver {:016x} at {} registered (region '{}', {} chunks in first report, {} free)", cs.id,

@@ -50,6 +50,7 @@ class Cluster {
   ~Cluster();
 
   std::string master_address() const { return "127.0.0.1:" + std::to_string(client_port_); }
+  std::string master_cs_address() const { return "127.0.0.1:" + std::to_string(cs_port_); }
   const std::string& dir() const { return dir_; }
   client::Client& client();
   // Creates a volume, keeps its secret in dir()/NAME.secret (where the CLI and mounts find

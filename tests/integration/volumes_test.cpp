@@ -1,6 +1,7 @@
 // Network volumes: lifecycle, regions, secrets, quotas, capacity and sessions, through
 // the real CLI, real mounts and a real master and chunkservers.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -330,6 +331,20 @@ TEST_CASE("sessions: session ls shows every mount, a dead pod's session expires,
   cluster.unmount(b);
   REQUIRE(mount_points().count(b) == 0);
 
+  // A hung pod (SIGSTOP) is not heard from: its session expires. When it wakes up, it
+  // mounts again by itself and carries on.
+  pid_t pid_a = sessions[a]["pid"].get<pid_t>();
+  uint64_t old_id = std::stoull(sessions[a]["id"].get<std::string>(), nullptr, 16);
+  REQUIRE(::kill(pid_a, SIGSTOP) == 0);
+  bool expired = wait_until([&] { return mount_points().count(a) == 0; }, std::chrono::seconds(10));
+  REQUIRE(::kill(pid_a, SIGCONT) == 0);
+  REQUIRE(expired);
+  REQUIRE(try_write(a + "/after-stop", "still here") == 0);
+  REQUIRE(read_all(a + "/after-stop") == "still here");
+  sessions = mount_points();
+  REQUIRE(sessions.count(a) == 1);
+  REQUIRE(std::stoull(sessions[a]["id"].get<std::string>(), nullptr, 16) != old_id);
+
   // A pod that dies: its session waits, disconnected, then expires (3 s in the tests).
   cluster.kill_mount(a);
   REQUIRE(wait_until([&] {
@@ -338,4 +353,26 @@ TEST_CASE("sessions: session ls shows every mount, a dead pod's session expires,
   }, std::chrono::seconds(5)));
   REQUIRE(wait_until([&] { return mount_points().count(a) == 0; }, std::chrono::seconds(10)));
   REQUIRE(read_text_file(cluster.dir() + "/master.log").find("expired") != std::string::npos);
+}
+
+TEST_CASE("chunkservers join only with the cluster secret", "[volumes]") {
+  Cluster cluster(1);
+  std::string other = cluster.dir() + "/other.secret";
+  std::ofstream(other) << "not-this-cluster's-secret\n";
+  fs::create_directories(cluster.dir() + "/intruder");
+  Process cs;
+  cs.name = "intruder";
+  cs.log = cluster.dir() + "/intruder.log";
+  cs.argv = {std::string(KEELFS_BIN_DIR) + "/keelfs-chunkserver", "--master", cluster.master_cs_address(), "--listen",
+             "127.0.0.1:0", "--data-dir", cluster.dir() + "/intruder", "--secret-file", other, "--heartbeat-ms", "200"};
+  cs.start();
+  bool refused = wait_until([&] {
+    return read_text_file(cluster.dir() + "/master.log").find("refused: registration is not signed with this cluster's secret") !=
+           std::string::npos;
+  });
+  auto servers = cluster.client().cs_list();
+  cs.kill_now(SIGKILL);
+  REQUIRE(refused);
+  REQUIRE(servers.ok());
+  REQUIRE(servers->size() == 1);
 }
