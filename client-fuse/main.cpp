@@ -39,7 +39,8 @@ void report(const std::string& message) {
 }
 
 [[noreturn]] void fail(const std::string& message) {
-  std::fprintf(stderr, "keelfs-mount: %s\n", message.c_str());
+  // A background child leaves the printing to the parent waiting on the report pipe.
+  if (g_report_fd < 0) std::fprintf(stderr, "keelfs-mount: %s\n", message.c_str());
   spdlog::error("{}", message);
   report(message);
   _exit(1);
