@@ -5,6 +5,7 @@
 
 #include "chunkserver/store_set.h"
 #include "common/async.h"
+#include "common/crc32c.h"
 #include "common/ticket.h"
 #include "common/util.h"
 #include "keelfs.pb.h"
@@ -19,13 +20,14 @@ struct ChunkService::Forward {
 };
 
 ChunkService::ChunkService(asio::any_io_executor ex, StoreSet& stores, asio::thread_pool& disk_pool,
-                           std::string cluster_secret)
+                           std::string cluster_secret, uint64_t replication_bytes_per_sec)
     : ex_(ex),
       stores_(stores),
       pool_(disk_pool),
       secret_(std::move(cluster_secret)),
       address_("?"),
-      downstream_(pb::ROLE_CHUNKSERVER, "chunkserver") {}
+      downstream_(pb::ROLE_CHUNKSERVER, "chunkserver"),
+      replication_rate_(replication_bytes_per_sec) {}
 
 ChunkService::~ChunkService() = default;
 
@@ -61,6 +63,7 @@ awaitable<Reply> ChunkService::handle_master(ConnectionPtr, Frame frame) {
   switch (frame.header.msg_type()) {
     case pb::CS_SET_VERSION: co_return co_await set_version(std::move(frame));
     case pb::CS_DELETE_CHUNK: co_return co_await delete_chunk(std::move(frame));
+    case pb::CS_REPLICATE: co_return co_await replicate(std::move(frame));
     default:
       co_return reply_error(error(Code::kNotSupported, fmt::format("chunkserver {}: message type {} is not served on "
                                                                    "the master link",
@@ -91,6 +94,7 @@ awaitable<Reply> ChunkService::chunk_read(Frame frame) {
   }
   pb::ChunkReadResp resp;
   resp.set_chunk_length(out.chunk_length);
+  resp.set_payload_crc(crc32c(out.data->data(), out.data->size()));
   co_return reply_ok(resp, std::move(out.data).value());
 }
 
@@ -198,6 +202,67 @@ awaitable<Reply> ChunkService::delete_chunk(Frame frame) {
     co_return reply_error(local_error(st));
   }
   spdlog::debug("master: deleted chunk {:016x} v{}", req.chunk_id(), req.version());
+  co_return reply_ok(pb::EmptyResp());
+}
+
+awaitable<void> ChunkService::pace_replication(uint64_t bytes) {
+  if (replication_rate_ == 0) co_return;
+  // A virtual clock: each copied byte moves it on by 1/rate; copying waits while it is
+  // ahead of real time, so all copies together stay at the rate and bursts do not pile up.
+  auto now = std::chrono::steady_clock::now();
+  if (replication_clock_ < now) replication_clock_ = now;
+  replication_clock_ += std::chrono::nanoseconds(bytes * 1000000000ull / replication_rate_);
+  if (replication_clock_ > now + std::chrono::milliseconds(1)) co_await sleep_for(replication_clock_ - now);
+}
+
+awaitable<Status> ChunkService::copy_from(const pb::CsReplicateReq& req) {
+  constexpr uint32_t kPiece = 1 << 20;
+  CO_ASSIGN_OR_RETURN(ConnectionPtr source, co_await downstream_.get(req.source()));
+  uint64_t chunk_id = req.chunk_id();
+  uint32_t version = req.version();
+  CO_RETURN_IF_ERROR(co_await run_in_pool(pool_, [this, chunk_id, version] {
+    if (stores_.find(chunk_id) != nullptr) {
+      Status st = stores_.remove(chunk_id, 0);  // a stale copy of ours goes first
+      if (!st.ok() && !st.is(Code::kNotFound)) return st;
+    }
+    return stores_.create(chunk_id, version);
+  }));
+  for (uint64_t offset = 0;;) {
+    co_await pace_replication(kPiece);
+    pb::ChunkReadReq read;
+    read.set_chunk_id(chunk_id);
+    read.set_version(version);
+    read.set_offset(offset);
+    read.set_length(kPiece);
+    *read.mutable_ticket() = req.ticket();
+    CO_ASSIGN_OR_RETURN(Frame f, co_await source->call(pb::CHUNK_READ, read));
+    pb::ChunkReadResp resp;
+    CO_RETURN_IF_ERROR(parse_body(f, &resp));
+    const std::string& data = f.payload;
+    if (crc32c(data.data(), data.size()) != resp.payload_crc())
+      co_return error(Code::kCorruption, fmt::format("chunk {:016x} at {} from {}: CRC mismatch in transit", chunk_id,
+                                                     offset, req.source()));
+    if (!data.empty())
+      CO_RETURN_IF_ERROR(co_await run_in_pool(
+          pool_, [this, chunk_id, version, offset, &data] { return stores_.write(chunk_id, version, offset, data); }));
+    offset += data.size();
+    if (data.size() < kPiece || offset >= resp.chunk_length()) break;
+  }
+  co_return co_await run_in_pool(pool_, [this, chunk_id, version] { return stores_.sync(chunk_id, version); });
+}
+
+awaitable<Reply> ChunkService::replicate(Frame frame) {
+  pb::CsReplicateReq req;
+  if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+  Status st = co_await copy_from(req);
+  if (!st.ok()) {
+    spdlog::warn("replicating chunk {:016x} v{} from {}: {}", req.chunk_id(), req.version(), req.source(), st.to_string());
+    uint64_t chunk_id = req.chunk_id();
+    uint32_t version = req.version();
+    (void)co_await run_in_pool(pool_, [this, chunk_id, version] { return stores_.remove(chunk_id, version); });
+    co_return reply_error(local_error(st));
+  }
+  spdlog::info("chunk {:016x} v{} copied from {}", req.chunk_id(), req.version(), req.source());
   co_return reply_ok(pb::EmptyResp());
 }
 

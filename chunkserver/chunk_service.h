@@ -15,15 +15,22 @@
 //   CS_SET_VERSION  CsSetVersionReq -> EmptyResp (create, or bump version / truncate)
 //   CS_DELETE_CHUNK CsDeleteChunkReq -> EmptyResp (idempotent: a missing chunk is OK;
 //                   StaleVersion when a different version is present)
+//   CS_REPLICATE    CsReplicateReq -> EmptyResp: pulls a chunk from another chunkserver,
+//                   CRC-checked, at most `replication_bytes_per_sec` over all copies.
 // The data port refuses the master's messages and vice versa (NotSupported).
 //
 // Threading: handlers run on the network executor (one thread); disk work goes to the
 // disk pool through run_in_pool.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "common/rpc.h"
+
+namespace keelfs::pb {
+class CsReplicateReq;
+}
 
 namespace keelfs {
 
@@ -32,7 +39,8 @@ class StoreSet;
 class ChunkService {
  public:
   // REQUIRES: stores and disk_pool outlive the service and every request it serves.
-  ChunkService(asio::any_io_executor ex, StoreSet& stores, asio::thread_pool& disk_pool, std::string cluster_secret);
+  ChunkService(asio::any_io_executor ex, StoreSet& stores, asio::thread_pool& disk_pool, std::string cluster_secret,
+               uint64_t replication_bytes_per_sec = 0);
   ~ChunkService();
 
   // The advertised data address (host:port), used in error messages and logs.
@@ -54,6 +62,10 @@ class ChunkService {
   awaitable<Reply> chunk_sync(Frame frame);
   awaitable<Reply> set_version(Frame frame);
   awaitable<Reply> delete_chunk(Frame frame);
+  awaitable<Reply> replicate(Frame frame);
+  awaitable<Status> copy_from(const pb::CsReplicateReq& req);
+  // Waits until copying `bytes` more keeps replication under its rate.
+  awaitable<void> pace_replication(uint64_t bytes);
   // Sends one request to `address` and stores the outcome in *fwd.
   awaitable<void> forward(std::shared_ptr<Forward> fwd, uint16_t type, std::string address,
                           std::shared_ptr<const google::protobuf::MessageLite> request, std::string payload);
@@ -65,6 +77,8 @@ class ChunkService {
   std::string secret_;
   std::string address_;
   ConnectionCache downstream_;
+  uint64_t replication_rate_;  // bytes per second over all copies; 0 = no limit
+  std::chrono::steady_clock::time_point replication_clock_{};
 };
 
 }  // namespace keelfs

@@ -81,6 +81,10 @@ int main(int argc, char** argv) {
   app.add_option("--region", region, "region label")->capture_default_str();
   app.add_option("--zone", zone, "zone label (failure domain within the region)");
   app.add_option("--secret-file", secret_file, "file holding the cluster secret")->required();
+  std::string replication_rate = "200M";
+  app.add_option("--replication-rate", replication_rate,
+                 "bytes per second this chunkserver copies chunks in for healing, over all copies (0 = no limit)")
+      ->capture_default_str();
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_option("--ready-file", ready_file, "write the bound data port here once listening");
@@ -99,6 +103,9 @@ int main(int argc, char** argv) {
   if (!parse_address(master).ok()) return fail(fmt::format("--master '{}' is not HOST:PORT", master));
   auto secret = read_secret_file(secret_file);
   if (!secret.ok()) return fail(secret.status().message());
+  uint64_t replication_bytes_per_sec = 0;
+  if (!parse_bytes(replication_rate, &replication_bytes_per_sec))
+    return fail(fmt::format("--replication-rate '{}' is not a rate such as 200M", replication_rate));
 
   try {
     setup_logging("chunkserver", log_file, log_level);
@@ -114,7 +121,7 @@ int main(int argc, char** argv) {
   // holds; the disk pool is joined before the stores close.
   asio::io_context io;
   asio::thread_pool disk(4);
-  ChunkService service(io.get_executor(), *stores, disk, *secret);
+  ChunkService service(io.get_executor(), *stores, disk, *secret, replication_bytes_per_sec);
   RpcServer server(io.get_executor(), service.data_handler());
   auto bound = server.listen(listen_host, listen_port);
   if (!bound.ok()) {

@@ -30,8 +30,6 @@ Reply result_reply(const Result<Resp>& r) {
   return r.ok() ? reply_ok(*r) : reply_error(r.status());
 }
 
-uint64_t chunk_lock_key(uint64_t ino, uint64_t index) { return (ino << 24) ^ index; }
-
 }  // namespace
 
 #define PARSE_OR_REPLY(Type, var)                 \

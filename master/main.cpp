@@ -40,6 +40,11 @@ int main(int argc, char** argv) {
   app.add_option("--session-timeout-ms", config.session_timeout_ms,
                  "a client session not heard from this long expires (its locks and open files go)")
       ->capture_default_str();
+  app.add_option("--heal-interval-ms", config.heal_interval_ms, "how often chunks under or over goal are looked for")
+      ->capture_default_str();
+  app.add_option("--replications-per-cs", config.replications_per_cs,
+                 "healing copies in flight into and out of one chunkserver")
+      ->capture_default_str();
   std::string reserve = "256M";
   app.add_option("--cs-reserve", reserve, "a chunkserver with less free space than this gets no new chunks")
       ->capture_default_str();

@@ -33,6 +33,7 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   spdlog::info("serving clients on {}:{} and chunkservers on {}:{}", client_addr.first, client_port, cs_addr.first,
                cs_port);
   asio::co_spawn(io_, liveness_loop(), asio::detached);
+  asio::co_spawn(io_, heal_loop(), asio::detached);
   return std::make_pair(client_port, cs_port);
 }
 

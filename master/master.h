@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "common/async.h"
@@ -33,6 +34,10 @@ struct MasterConfig {
   // A chunkserver with no more free space than this gets no new chunks (room for the
   // chunks it already holds to grow, and for heartbeats that lag behind).
   uint64_t cs_reserve_bytes = 256ull << 20;
+  // Healing: how often the planner looks for chunks under or over goal, and how many
+  // copies may flow into and out of one chunkserver at a time.
+  int64_t heal_interval_ms = 1000;
+  int replications_per_cs = 2;
 };
 
 class Master {
@@ -67,6 +72,12 @@ class Master {
   // After a mutation: wait until it is durable, then answer `reply`.
   awaitable<Reply> durable(Reply reply);
 
+  // ---- healer.cpp
+  awaitable<void> heal_loop();
+  void heal_once();
+  awaitable<void> heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
+  awaitable<Status> copy_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
+
   // ---- cs_service.cpp
   awaitable<Reply> serve_chunkserver(ConnectionPtr conn, Frame frame);
   void chunkserver_closed(ConnectionPtr conn, const Status& reason);
@@ -96,6 +107,8 @@ class Master {
   SessionTable sessions_;
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
+  std::set<uint64_t> healing_;  // chunks being copied
+  std::map<uint64_t, int> copies_out_, copies_in_;  // cs id -> copies in flight
   bool stopping_ = false;
 };
 

@@ -167,6 +167,10 @@ class Namespace {
   std::unordered_map<uint64_t, uint32_t> open_count_;        // inode -> opens of all sessions
 };
 
+// Key of the KeyedMutex that keeps two set-ups of one chunk (a writer, a truncate, a
+// healing copy) apart.
+inline uint64_t chunk_lock_key(uint64_t ino, uint64_t index) { return (ino << 24) ^ index; }
+
 // Shared by ops.
 Status check_name(const std::string& name);
 void touch_times(pb::Attr* attr, bool mtime, bool ctime);

@@ -67,6 +67,11 @@ void Registry::set_locations(uint64_t chunk_id, const std::vector<uint64_t>& cs_
 
 void Registry::forget_chunk(uint64_t chunk_id) { locations_.erase(chunk_id); }
 
+void Registry::remove_location(uint64_t chunk_id, uint64_t cs_id) {
+  auto it = locations_.find(chunk_id);
+  if (it != locations_.end()) std::erase(it->second, cs_id);
+}
+
 std::vector<ChunkServer*> Registry::holders(uint64_t chunk_id) {
   std::vector<ChunkServer*> out;
   auto it = locations_.find(chunk_id);
@@ -110,6 +115,29 @@ std::vector<ChunkServer*> place_chunk(Registry& registry, const std::string& reg
   // Count the new chunk at once so consecutive placements spread over equal servers.
   for (ChunkServer* cs : chosen) ++cs->chunks;
   return chosen;
+}
+
+ChunkServer* place_copy(Registry& registry, const std::string& region, const std::vector<ChunkServer*>& holders,
+                        uint64_t reserve_bytes, const std::function<bool(const ChunkServer&)>& usable) {
+  auto holds = [&](ChunkServer* c) { return std::find(holders.begin(), holders.end(), c) != holders.end(); };
+  auto host_taken = [&](ChunkServer* c) {
+    return std::any_of(holders.begin(), holders.end(), [&](ChunkServer* h) { return h->host == c->host; });
+  };
+  auto zone_taken = [&](ChunkServer* c) {
+    return !c->zone.empty() &&
+           std::any_of(holders.begin(), holders.end(), [&](ChunkServer* h) { return h->zone == c->zone; });
+  };
+  ChunkServer* best = nullptr;
+  int best_rank = 3;
+  for (ChunkServer* cs : registry.alive_in_region(region)) {
+    if (holds(cs) || cs->free_bytes() <= reserve_bytes || !usable(*cs)) continue;
+    int rank = host_taken(cs) ? 2 : zone_taken(cs) ? 1 : 0;
+    if (!best || rank < best_rank || (rank == best_rank && cs->free_bytes() > best->free_bytes())) {
+      best = cs;
+      best_rank = rank;
+    }
+  }
+  return best;
 }
 
 }  // namespace keelfs::master

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -45,6 +46,9 @@ class Registry {
   void add_location(uint64_t chunk_id, uint64_t cs_id);
   void set_locations(uint64_t chunk_id, const std::vector<uint64_t>& cs_ids);
   void forget_chunk(uint64_t chunk_id);
+  void remove_location(uint64_t chunk_id, uint64_t cs_id);
+  // Chunk id -> ids of the servers holding a current copy (alive or not).
+  const std::unordered_map<uint64_t, std::vector<uint64_t>>& locations() const { return locations_; }
   // Alive servers holding a current copy.
   std::vector<ChunkServer*> holders(uint64_t chunk_id);
 
@@ -57,5 +61,10 @@ class Registry {
 // distinct hosts (then zones) first, more free space first, never a full one.
 std::vector<ChunkServer*> place_chunk(Registry& registry, const std::string& region, uint32_t goal,
                                       uint64_t reserve_bytes);
+// Chooses where one more copy of a chunk goes (healing): an alive server of `region`
+// holding none, on a host (then zone) none of `holders` is on, most free space first;
+// `usable` filters out servers already busy. nullptr when there is none.
+ChunkServer* place_copy(Registry& registry, const std::string& region, const std::vector<ChunkServer*>& holders,
+                        uint64_t reserve_bytes, const std::function<bool(const ChunkServer&)>& usable);
 
 }  // namespace keelfs::master

@@ -289,6 +289,21 @@ int shell(const std::string& command, std::string* out) {
 }
 
 void Cluster::kill_chunkserver(int i) { cs_[i].kill_now(SIGKILL); }
+
+void Cluster::restart_chunkserver(int i) {
+  std::string ready = dir_ + "/" + cs_[i].name + ".ready";
+  fs::remove(ready);
+  cs_[i].start();
+  REQUIRE(wait_until([&] { return read_ports(ready).size() == 1; }));
+  cs_addresses_[i] = "127.0.0.1:" + std::to_string(read_ports(ready)[0]);
+  REQUIRE(wait_until([&] {
+    auto list = client().cs_list();
+    if (!list.ok()) return false;
+    for (auto& cs : *list)
+      if (cs.address() == cs_addresses_[i] && cs.alive()) return true;
+    return false;
+  }));
+}
 void Cluster::signal_chunkserver(int i, int sig) { ::kill(cs_[i].pid, sig); }
 
 std::string Cluster::cs_data_dir(int i) const { return dir_ + "/cs" + std::to_string(i); }

@@ -64,6 +64,9 @@ class Cluster {
   void kill_master();     // SIGKILL
   void restart_master();  // same ports and data; waits until every chunkserver re-registered
   void kill_chunkserver(int i);
+  // Starts chunkserver i again on its data directory (a new data port); waits until it
+  // registered.
+  void restart_chunkserver(int i);
   void signal_chunkserver(int i, int sig);  // e.g. SIGSTOP / SIGCONT: a hung machine
   std::string cs_data_dir(int i) const;
   std::string cs_log(int i) const;

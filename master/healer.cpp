@@ -1,0 +1,143 @@
+// The replication planner: keeps every chunk at its goal. Once a second it looks at every
+// chunk's live, current copies against its goal:
+//   - under goal: one more copy is made, most endangered chunks first (1 copy left before
+//     2), at most `replications_per_cs` copies in and out of any chunkserver at a time;
+//     the chunkservers themselves cap the bytes per second (--replication-rate);
+//   - over goal: copies go, from the fullest servers first, never the last one.
+// A copy is made under a new version: the planner bumps the chunk's version on its
+// holders first (a writer still holding the old version is refused and asks the master
+// again), the target pulls that version from a holder, and the copy counts only if the
+// version has not moved on meanwhile.
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/ticket.h"
+#include "common/util.h"
+#include "master/master.h"
+
+namespace keelfs::master {
+namespace {
+
+constexpr auto kReplicateTimeout = std::chrono::minutes(10);
+
+struct UnderGoal {
+  uint32_t copies;
+  uint64_t chunk_id;
+  pb::ChunkRecord rec;
+};
+
+}  // namespace
+
+awaitable<void> Master::heal_loop() {
+  // Chunkservers report their chunks when they (re-)register: give them one liveness
+  // timeout after the master starts before counting copies.
+  co_await sleep_for(std::chrono::milliseconds(config_.cs_timeout_ms));
+  while (!stopping_) {
+    heal_once();
+    co_await sleep_for(std::chrono::milliseconds(config_.heal_interval_ms));
+  }
+}
+
+void Master::heal_once() {
+  std::vector<UnderGoal> under;
+  Status st = store_->for_each_chunk([&](uint64_t id, const pb::ChunkRecord& rec) {
+    if (healing_.count(id)) return;
+    std::vector<ChunkServer*> holders = registry_.holders(id);
+    uint32_t goal = std::max<uint32_t>(1, rec.goal());
+    if (holders.empty()) return;  // missing: nothing to copy from (health reports it)
+    if (holders.size() < goal) {
+      under.push_back({static_cast<uint32_t>(holders.size()), id, rec});
+    } else if (holders.size() > goal) {
+      // The fullest servers give up their copies first.
+      std::sort(holders.begin(), holders.end(),
+                [](ChunkServer* a, ChunkServer* b) { return a->free_bytes() < b->free_bytes(); });
+      for (size_t i = 0; i < holders.size() - goal; ++i) {
+        spdlog::info("chunk {:016x}: {} copies over goal {}: deleting the one on {}", id, holders.size(), goal,
+                     holders[i]->address);
+        delete_copy(*holders[i], id, rec.version());
+        registry_.remove_location(id, holders[i]->id);
+      }
+    }
+  });
+  if (!st.ok()) {
+    spdlog::error("healing: cannot scan chunks: {}", st.message());
+    return;
+  }
+  std::stable_sort(under.begin(), under.end(), [](const UnderGoal& a, const UnderGoal& b) { return a.copies < b.copies; });
+  const int limit = config_.replications_per_cs;
+  for (const UnderGoal& u : under) {
+    auto vol = ns_->volume_by_id(u.rec.volume_id());
+    if (!vol.ok()) continue;
+    std::vector<ChunkServer*> holders = registry_.holders(u.chunk_id);
+    ChunkServer* source = nullptr;
+    for (ChunkServer* h : holders)
+      if (copies_out_[h->id] < limit && (!source || copies_out_[h->id] < copies_out_[source->id])) source = h;
+    if (!source) continue;
+    ChunkServer* target = place_copy(registry_, vol->region(), holders, config_.cs_reserve_bytes,
+                                     [&](const ChunkServer& cs) { return copies_in_[cs.id] < limit; });
+    if (!target) continue;
+    healing_.insert(u.chunk_id);
+    ++copies_out_[source->id];
+    ++copies_in_[target->id];
+    asio::co_spawn(io_, heal_chunk(u.chunk_id, source->id, target->id), asio::detached);
+  }
+}
+
+awaitable<void> Master::heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id) {
+  Status st = co_await copy_chunk(chunk_id, source_id, target_id);
+  if (!st.ok()) spdlog::warn("healing chunk {:016x}: {}", chunk_id, st.message());
+  healing_.erase(chunk_id);
+  --copies_out_[source_id];
+  --copies_in_[target_id];
+}
+
+awaitable<Status> Master::copy_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id) {
+  CO_ASSIGN_OR_RETURN(auto rec, store_->get_chunk(chunk_id));
+  if (!rec) co_return Status::Ok();  // its file went meanwhile
+  uint32_t version = 0;
+  {
+    // As a new writer would: the version moves on, so that a writer still on the old one
+    // is refused by the chunkservers and asks the master again.
+    auto guard = co_await chunk_locks_.lock(chunk_lock_key(rec->inode(), rec->index()));
+    CO_ASSIGN_OR_RETURN(auto ref, ns_->chunk(chunk_id));
+    if (!ref) co_return Status::Ok();
+    CO_RETURN_IF_ERROR((co_await bump_version(*ref, std::nullopt)).status());
+    version = ref->version + 1;
+    CO_RETURN_IF_ERROR(co_await store_->durable());
+  }
+  std::vector<ChunkServer*> holders = registry_.holders(chunk_id);
+  ChunkServer* source = registry_.server(source_id);
+  if (std::find(holders.begin(), holders.end(), source) == holders.end())
+    source = holders.empty() ? nullptr : holders.front();
+  ChunkServer* target = registry_.server(target_id);
+  if (!source) co_return error(Code::kUnavailable, "no live copy left to copy from");
+  if (!target || !target->alive || !target->conn) co_return error(Code::kUnavailable, "the target chunkserver is gone");
+
+  pb::CsReplicateReq req;
+  req.set_chunk_id(chunk_id);
+  req.set_version(version);
+  req.set_source(source->address);
+  pb::Ticket* t = req.mutable_ticket();
+  t->set_chunk_id(chunk_id);
+  t->set_version(version);
+  t->set_rights(kRightRead);
+  t->set_expires_unix_ms(unix_ms() + config_.ticket_ttl_ms);
+  sign_ticket(config_.cluster_secret, t);
+  const std::string from = source->address, to = target->address;
+  auto r = co_await target->conn->call(pb::CS_REPLICATE, req, {}, kReplicateTimeout);
+  if (!r.ok()) co_return error(r.status().code(), fmt::format("copy {} -> {}: {}", from, to, r.status().message()));
+
+  CO_ASSIGN_OR_RETURN(auto now, ns_->chunk(chunk_id));
+  target = registry_.server(target_id);
+  if (!now || now->version != version || !target || !target->alive) {
+    if (target) delete_copy(*target, chunk_id, version);
+    co_return error(Code::kStaleVersion, fmt::format("chunk changed or went while it was copied to {}; copy dropped", to));
+  }
+  registry_.add_location(chunk_id, target_id);
+  spdlog::info("chunk {:016x} v{} healed: copied {} -> {}", chunk_id, version, from, to);
+  co_return Status::Ok();
+}
+
+}  // namespace keelfs::master

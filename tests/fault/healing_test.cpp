@@ -1,0 +1,79 @@
+// Healing: chunkservers die and come back; the master's planner keeps every chunk at its
+// goal, and deletes what is stale or over the goal.
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+
+#include <catch2/catch.hpp>
+
+#include "tests/integration/harness.h"
+
+using namespace keelfs;
+using namespace keelfs::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t MiB = 1 << 20;
+
+size_t chunk_files_in(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().starts_with("chunk_")) ++n;
+  return n;
+}
+
+bool health_clean(Cluster& cluster, uint64_t chunks) {
+  auto h = cluster.client().health();
+  return h.ok() && h->chunks() == chunks && h->under_goal() == 0 && h->over_goal() == 0 && h->missing() == 0;
+}
+
+}  // namespace
+
+TEST_CASE("a dead chunkserver's chunks are copied until every chunk is at its goal, and its return leaves no extra copy",
+          "[fault][healing]") {
+  Cluster cluster(3);
+  uint64_t root = cluster.create_volume("v", 2);
+  std::vector<std::pair<uint64_t, std::string>> files;
+  files.emplace_back(put_file(cluster.client(), root, "big", random_bytes(100 * MiB, 1)), random_bytes(100 * MiB, 1));
+  for (int i = 0; i < 20; ++i)
+    files.emplace_back(put_file(cluster.client(), root, "f" + std::to_string(i), random_bytes(MiB + i, 10 + i)),
+                       random_bytes(MiB + i, 10 + i));
+  const uint64_t chunks = 2 + 20;
+  REQUIRE(wait_until([&] { return health_clean(cluster, chunks); }));
+  const std::string dead = cluster.cs_address(0);
+  const size_t on_dead = chunk_files_in(cluster.cs_data_dir(0));
+  REQUIRE(on_dead > 0);
+
+  auto start = std::chrono::steady_clock::now();
+  cluster.kill_chunkserver(0);
+  // Dead after 3 s without heartbeats, then copied: the bound is generous for a loaded CI.
+  bool healed = wait_until([&] { return health_clean(cluster, chunks); }, std::chrono::seconds(90));
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "healing: " << on_dead << " chunks of a dead chunkserver back at goal " << secs << " s after the kill\n";
+  REQUIRE(healed);
+  auto h = cluster.client().health();
+  REQUIRE(h->servers_dead() == 1);
+  for (auto& [ino, data] : files) {
+    auto located = cluster.client().locate(ino);
+    REQUIRE(located.ok());
+    for (auto& c : located->chunks()) {
+      REQUIRE(c.replicas_size() == 2);
+      for (auto& r : c.replicas()) REQUIRE(r.address() != dead);
+    }
+  }
+  auto fresh = cluster.new_client("v");
+  REQUIRE(fresh.ok());
+  for (auto& [ino, data] : files) REQUIRE(get_file(**fresh, ino) == data);
+
+  // It comes back with copies whose version moved on while it was away: they are stale and
+  // go; every chunk ends with exactly its goal of copies on disk.
+  cluster.restart_chunkserver(0);
+  REQUIRE(wait_until([&] {
+    size_t total = 0;
+    for (int i = 0; i < 3; ++i) total += chunk_files_in(cluster.cs_data_dir(i));
+    return total == chunks * 2 && health_clean(cluster, chunks);
+  }, std::chrono::seconds(30)));
+  for (auto& [ino, data] : files) REQUIRE(get_file(**fresh, ino) == data);
+}
