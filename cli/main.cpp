@@ -499,6 +499,40 @@ Status cmd_stat(Session& s, const std::string& remote, bool as_json) {
   return Status::Ok();
 }
 
+Status set_goal_at(Session& s, const pb::Attr& attr, uint32_t goal, bool recursive, uint64_t* changed) {
+  pb::SetattrReq req;
+  req.set_inode(attr.inode());
+  req.set_mask(pb::SET_GOAL);
+  req.set_goal(goal);
+  RETURN_IF_ERROR(s.c().setattr(req).status());
+  ++*changed;
+  if (!recursive || attr.type() != pb::FT_DIRECTORY) return Status::Ok();
+  ASSIGN_OR_RETURN(auto entries, s.c().readdir_all(attr.inode(), true));
+  for (auto& e : entries) RETURN_IF_ERROR(set_goal_at(s, e.attr(), goal, true, changed));
+  return Status::Ok();
+}
+
+Status cmd_goal_set(Session& s, const std::string& remote, uint32_t goal, bool recursive) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  ASSIGN_OR_RETURN(pb::Attr attr, s.c().resolve(root, t.path));
+  uint64_t changed = 0;
+  RETURN_IF_ERROR(set_goal_at(s, attr, goal, recursive, &changed));
+  std::cout << fmt::format("{}: goal {} ({} inode{})\n", remote, goal, changed, changed == 1 ? "" : "s");
+  return Status::Ok();
+}
+
+Status cmd_goal_get(Session& s, const std::string& remote, bool as_json) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  ASSIGN_OR_RETURN(pb::Attr attr, s.c().resolve(root, t.path));
+  if (as_json)
+    std::cout << json{{"path", remote}, {"goal", attr.goal()}}.dump() << "\n";
+  else
+    std::cout << fmt::format("{}: {}\n", remote, attr.goal());
+  return Status::Ok();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -567,12 +601,23 @@ int main(int argc, char** argv) {
   auto* mkdir = app.add_subcommand("mkdir", "make a directory");
   mkdir->add_option("VOL:/PATH", a)->required();
   mkdir->add_flag("-p,--parents", parents, "make missing parents, no error if it exists");
+  auto* goal_cmd = app.add_subcommand("goal", "copies of every chunk, per file or directory (new files inherit their "
+                                               "directory's; a volume's root has the volume's goal)");
+  goal_cmd->require_subcommand(1);
+  uint32_t goal_n = 0;
+  bool recursive = false;
+  auto* gset = goal_cmd->add_subcommand("set", "set the goal; existing chunks gain or lose copies in the background");
+  gset->add_option("VOL:/PATH", a)->required();
+  gset->add_option("N", goal_n, "1 to 9")->required();
+  gset->add_flag("-r,--recursive", recursive, "the whole subtree");
+  auto* gget = goal_cmd->add_subcommand("get", "show the goal");
+  gget->add_option("VOL:/PATH", a)->required();
   auto* health = app.add_subcommand("health",
                                     "chunks by valid copies vs goal; exit 0 all at goal, 1 under/over goal, 2 missing");
   auto* stat = app.add_subcommand("stat", "attributes of a file and where its chunks are");
   stat->add_option("VOL:/PATH", a)->required();
   for (auto* sub : {volume, vcreate, vls, vinfo, vresize, vrm, session_cmd, sls, cs, csls, put, get, ls, rm, mkdir, stat,
-                    health})
+                    goal_cmd, gset, gget, health})
     sub->fallthrough();
 
   CLI11_PARSE(app, argc, argv);
@@ -587,6 +632,8 @@ int main(int argc, char** argv) {
     else if (*vresize) st = cmd_volume_resize(session, vol_name, vol_size, vol_inodes);
     else if (*vrm) st = cmd_volume_rm(session, vol_name);
     else if (*sls) st = cmd_session_ls(session, session_volume, as_json);
+    else if (*gset) st = cmd_goal_set(session, a, goal_n, recursive);
+    else if (*gget) st = cmd_goal_get(session, a, as_json);
     else if (*csls) st = cmd_cs_ls(session, as_json);
     else if (*put) st = cmd_put(session, a, b);
     else if (*get) st = cmd_get(session, a, b);

@@ -1,4 +1,4 @@
-// setattr: mode, owner, times and size (truncate).
+// setattr: mode, owner, times, size (truncate) and goal.
 #include <sys/stat.h>
 
 #include <fmt/format.h>
@@ -32,6 +32,24 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
     account_size(rec, a->size(), new_size);
     a->set_size(new_size);
     touch_times(a, true, false);
+  }
+  if (m & pb::SET_GOAL) {
+    if (req.goal() < 1 || req.goal() > kMaxGoal)
+      return error(Code::kInvalidArgument, fmt::format("goal {} is not between 1 and {}", req.goal(), kMaxGoal));
+    a->set_goal(req.goal());
+    // The file's chunks take the new goal: the healer then adds or removes copies.
+    if (a->type() == pb::FT_REGULAR) {
+      std::vector<uint64_t> chunk_ids;
+      RETURN_IF_ERROR(store_.list_extents(a->inode(), 0, 0, [&](uint64_t, const pb::FileExtent& e) {
+        chunk_ids.push_back(e.chunk_id());
+      }));
+      for (uint64_t id : chunk_ids) {
+        ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(id));
+        if (!chunk || chunk->goal() == req.goal()) continue;
+        chunk->set_goal(req.goal());
+        batch.put_chunk(id, *chunk);
+      }
+    }
   }
   if (m & pb::SET_ATIME_NOW) {
     pb::Attr now;

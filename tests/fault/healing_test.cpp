@@ -77,3 +77,39 @@ TEST_CASE("a dead chunkserver's chunks are copied until every chunk is at its go
   }, std::chrono::seconds(30)));
   for (auto& [ino, data] : files) REQUIRE(get_file(**fresh, ino) == data);
 }
+
+TEST_CASE("goal set and get per file and directory, inherited by new files, met by the healer", "[fault][healing]") {
+  Cluster cluster(3);
+  uint64_t root = cluster.create_volume("v", 2);
+  std::string out, err;
+  REQUIRE(cluster.cli({"mkdir", "v:/three"}, &out, &err) == 0);
+  REQUIRE(cluster.cli({"goal", "set", "v:/three", "3"}, &out, &err) == 0);
+  REQUIRE(cluster.cli({"goal", "get", "v:/three"}, &out, &err) == 0);
+  REQUIRE(out == "v:/three: 3\n");
+  auto three = cluster.client().resolve(root, "/three");
+  REQUIRE(three.ok());
+  uint64_t a = put_file(cluster.client(), three->inode(), "a", random_bytes(2 * MiB, 1));  // inherits 3
+  uint64_t b = put_file(cluster.client(), root, "b", random_bytes(2 * MiB, 2));
+  REQUIRE(cluster.cli({"goal", "get", "v:/three/a"}, &out, &err) == 0);
+  REQUIRE(out == "v:/three/a: 3\n");
+  auto copies = [&](uint64_t ino) {
+    auto located = cluster.client().locate(ino);
+    REQUIRE(located.ok());
+    return located->chunks(0).replicas_size();
+  };
+  REQUIRE(copies(a) == 3);
+  REQUIRE(copies(b) == 2);
+
+  // Lowered: the extra copies go. Raised (recursively): the healer adds them.
+  REQUIRE(cluster.cli({"goal", "set", "v:/three/a", "1"}, &out, &err) == 0);
+  REQUIRE(wait_until([&] { return copies(a) == 1; }, std::chrono::seconds(20)));
+  REQUIRE(cluster.cli({"goal", "set", "-r", "v:/", "3"}, &out, &err) == 0);
+  REQUIRE(out.find("goal 3 (4 inodes)") != std::string::npos);
+  REQUIRE(wait_until([&] { return copies(a) == 3 && copies(b) == 3; }, std::chrono::seconds(30)));
+  REQUIRE(wait_until([&] { return health_clean(cluster, 2); }));
+  REQUIRE(get_file(cluster.client(), a) == random_bytes(2 * MiB, 1));
+  REQUIRE(get_file(cluster.client(), b) == random_bytes(2 * MiB, 2));
+  // Nonsense is refused.
+  REQUIRE(cluster.cli({"goal", "set", "v:/three", "0"}, &out, &err) == 1);
+  REQUIRE(err.find("goal 0 is not between 1 and 9") != std::string::npos);
+}
