@@ -1,8 +1,14 @@
 // Healing: chunkservers die and come back; the master's planner keeps every chunk at its
 // goal, and deletes what is stale or over the goal.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -112,4 +118,44 @@ TEST_CASE("goal set and get per file and directory, inherited by new files, met 
   // Nonsense is refused.
   REQUIRE(cluster.cli({"goal", "set", "v:/three", "0"}, &out, &err) == 1);
   REQUIRE(err.find("goal 0 is not between 1 and 9") != std::string::npos);
+}
+
+TEST_CASE("a writer survives a chunkserver killed in its chain, and the goal comes back", "[fault][healing]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  const size_t size = 500 * MiB;
+  const std::string data = random_bytes(size, 42);
+  std::atomic<size_t> written{0};
+  int result = -1;
+  std::thread writer([&] {
+    int fd = ::open((m + "/big").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+      result = errno;
+      return;
+    }
+    for (size_t off = 0; off < size;) {
+      ssize_t n = ::write(fd, data.data() + off, std::min<size_t>(MiB, size - off));
+      if (n < 0) {
+        result = errno;
+        ::close(fd);
+        return;
+      }
+      off += static_cast<size_t>(n);
+      written = off;
+    }
+    result = ::fsync(fd) == 0 ? 0 : errno;
+    if (::close(fd) != 0 && result == 0) result = errno;
+  });
+  bool midway = wait_until([&] { return written.load() >= 150 * MiB; }, std::chrono::seconds(60));
+  auto killed = std::chrono::steady_clock::now();
+  cluster.kill_chunkserver(1);
+  writer.join();
+  REQUIRE(midway);
+  REQUIRE(result == 0);
+  REQUIRE(read_text_file(m + "/big") == data);
+  // Bound: 90 s from the kill (detection, then copies at the chunkservers' rate).
+  REQUIRE(wait_until([&] { return health_clean(cluster, 8); }, std::chrono::seconds(90)));
+  std::cout << "healing: 500 MiB file written through a kill, every chunk at goal "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count() << " s after the kill\n";
 }
