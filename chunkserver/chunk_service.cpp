@@ -90,6 +90,8 @@ awaitable<Reply> ChunkService::chunk_read(Frame frame) {
   });
   if (!out.data.ok()) {
     spdlog::debug("read chunk {:016x} v{}: {}", req.chunk_id(), req.version(), out.data.status().to_string());
+    if (out.data.status().is(Code::kCorruption) && damaged_)
+      damaged_(req.chunk_id(), req.version(), out.data.status().message());
     co_return reply_error(local_error(out.data.status()));
   }
   pb::ChunkReadResp resp;

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "common/rpc.h"
@@ -45,6 +46,9 @@ class ChunkService {
 
   // The advertised data address (host:port), used in error messages and logs.
   void set_address(std::string address);
+  // Called (on the network thread) when a read finds a copy damaged.
+  using DamagedFn = std::function<void(uint64_t chunk_id, uint32_t version, const std::string& reason)>;
+  void on_damaged(DamagedFn fn) { damaged_ = std::move(fn); }
 
   RequestHandler data_handler();
   RequestHandler master_handler();
@@ -78,6 +82,7 @@ class ChunkService {
   std::string address_;
   ConnectionCache downstream_;
   uint64_t replication_rate_;  // bytes per second over all copies; 0 = no limit
+  DamagedFn damaged_;
   std::chrono::steady_clock::time_point replication_clock_{};
 };
 

@@ -14,6 +14,7 @@
 
 #include "chunkserver/chunk_service.h"
 #include "chunkserver/master_link.h"
+#include "chunkserver/scrubber.h"
 #include "chunkserver/store_set.h"
 #include "common/asio.h"
 #include "common/rpc.h"
@@ -81,6 +82,10 @@ int main(int argc, char** argv) {
   app.add_option("--region", region, "region label")->capture_default_str();
   app.add_option("--zone", zone, "zone label (failure domain within the region)");
   app.add_option("--secret-file", secret_file, "file holding the cluster secret")->required();
+  std::string scrub_rate = "8M";
+  app.add_option("--scrub-rate", scrub_rate,
+                 "bytes per second read in the background to check every chunk's CRCs (0 = off)")
+      ->capture_default_str();
   std::string replication_rate = "200M";
   app.add_option("--replication-rate", replication_rate,
                  "bytes per second this chunkserver copies chunks in for healing, over all copies (0 = no limit)")
@@ -103,6 +108,9 @@ int main(int argc, char** argv) {
   if (!parse_address(master).ok()) return fail(fmt::format("--master '{}' is not HOST:PORT", master));
   auto secret = read_secret_file(secret_file);
   if (!secret.ok()) return fail(secret.status().message());
+  uint64_t scrub_bytes_per_sec = 0;
+  if (!parse_bytes(scrub_rate, &scrub_bytes_per_sec))
+    return fail(fmt::format("--scrub-rate '{}' is not a rate such as 8M", scrub_rate));
   uint64_t replication_bytes_per_sec = 0;
   if (!parse_bytes(replication_rate, &replication_bytes_per_sec))
     return fail(fmt::format("--replication-rate '{}' is not a rate such as 200M", replication_rate));
@@ -149,12 +157,19 @@ int main(int argc, char** argv) {
   link_opts.heartbeat = std::chrono::milliseconds(heartbeat_ms);
   MasterLink link(io.get_executor(), *stores, disk, service.master_handler(), link_opts);
   link.start();
+  auto report_damaged = [&link](uint64_t id, uint32_t version, const std::string& reason) {
+    link.report_damaged(id, version, reason);
+  };
+  service.on_damaged(report_damaged);
+  Scrubber scrubber(io.get_executor(), *stores, disk, scrub_bytes_per_sec, report_damaged);
+  scrubber.start();
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("signal {}: stopping", signo);
     server.stop();
+    scrubber.stop();
     link.stop();
     service.shutdown();
     io.stop();

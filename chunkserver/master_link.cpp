@@ -158,4 +158,17 @@ awaitable<void> MasterLink::run() {
   conn_.reset();
 }
 
+void MasterLink::report_damaged(uint64_t chunk_id, uint32_t version, const std::string& reason) {
+  if (!conn_ || !registered_) return;
+  auto send = [](ConnectionPtr conn, pb::CsDamagedReq req) -> awaitable<void> {
+    auto r = co_await conn->call(pb::CS_REPORT_DAMAGED, req);
+    if (!r.ok()) spdlog::warn("reporting damaged chunk {:016x}: {}", req.chunk_id(), r.status().message());
+  };
+  pb::CsDamagedReq req;
+  req.set_chunk_id(chunk_id);
+  req.set_version(version);
+  req.set_reason(reason);
+  asio::co_spawn(ex_, send(conn_, std::move(req)), asio::detached);
+}
+
 }  // namespace keelfs

@@ -49,6 +49,11 @@ class MasterLink {
   // True while registered with the master.
   bool registered() const { return registered_; }
 
+  // Tells the master (in the background) that our copy of the chunk failed its CRC check:
+  // it deletes the copy and has it made again from a good one. Dropped while the master
+  // is unreachable (the scrubber finds the copy again on its next pass).
+  void report_damaged(uint64_t chunk_id, uint32_t version, const std::string& reason);
+
  private:
   awaitable<void> run();
   awaitable<Status> register_with(ConnectionPtr conn);

@@ -57,6 +57,23 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
       registry_.heartbeat(cs->id, req, unix_ms());
       co_return reply_ok(pb::EmptyResp());
     }
+    case pb::CS_REPORT_DAMAGED: {
+      pb::CsDamagedReq req;
+      if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+      ChunkServer* cs = registry_.server(conn->tag);
+      if (!cs || cs->conn != conn) co_return reply_error(error(Code::kInvalidArgument, "report before registration"));
+      spdlog::warn("chunk {:016x} v{} on {} is damaged ({})", req.chunk_id(), req.version(), cs->address, req.reason());
+      if (registry_.holders(req.chunk_id()).size() <= 1) {
+        // Never the last copy: its other blocks may still be all there is.
+        spdlog::error("chunk {:016x} v{}: the damaged copy on {} is the only one left; keeping it", req.chunk_id(),
+                      req.version(), cs->address);
+        co_return reply_ok(pb::EmptyResp());
+      }
+      spdlog::warn("chunk {:016x}: deleting the damaged copy on {}; healing makes a new one", req.chunk_id(), cs->address);
+      registry_.remove_location(req.chunk_id(), cs->id);
+      delete_copy(*cs, req.chunk_id(), req.version());
+      co_return reply_ok(pb::EmptyResp());
+    }
     default:
       co_return reply_error(error(Code::kNotSupported,
                                   fmt::format("message type {} is not served on the chunkserver port", frame.header.msg_type())));

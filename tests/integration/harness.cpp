@@ -107,6 +107,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     cs.argv = {bin("keelfs-chunkserver"), "--master", "127.0.0.1:" + std::to_string(cs_port_), "--listen",
                "127.0.0.1:0", "--data-dir", data, "--secret-file", secret_file_, "--ready-file", ready,
                "--zone", "z" + std::to_string(i), "--heartbeat-ms", "200"};
+    cs.argv.insert(cs.argv.end(), options_.cs_args.begin(), options_.cs_args.end());
     if (i < static_cast<int>(options_.cs_regions.size())) {
       cs.argv.push_back("--region");
       cs.argv.push_back(options_.cs_regions[i]);

@@ -41,6 +41,7 @@ struct ClusterOptions {
   std::vector<std::string> cs_regions;   // chunkserver i's region ("default" when not given)
   std::vector<int> cs_disk_mib;          // > 0: chunkserver i's data dir is a tmpfs of this size
   std::vector<std::string> master_args;  // extra flags for keelfs-master
+  std::vector<std::string> cs_args;      // extra flags for every keelfs-chunkserver
 };
 
 class Cluster {
