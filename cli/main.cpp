@@ -280,6 +280,14 @@ Status cmd_session_ls(Session& s, const std::string& volume, bool as_json) {
   return Status::Ok();
 }
 
+std::string cs_state(const pb::CsInfo& cs) {
+  std::string state = cs.alive() ? "alive" : "dead";
+  if (cs.draining())
+    state += cs.drain_left() == 0 ? ", draining: safe to remove"
+                                  : fmt::format(", draining: {} chunks still need it", cs.drain_left());
+  return state;
+}
+
 Status cmd_cs_ls(Session& s, bool as_json) {
   ASSIGN_OR_RETURN(auto servers, s.c().cs_list());
   if (as_json) {
@@ -294,7 +302,10 @@ Status cmd_cs_ls(Session& s, bool as_json) {
                      {"used_bytes", cs.used_bytes()},
                      {"total_bytes", cs.total_bytes()},
                      {"last_heartbeat_ms_ago", cs.last_heartbeat_ms_ago()},
-                     {"alive", cs.alive()}});
+                     {"alive", cs.alive()},
+                     {"draining", cs.draining()},
+                     {"drain_left", cs.drain_left()},
+                     {"safe_to_remove", cs.draining() && cs.drain_left() == 0}});
     std::cout << out.dump(2) << "\n";
     return Status::Ok();
   }
@@ -303,7 +314,15 @@ Status cmd_cs_ls(Session& s, bool as_json) {
   for (auto& cs : servers)
     std::cout << fmt::format("{:<22} {:<10} {:<6} {:>8} {:>10} {:>10} {:>9.1f}s  {}\n", cs.address(), cs.region(),
                              cs.zone(), cs.chunks(), human_bytes(cs.used_bytes()), human_bytes(cs.total_bytes()),
-                             cs.last_heartbeat_ms_ago() / 1000.0, cs.alive() ? "alive" : "dead");
+                             cs.last_heartbeat_ms_ago() / 1000.0, cs_state(cs));
+  return Status::Ok();
+}
+
+Status cmd_cs_drain(Session& s, const std::string& address, bool drain) {
+  RETURN_IF_ERROR(s.c().cs_drain(address, drain));
+  std::cout << fmt::format("{}: {}\n", address,
+                           drain ? "draining: gets no new chunks, its chunks are copied elsewhere (see cs ls)"
+                                 : "drain stopped");
   return Status::Ok();
 }
 
@@ -584,7 +603,13 @@ int main(int argc, char** argv) {
 
   auto* cs = app.add_subcommand("cs", "chunkservers");
   cs->require_subcommand(1);
-  auto* csls = cs->add_subcommand("ls", "list chunkservers: address, region, chunks, space, last heartbeat");
+  auto* csls = cs->add_subcommand("ls", "list chunkservers: address, region, chunks, space, last heartbeat, state");
+  std::string cs_address;
+  auto* csdrain = cs->add_subcommand(
+      "drain", "move every chunk off a chunkserver (it gets no new ones); 'cs ls' says when it is safe to remove");
+  csdrain->add_option("ADDRESS", cs_address, "its data address, as 'cs ls' shows it")->required();
+  auto* csundrain = cs->add_subcommand("undrain", "stop draining a chunkserver");
+  csundrain->add_option("ADDRESS", cs_address)->required();
 
   std::string a, b;
   bool parents = false;
@@ -616,7 +641,7 @@ int main(int argc, char** argv) {
                                     "chunks by valid copies vs goal; exit 0 all at goal, 1 under/over goal, 2 missing");
   auto* stat = app.add_subcommand("stat", "attributes of a file and where its chunks are");
   stat->add_option("VOL:/PATH", a)->required();
-  for (auto* sub : {volume, vcreate, vls, vinfo, vresize, vrm, session_cmd, sls, cs, csls, put, get, ls, rm, mkdir, stat,
+  for (auto* sub : {volume, vcreate, vls, vinfo, vresize, vrm, session_cmd, sls, cs, csls, csdrain, csundrain, put, get, ls, rm, mkdir, stat,
                     goal_cmd, gset, gget, health})
     sub->fallthrough();
 
@@ -635,6 +660,8 @@ int main(int argc, char** argv) {
     else if (*gset) st = cmd_goal_set(session, a, goal_n, recursive);
     else if (*gget) st = cmd_goal_get(session, a, as_json);
     else if (*csls) st = cmd_cs_ls(session, as_json);
+    else if (*csdrain) st = cmd_cs_drain(session, cs_address, true);
+    else if (*csundrain) st = cmd_cs_drain(session, cs_address, false);
     else if (*put) st = cmd_put(session, a, b);
     else if (*get) st = cmd_get(session, a, b);
     else if (*ls) st = cmd_ls(session, a, as_json);

@@ -636,6 +636,13 @@ Result<std::vector<pb::CsInfo>> Client::cs_list() {
   return std::vector<pb::CsInfo>(r->servers().begin(), r->servers().end());
 }
 
+Status Client::cs_drain(const std::string& address, bool drain) {
+  pb::CsDrainReq req;
+  req.set_address(address);
+  req.set_drain(drain);
+  return impl_->run(impl_->ask_status(pb::CS_DRAIN, req));
+}
+
 Result<pb::HealthResp> Client::health() { return impl_->run(impl_->ask<pb::HealthResp>(pb::HEALTH, pb::HealthReq())); }
 
 Result<pb::Attr> Client::lookup(uint64_t parent, const std::string& name) {

@@ -72,6 +72,7 @@ class Client {
   Result<std::vector<pb::VolumeInfo>> volume_list();
   Result<std::vector<pb::SessionInfo>> session_list(const std::string& volume);
   Result<std::vector<pb::CsInfo>> cs_list();
+  Status cs_drain(const std::string& address, bool drain);
   Result<pb::HealthResp> health();
 
   // ---- namespace

@@ -246,6 +246,10 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::CS_LIST:
       co_return cs_list();
+    case pb::CS_DRAIN: {
+      PARSE_OR_REPLY(pb::CsDrainReq, req);
+      co_return co_await cs_drain(req);
+    }
     case pb::HEALTH:
       co_return health();
     case pb::LOCK: {
@@ -598,8 +602,30 @@ Reply Master::cs_list() {
     i->set_total_bytes(cs->total_bytes);
     i->set_last_heartbeat_ms_ago(now - cs->last_heartbeat_ms);
     i->set_alive(cs->alive);
+    i->set_draining(cs->draining);
+    i->set_drain_left(cs->drain_left);
   }
   return reply_ok(resp);
+}
+
+awaitable<Reply> Master::cs_drain(const pb::CsDrainReq& req) {
+  ChunkServer* found = nullptr;
+  for (ChunkServer* cs : registry_.servers())
+    if (cs->address == req.address()) found = cs;
+  if (!found) co_return reply_error(error(Code::kNotFound, fmt::format("no chunkserver at {}", req.address())));
+  Batch batch = store_->batch();
+  batch.set_draining(found->id, req.drain());
+  if (Status st = store_->commit(batch); !st.ok()) co_return reply_error(st);
+  if (req.drain()) {
+    draining_.insert(found->id);
+  } else {
+    draining_.erase(found->id);
+  }
+  found->draining = req.drain();
+  // Until the healer has counted, assume every chunk on it still needs it.
+  found->drain_left = req.drain() ? std::max<uint64_t>(found->chunks, 1) : 0;
+  spdlog::info("chunkserver {:016x} at {}: {}", found->id, found->address, req.drain() ? "draining" : "drain stopped");
+  co_return co_await durable(reply_ok(pb::EmptyResp()));
 }
 
 }  // namespace keelfs::master

@@ -35,6 +35,7 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
         co_return reply_error(st);
       }
       ChunkServer& cs = registry_.register_server(req, conn, unix_ms());
+      cs.draining = draining_.count(cs.id) != 0;
       conn->tag = cs.id;
       spdlog::info("chunkserver {:016x} at {} registered (region '{}', {} chunks in first report, {} free)", cs.id,
                    cs.address, cs.region, req.chunks_size(), human_bytes(cs.free_bytes()));

@@ -3,7 +3,9 @@
 //   - under goal: one more copy is made, most endangered chunks first (1 copy left before
 //     2), at most `replications_per_cs` copies in and out of any chunkserver at a time;
 //     the chunkservers themselves cap the bytes per second (--replication-rate);
-//   - over goal: copies go, from the fullest servers first, never the last one.
+//   - over goal: copies go, from the fullest servers first, never the last one;
+//   - copies on a draining chunkserver do not count: they are copied elsewhere, and the
+//     server is "safe to remove" when no chunk needs its copy any more.
 // A copy is made under a new version: the planner bumps the chunk's version on its
 // holders first (a writer still holding the old version is refused and asks the master
 // again), the target pulls that version from a holder, and the copy counts only if the
@@ -42,22 +44,28 @@ awaitable<void> Master::heal_loop() {
 
 void Master::heal_once() {
   std::vector<UnderGoal> under;
+  std::map<uint64_t, uint64_t> drain_left;  // cs id -> chunks that still need its copy
   Status st = store_->for_each_chunk([&](uint64_t id, const pb::ChunkRecord& rec) {
-    if (healing_.count(id)) return;
     std::vector<ChunkServer*> holders = registry_.holders(id);
+    // Copies on a draining server do not count towards the goal: they are on their way out.
+    std::vector<ChunkServer*> valid;
+    for (ChunkServer* h : holders)
+      if (!h->draining) valid.push_back(h);
     uint32_t goal = std::max<uint32_t>(1, rec.goal());
-    if (holders.empty()) return;  // missing: nothing to copy from (health reports it)
-    if (holders.size() < goal) {
-      under.push_back({static_cast<uint32_t>(holders.size()), id, rec});
-    } else if (holders.size() > goal) {
+    for (ChunkServer* h : holders)
+      if (h->draining && valid.size() < goal) ++drain_left[h->id];
+    if (holders.empty() || healing_.count(id)) return;  // missing ones: nothing to copy from
+    if (valid.size() < goal) {
+      under.push_back({static_cast<uint32_t>(valid.size()), id, rec});
+    } else if (valid.size() > goal) {
       // The fullest servers give up their copies first.
-      std::sort(holders.begin(), holders.end(),
+      std::sort(valid.begin(), valid.end(),
                 [](ChunkServer* a, ChunkServer* b) { return a->free_bytes() < b->free_bytes(); });
-      for (size_t i = 0; i < holders.size() - goal; ++i) {
-        spdlog::info("chunk {:016x}: {} copies over goal {}: deleting the one on {}", id, holders.size(), goal,
-                     holders[i]->address);
-        delete_copy(*holders[i], id, rec.version());
-        registry_.remove_location(id, holders[i]->id);
+      for (size_t i = 0; i < valid.size() - goal; ++i) {
+        spdlog::info("chunk {:016x}: {} copies over goal {}: deleting the one on {}", id, valid.size(), goal,
+                     valid[i]->address);
+        delete_copy(*valid[i], id, rec.version());
+        registry_.remove_location(id, valid[i]->id);
       }
     }
   });
@@ -65,6 +73,7 @@ void Master::heal_once() {
     spdlog::error("healing: cannot scan chunks: {}", st.message());
     return;
   }
+  for (ChunkServer* cs : registry_.servers()) cs->drain_left = drain_left[cs->id];
   std::stable_sort(under.begin(), under.end(), [](const UnderGoal& a, const UnderGoal& b) { return a.copies < b.copies; });
   const int limit = config_.replications_per_cs;
   for (const UnderGoal& u : under) {

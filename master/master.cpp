@@ -19,6 +19,7 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   std::vector<FreedChunk> orphan_chunks;
   RETURN_IF_ERROR(ns_->drop_orphans(&orphan_chunks));
   spdlog::info("metadata store {} opened: {} volumes", config_.data_dir, ns_->list_volumes().size());
+  for (uint64_t id : store_->list_draining()) draining_.insert(id);
 
   ASSIGN_OR_RETURN(auto client_addr, parse_address(config_.listen));
   ASSIGN_OR_RETURN(auto cs_addr, parse_address(config_.cs_listen));

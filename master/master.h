@@ -67,6 +67,7 @@ class Master {
   void end_session(uint64_t session, const std::string& why);
   pb::SessionInfo session_info(const Session& s, int64_t now_ms) const;
   Reply cs_list();
+  awaitable<Reply> cs_drain(const pb::CsDrainReq& req);
   Reply health();
   pb::ChunkLocateResp open_reply(const pb::Attr& attr);
   // After a mutation: wait until it is durable, then answer `reply`.
@@ -108,6 +109,7 @@ class Master {
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
   std::set<uint64_t> healing_;  // chunks being copied
+  std::set<uint64_t> draining_;  // chunkservers being drained (persisted)
   std::map<uint64_t, int> copies_out_, copies_in_;  // cs id -> copies in flight
   bool stopping_ = false;
 };

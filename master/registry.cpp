@@ -87,7 +87,7 @@ std::vector<ChunkServer*> place_chunk(Registry& registry, const std::string& reg
                                       uint64_t reserve_bytes) {
   std::vector<ChunkServer*> candidates;
   for (ChunkServer* cs : registry.alive_in_region(region))
-    if (cs->free_bytes() > reserve_bytes) candidates.push_back(cs);
+    if (cs->free_bytes() > reserve_bytes && !cs->draining) candidates.push_back(cs);
   // Most free space first; ties broken by id so placement is deterministic in tests.
   std::sort(candidates.begin(), candidates.end(), [](ChunkServer* a, ChunkServer* b) {
     if (a->free_bytes() / (1 << 30) != b->free_bytes() / (1 << 30)) return a->free_bytes() > b->free_bytes();
@@ -130,7 +130,7 @@ ChunkServer* place_copy(Registry& registry, const std::string& region, const std
   ChunkServer* best = nullptr;
   int best_rank = 3;
   for (ChunkServer* cs : registry.alive_in_region(region)) {
-    if (holds(cs) || cs->free_bytes() <= reserve_bytes || !usable(*cs)) continue;
+    if (holds(cs) || cs->draining || cs->free_bytes() <= reserve_bytes || !usable(*cs)) continue;
     int rank = host_taken(cs) ? 2 : zone_taken(cs) ? 1 : 0;
     if (!best || rank < best_rank || (rank == best_rank && cs->free_bytes() > best->free_bytes())) {
       best = cs;

@@ -26,6 +26,8 @@ struct ChunkServer {
   uint64_t chunks = 0;
   int64_t last_heartbeat_ms = 0;
   bool alive = false;
+  bool draining = false;    // gets no new chunks; its copies are moved off (keelfs cs drain)
+  uint64_t drain_left = 0;  // chunks that still need its copy (counted by the healer)
   ConnectionPtr conn;  // the link it registered on; the master calls it there
 
   uint64_t free_bytes() const { return total_bytes > used_bytes ? total_bytes - used_bytes : 0; }

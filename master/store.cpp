@@ -74,6 +74,12 @@ void Batch::put_xattr(uint64_t ino, const std::string& name, const std::string& 
   wb_->Put(CF(kXattrs), key_name(ino, name), value);
 }
 void Batch::delete_xattr(uint64_t ino, const std::string& name) { wb_->Delete(CF(kXattrs), key_name(ino, name)); }
+void Batch::set_draining(uint64_t cs_id, bool draining) {
+  if (draining)
+    wb_->Put(CF(kCounters), "draining/" + be64(cs_id), "");
+  else
+    wb_->Delete(CF(kCounters), "draining/" + be64(cs_id));
+}
 bool Batch::empty() const { return wb_->Count() == 0; }
 #undef CF
 
@@ -314,6 +320,15 @@ Result<std::optional<pb::VolumeRecord>> MetaStore::get_volume(const std::string&
   pb::VolumeRecord rec;
   rec.ParseFromString(v);
   return std::optional<pb::VolumeRecord>(rec);
+}
+
+std::vector<uint64_t> MetaStore::list_draining() {
+  std::vector<uint64_t> out;
+  const std::string prefix = "draining/";
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kCounters]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    if (it->key().size() == prefix.size() + 8) out.push_back(from_be64(it->key().data() + prefix.size()));
+  return out;
 }
 
 std::vector<pb::VolumeRecord> MetaStore::list_volumes() {

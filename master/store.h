@@ -8,7 +8,8 @@
 //   chunks      chunk id                 -> ChunkRecord
 //   volumes     name                     -> VolumeRecord
 //   xattrs      ino | name               -> value
-//   counters    name                     -> u64 (next inode, next chunk id, next volume id)
+//   counters    name                     -> u64 (next inode, next chunk id, next volume id);
+//               "draining/" cs id (8)   -> "" (chunkservers being drained)
 //   usage       volume id                -> UsageRecord
 //
 // Every mutation is one Batch written atomically. commit() makes it visible at once;
@@ -66,6 +67,8 @@ class Batch {
   void delete_volume(const std::string& name);
   void put_xattr(uint64_t ino, const std::string& name, const std::string& value);
   void delete_xattr(uint64_t ino, const std::string& name);
+  // Chunkservers being drained, by id (kept with the counters).
+  void set_draining(uint64_t cs_id, bool draining);
   bool empty() const;
 
  private:
@@ -100,6 +103,7 @@ class MetaStore {
   Result<std::optional<pb::ChunkRecord>> get_chunk(uint64_t chunk_id);
   Result<std::optional<pb::VolumeRecord>> get_volume(const std::string& name);
   std::vector<pb::VolumeRecord> list_volumes();
+  std::vector<uint64_t> list_draining();
   // Calls fn for every chunk record, in id order.
   Status for_each_chunk(const std::function<void(uint64_t chunk_id, const pb::ChunkRecord&)>& fn);
   Result<std::optional<std::string>> get_xattr(uint64_t ino, const std::string& name);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "tests/integration/harness.h"
 
@@ -207,4 +208,45 @@ TEST_CASE("a replica damaged on disk is found by the scrubber, deleted and made 
   auto fresh = cluster.new_client("v");
   REQUIRE(fresh.ok());
   REQUIRE(get_file(**fresh, ino) == data);
+}
+
+TEST_CASE("cs drain moves every chunk off a chunkserver until it is safe to remove, undrain takes it back",
+          "[fault][healing]") {
+  Cluster cluster(3);
+  uint64_t root = cluster.create_volume("v", 2);
+  std::vector<uint64_t> inodes;
+  for (int i = 0; i < 10; ++i) inodes.push_back(put_file(cluster.client(), root, "f" + std::to_string(i), random_bytes(MiB, i)));
+  const std::string drained = cluster.cs_address(0);
+  std::string out, err;
+  REQUIRE(cluster.cli({"cs", "drain", drained}, &out, &err) == 0);
+  auto state_of = [&] {
+    REQUIRE(cluster.cli({"--json", "cs", "ls"}, &out, &err) == 0);
+    for (auto& cs : nlohmann::json::parse(out))
+      if (cs["address"] == drained) return cs;
+    FAIL("drained server not listed");
+    return nlohmann::json();
+  };
+  REQUIRE(state_of()["draining"] == true);
+  REQUIRE(wait_until([&] { return state_of()["safe_to_remove"] == true; }, std::chrono::seconds(60)));
+  REQUIRE(cluster.cli({"cs", "ls"}, &out, &err) == 0);
+  REQUIRE(out.find("draining: safe to remove") != std::string::npos);
+  auto copies_elsewhere = [&](uint64_t ino) {
+    auto located = cluster.client().locate(ino);
+    REQUIRE(located.ok());
+    int n = 0;
+    for (auto& r : located->chunks(0).replicas()) n += r.address() != drained ? 1 : 0;
+    return n;
+  };
+  for (uint64_t ino : inodes) REQUIRE(copies_elsewhere(ino) == 2);
+  // New chunks avoid it.
+  uint64_t fresh = put_file(cluster.client(), root, "new", random_bytes(MiB, 99));
+  auto located = cluster.client().locate(fresh);
+  REQUIRE(located.ok());
+  for (auto& r : located->chunks(0).replicas()) REQUIRE(r.address() != drained);
+
+  // Taken back: its copies count again, the extra ones go, health is clean.
+  REQUIRE(cluster.cli({"cs", "undrain", drained}, &out, &err) == 0);
+  REQUIRE(state_of()["draining"] == false);
+  REQUIRE(wait_until([&] { return health_clean(cluster, 11); }, std::chrono::seconds(30)));
+  for (uint64_t i = 0; i < inodes.size(); ++i) REQUIRE(get_file(cluster.client(), inodes[i]) == random_bytes(MiB, i));
 }
