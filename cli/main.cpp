@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -335,21 +336,57 @@ Result<int> cmd_health(Session& s, bool as_json) {
     for (auto& r : h.rows()) rows.push_back({{"goal", r.goal()}, {"copies", r.copies()}, {"chunks", r.chunks()}});
     json missing = json::array();
     for (uint64_t id : h.missing_chunk_ids()) missing.push_back(fmt::format("{:016x}", id));
-    std::cout << json{{"chunks", h.chunks()},           {"missing", h.missing()},
-                      {"under_goal", h.under_goal()},   {"over_goal", h.over_goal()},
-                      {"servers_alive", h.servers_alive()}, {"servers_dead", h.servers_dead()},
-                      {"rows", rows},                   {"missing_chunk_ids", missing},
+    json named = json::array();
+    for (auto& m : h.missing_chunks())
+      named.push_back({{"chunk", fmt::format("{:016x}", m.chunk_id())},
+                       {"volume", m.volume()},
+                       {"inode", m.inode()},
+                       {"index", m.index()},
+                       {"path", m.path()}});
+    std::cout << json{{"chunks", h.chunks()},
+                      {"missing", h.missing()},
+                      {"under_goal", h.under_goal()},
+                      {"over_goal", h.over_goal()},
+                      {"healing", h.healing()},
+                      {"stale_deleted", h.stale_deleted()},
+                      {"damaged_reported", h.damaged_reported()},
+                      {"servers_alive", h.servers_alive()},
+                      {"servers_dead", h.servers_dead()},
+                      {"servers_draining", h.servers_draining()},
+                      {"rows", rows},
+                      {"missing_chunk_ids", missing},
+                      {"missing_chunks", named},
                       {"status", code}}
                      .dump(2)
               << "\n";
     return code;
   }
-  std::cout << fmt::format("chunkservers: {} alive, {} dead\n", h.servers_alive(), h.servers_dead());
-  std::cout << fmt::format("chunks: {}  missing: {}  under goal: {}  over goal: {}\n", h.chunks(), h.missing(),
-                           h.under_goal(), h.over_goal());
-  std::cout << fmt::format("{:>6} {:>8} {:>10}\n", "GOAL", "COPIES", "CHUNKS");
-  for (auto& r : h.rows()) std::cout << fmt::format("{:>6} {:>8} {:>10}\n", r.goal(), r.copies(), r.chunks());
-  for (uint64_t id : h.missing_chunk_ids()) std::cout << fmt::format("missing chunk {:016x}\n", id);
+  std::cout << fmt::format("chunkservers: {} alive, {} dead, {} draining\n", h.servers_alive(), h.servers_dead(),
+                           h.servers_draining());
+  std::cout << fmt::format("chunks: {}  missing: {}  under goal: {}  over goal: {}  being copied: {}\n", h.chunks(),
+                           h.missing(), h.under_goal(), h.over_goal(), h.healing());
+  std::cout << fmt::format("since the master started: {} stale copies deleted, {} damaged copies reported\n",
+                           h.stale_deleted(), h.damaged_reported());
+  // Rows: goal; columns: valid copies (as MooseFS shows it).
+  uint32_t max_copies = 0;
+  std::map<uint32_t, std::map<uint32_t, uint64_t>> matrix;
+  for (auto& r : h.rows()) {
+    matrix[r.goal()][r.copies()] += r.chunks();
+    max_copies = std::max(max_copies, r.copies());
+  }
+  std::cout << fmt::format("{:>6} |", "goal");
+  for (uint32_t c = 0; c <= max_copies; ++c) std::cout << fmt::format(" {:>8}", fmt::format("{} copies", c));
+  std::cout << "\n";
+  for (auto& [goal, row] : matrix) {
+    std::cout << fmt::format("{:>6} |", goal);
+    for (uint32_t c = 0; c <= max_copies; ++c) std::cout << fmt::format(" {:>8}", row.count(c) ? row[c] : 0);
+    std::cout << "\n";
+  }
+  for (auto& m : h.missing_chunks())
+    std::cout << fmt::format("missing chunk {:016x}: {}:{} (inode {}, bytes from {} MiB)\n", m.chunk_id(), m.volume(),
+                             m.path().empty() ? "(no name)" : m.path(), m.inode(), m.index() * 64);
+  for (int i = h.missing_chunks_size(); i < h.missing_chunk_ids_size(); ++i)
+    std::cout << fmt::format("missing chunk {:016x}\n", h.missing_chunk_ids(i));
   return code;
 }
 
@@ -552,6 +589,29 @@ Status cmd_goal_get(Session& s, const std::string& remote, bool as_json) {
   return Status::Ok();
 }
 
+// Exit status: 0 clean, 1 problems found.
+Result<int> cmd_fsck(Session& s, const std::string& volume, bool as_json) {
+  ASSIGN_OR_RETURN(pb::FsckResp r, s.c().fsck(volume));
+  int code = r.problems_size() > 0 ? 1 : 0;
+  if (as_json) {
+    json problems = json::array();
+    for (auto& p : r.problems()) problems.push_back(p);
+    std::cout << json{{"volume", volume},         {"directories", r.directories()}, {"files", r.files()},
+                      {"chunks", r.chunks()},     {"logical_bytes", r.logical_bytes()},
+                      {"missing", r.missing()},   {"under_goal", r.under_goal()},
+                      {"problems", problems},     {"status", code}}
+                     .dump(2)
+              << "\n";
+    return code;
+  }
+  std::cout << fmt::format("volume {}: {} directories, {} files, {} chunks, {} logical\n", volume, r.directories(),
+                           r.files(), r.chunks(), human_bytes(r.logical_bytes()));
+  std::cout << fmt::format("chunks without a valid copy: {}, under goal: {}\n", r.missing(), r.under_goal());
+  for (auto& p : r.problems()) std::cout << "problem: " << p << "\n";
+  std::cout << (code == 0 ? "clean\n" : fmt::format("{} problem{}\n", r.problems_size(), r.problems_size() == 1 ? "" : "s"));
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -639,10 +699,14 @@ int main(int argc, char** argv) {
   gget->add_option("VOL:/PATH", a)->required();
   auto* health = app.add_subcommand("health",
                                     "chunks by valid copies vs goal; exit 0 all at goal, 1 under/over goal, 2 missing");
+  std::string fsck_volume;
+  auto* fsck = app.add_subcommand("fsck", "check a volume's namespace against the chunk records and live copies; exit 0 "
+                                          "clean, 1 problems");
+  fsck->add_option("VOLUME", fsck_volume)->required();
   auto* stat = app.add_subcommand("stat", "attributes of a file and where its chunks are");
   stat->add_option("VOL:/PATH", a)->required();
   for (auto* sub : {volume, vcreate, vls, vinfo, vresize, vrm, session_cmd, sls, cs, csls, csdrain, csundrain, put, get, ls, rm, mkdir, stat,
-                    goal_cmd, gset, gget, health})
+                    goal_cmd, gset, gget, health, fsck})
     sub->fallthrough();
 
   CLI11_PARSE(app, argc, argv);
@@ -668,7 +732,11 @@ int main(int argc, char** argv) {
     else if (*rm) st = cmd_rm(session, a);
     else if (*mkdir) st = cmd_mkdir(session, a, parents);
     else if (*stat) st = cmd_stat(session, a, as_json);
-    else if (*health) {
+    else if (*fsck) {
+      auto code = cmd_fsck(session, fsck_volume, as_json);
+      if (code.ok()) return *code;
+      st = code.status();
+    } else if (*health) {
       auto code = cmd_health(session, as_json);
       if (code.ok()) return *code;
       st = code.status();

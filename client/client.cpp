@@ -636,6 +636,12 @@ Result<std::vector<pb::CsInfo>> Client::cs_list() {
   return std::vector<pb::CsInfo>(r->servers().begin(), r->servers().end());
 }
 
+Result<pb::FsckResp> Client::fsck(const std::string& volume) {
+  pb::FsckReq req;
+  req.set_volume(volume);
+  return impl_->run(impl_->ask<pb::FsckResp>(pb::FSCK, req));
+}
+
 Status Client::cs_drain(const std::string& address, bool drain) {
   pb::CsDrainReq req;
   req.set_address(address);

@@ -74,6 +74,7 @@ class Client {
   Result<std::vector<pb::CsInfo>> cs_list();
   Status cs_drain(const std::string& address, bool drain);
   Result<pb::HealthResp> health();
+  Result<pb::FsckResp> fsck(const std::string& volume);
 
   // ---- namespace
   Result<pb::Attr> lookup(uint64_t parent, const std::string& name);

@@ -64,6 +64,7 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
       ChunkServer* cs = registry_.server(conn->tag);
       if (!cs || cs->conn != conn) co_return reply_error(error(Code::kInvalidArgument, "report before registration"));
       spdlog::warn("chunk {:016x} v{} on {} is damaged ({})", req.chunk_id(), req.version(), cs->address, req.reason());
+      ++damaged_reported_;
       if (registry_.holders(req.chunk_id()).size() <= 1) {
         // Never the last copy: its other blocks may still be all there is.
         spdlog::error("chunk {:016x} v{}: the damaged copy on {} is the only one left; keeping it", req.chunk_id(),
@@ -119,6 +120,7 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
     } else if (c.version() < (*known)->version) {
       spdlog::info("chunk {:016x} on {} is stale (version {} < {}): deleting it", c.chunk_id(), cs.address, c.version(),
                    (*known)->version);
+      ++stale_deleted_;
       delete_copy(cs, c.chunk_id(), c.version());
     } else if (c.version() > (*known)->version) {
       // The master died between bumping the copies and recording it: the copy is newer.

@@ -69,6 +69,9 @@ class Master {
   Reply cs_list();
   awaitable<Reply> cs_drain(const pb::CsDrainReq& req);
   Reply health();
+  Reply fsck(const pb::FsckReq& req);
+  // Names of the files the missing chunks belong to (health).
+  void name_missing_chunks(pb::HealthResp* resp);
   pb::ChunkLocateResp open_reply(const pb::Attr& attr);
   // After a mutation: wait until it is durable, then answer `reply`.
   awaitable<Reply> durable(Reply reply);
@@ -110,6 +113,8 @@ class Master {
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
   std::set<uint64_t> healing_;  // chunks being copied
   std::set<uint64_t> draining_;  // chunkservers being drained (persisted)
+  uint64_t stale_deleted_ = 0;     // since start, for health
+  uint64_t damaged_reported_ = 0;
   std::map<uint64_t, int> copies_out_, copies_in_;  // cs id -> copies in flight
   bool stopping_ = false;
 };

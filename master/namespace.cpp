@@ -123,4 +123,25 @@ void Namespace::account_size(const pb::InodeRecord& rec, uint64_t old_size, uint
   u.set_logical_bytes(bytes >= old_size ? bytes - old_size : 0);
 }
 
+Status Namespace::walk(uint64_t root,
+                       const std::function<Status(const std::string& path, uint64_t parent, const Dentry& entry)>& fn) {
+  std::vector<std::pair<uint64_t, std::string>> dirs{{root, ""}};
+  while (!dirs.empty()) {
+    auto [dir, dir_path] = dirs.back();
+    dirs.pop_back();
+    std::string after;
+    for (bool more = true; more;) {
+      std::vector<Dentry> page;
+      RETURN_IF_ERROR(store_.list_dentries(dir, after, 4096, &page, &more));
+      for (const Dentry& d : page) {
+        after = d.name;
+        std::string path = dir_path + "/" + d.name;
+        RETURN_IF_ERROR(fn(path, dir, d));
+        if (d.type == pb::FT_DIRECTORY) dirs.emplace_back(d.inode, path);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace keelfs::master

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -142,6 +143,11 @@ class Namespace {
   Result<std::optional<ChunkRef>> chunk(uint64_t chunk_id);
 
   MetaStore& store() { return store_; }
+
+  // Calls fn(path, parent, entry) for every name below directory `root`, depth first
+  // (paths start with '/'); stops at the first error fn returns.
+  Status walk(uint64_t root,
+              const std::function<Status(const std::string& path, uint64_t parent, const Dentry& entry)>& fn);
 
  private:
   void load_volumes();
