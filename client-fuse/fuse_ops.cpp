@@ -326,6 +326,7 @@ awaitable<void> do_create(fuse_req_t req, pb::CreateReq r, fuse_file_info fi) {
   e.attr_timeout = m.options().attr_timeout;
   e.entry_timeout = m.options().entry_timeout;
   m.unchanged_since_last_open(attr->inode(), attr->size(), attr->mtime_sec(), attr->mtime_nsec());
+  if (fi.flags & O_EXCL) m.note_without_capability(attr->inode(), m.capability_generation());  // new: no attributes yet
   mark_append(&fi);
   if (fuse_reply_create(req, &e, &fi) == -ENOENT) m.client().release(attr->inode());
 }
@@ -601,6 +602,7 @@ awaitable<void> do_setxattr(fuse_req_t req, uint64_t ino, std::string name, std:
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   Mount& m = mount_of(req);
+  if (std::strcmp(name, Mount::kCapabilityXattr) == 0) m.forget_capability(m.to_master(ino));
   uint32_t f = 0;
   if (flags & XATTR_CREATE) f |= 1;
   if (flags & XATTR_REPLACE) f |= 2;
@@ -608,8 +610,12 @@ void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* v
 }
 
 awaitable<void> do_getxattr(fuse_req_t req, uint64_t ino, std::string name, size_t size) {
-  auto value = co_await mount_of(req).client().co_getxattr(ino, std::move(name));
+  Mount& m = mount_of(req);
+  bool capability = name == Mount::kCapabilityXattr;
+  uint64_t asked_at = m.capability_generation();
+  auto value = co_await m.client().co_getxattr(ino, std::move(name));
   if (!value.ok()) {
+    if (capability && value.status().is(Code::kNoData)) m.note_without_capability(ino, asked_at);
     reply_status(req, value.status());
   } else if (size == 0) {
     fuse_reply_xattr(req, value->size());
@@ -622,6 +628,8 @@ awaitable<void> do_getxattr(fuse_req_t req, uint64_t ino, std::string name, size
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Mount& m = mount_of(req);
+  if (std::strcmp(name, Mount::kCapabilityXattr) == 0 && m.known_without_capability(m.to_master(ino)))
+    return (void)fuse_reply_err(req, ENODATA);
   m.spawn(do_getxattr(req, m.to_master(ino), name, size));
 }
 
@@ -653,6 +661,7 @@ awaitable<void> do_removexattr(fuse_req_t req, uint64_t ino, std::string name) {
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   Mount& m = mount_of(req);
+  if (std::strcmp(name, Mount::kCapabilityXattr) == 0) m.forget_capability(m.to_master(ino));
   m.spawn(do_removexattr(req, m.to_master(ino), name));
 }
 

@@ -12,6 +12,7 @@
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -75,6 +76,21 @@ class Mount {
   // Writes through this mount invalidate its cached pages for the next open.
   void forget_cache_state(uint64_t ino) { seen_.erase(ino); }
 
+  // The kernel asks for security.capability before every write (to drop a file's
+  // capabilities), a trip to the master per write call. This mount remembers for
+  // attr_timeout seconds, like the kernel's own attributes (its setuid check is as
+  // stale), that a file has none: learned from the master's answer, from an O_EXCL
+  // create, and forgotten when this mount sets or removes that attribute.
+  static constexpr const char* kCapabilityXattr = "security.capability";
+  // An answer counts only if no set or remove went out since the question (`asked_at`).
+  bool known_without_capability(uint64_t ino);
+  uint64_t capability_generation() const { return capability_generation_; }
+  void note_without_capability(uint64_t ino, uint64_t asked_at);
+  void forget_capability(uint64_t ino) {
+    no_capability_.erase(ino);
+    ++capability_generation_;
+  }
+
   // Files this mount took fcntl locks on: only their close needs a trip to the master.
   void note_posix_lock(uint64_t ino) { posix_locked_.insert(ino); }
   bool may_hold_posix_locks(uint64_t ino) const { return posix_locked_.count(ino) != 0; }
@@ -91,10 +107,12 @@ class Mount {
   uint64_t root_;
   MountOptions options_;
   fuse_session* se_ = nullptr;
-  size_t in_flight_ = 0;              // request coroutines started and not yet ended
-  fuse_buf* receiving_ = nullptr;     // the loop's receive buffer, while a request is processed
-  bool buffer_taken_ = false;         // hold_request_bytes took it: the loop needs a new one
+  size_t in_flight_ = 0;           // request coroutines started and not yet ended
+  fuse_buf* receiving_ = nullptr;  // the loop's receive buffer, while a request is processed
+  bool buffer_taken_ = false;      // hold_request_bytes took it: the loop needs a new one
   std::unordered_map<uint64_t, Seen> seen_;
+  std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> no_capability_;  // ino -> known until
+  uint64_t capability_generation_ = 0;
   std::unordered_set<uint64_t> posix_locked_;
 };
 

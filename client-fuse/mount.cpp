@@ -127,6 +127,22 @@ RequestBytes Mount::hold_request_bytes(const char* data, size_t len) {
   return out;
 }
 
+bool Mount::known_without_capability(uint64_t ino) {
+  auto it = no_capability_.find(ino);
+  if (it == no_capability_.end()) return false;
+  if (std::chrono::steady_clock::now() < it->second) return true;
+  no_capability_.erase(it);
+  return false;
+}
+
+void Mount::note_without_capability(uint64_t ino, uint64_t asked_at) {
+  if (asked_at != capability_generation_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (no_capability_.size() >= 100000) std::erase_if(no_capability_, [&](const auto& e) { return e.second <= now; });
+  no_capability_[ino] = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                  std::chrono::duration<double>(options_.attr_timeout));
+}
+
 bool Mount::unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime_sec, uint32_t mtime_nsec) {
   auto it = seen_.find(ino);
   bool same = it != seen_.end() && it->second.size == size && it->second.mtime_sec == mtime_sec &&
