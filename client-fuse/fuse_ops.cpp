@@ -347,14 +347,22 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   m.spawn(do_create(req, std::move(r), *fi));
 }
 
+// Replies of at least this many bytes are copied into the kernel by the reply thread.
+constexpr size_t kReplyOffThread = 256 << 10;
+
 awaitable<void> do_read(fuse_req_t req, uint64_t ino, size_t size, uint64_t off) {
-  std::unique_ptr<char[]> buf(new char[size]);
-  auto n = co_await mount_of(req).client().co_read(ino, off, size, buf.get());
+  Mount& m = mount_of(req);
+  auto buf = std::make_shared<std::unique_ptr<char[]>>(new char[size]);
+  auto n = co_await m.client().co_read(ino, off, size, buf->get());
   if (!n.ok()) {
     reply_status(req, n.status());
     co_return;
   }
-  fuse_reply_buf(req, buf.get(), *n);
+  if (*n < kReplyOffThread) {
+    fuse_reply_buf(req, buf->get(), *n);
+    co_return;
+  }
+  m.reply_off_thread([req, buf, len = *n] { fuse_reply_buf(req, buf->get(), len); });
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {

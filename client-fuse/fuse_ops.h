@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -55,6 +56,10 @@ class Mount {
 
   // Runs one request's coroutine on the client's thread; serve() waits for it to end.
   void spawn(awaitable<void> request);
+  // Runs `reply` (a fuse_reply_* of a large buffer) on the reply thread: copying a MiB
+  // into the kernel's page cache would otherwise take the client's thread from the
+  // network for as long as the network took to bring it. serve() waits for it too.
+  void reply_off_thread(std::function<void()> reply);
   // The session is ending: a request that waits (a blocking lock) stops waiting.
   bool exiting() const;
 
@@ -104,6 +109,7 @@ class Mount {
   awaitable<int> loop();
 
   client::Client& client_;
+  asio::thread_pool reply_thread_{1};
   uint64_t root_;
   MountOptions options_;
   fuse_session* se_ = nullptr;

@@ -22,8 +22,12 @@ constexpr int kBatch = 32;
 int Mount::serve(fuse_session* se) {
   se_ = se;
   auto done = asio::co_spawn(client_.executor(), loop(), asio::use_future);
-  return done.get();
+  int rc = done.get();
+  reply_thread_.join();  // replies handed over by requests that ended
+  return rc;
 }
+
+void Mount::reply_off_thread(std::function<void()> reply) { asio::post(reply_thread_, std::move(reply)); }
 
 // Waits until /dev/fuse is readable, then receives and processes requests until it would
 // block (the reactor reports readiness edge-triggered, so the device is always drained
