@@ -83,23 +83,40 @@ void reply_attr(fuse_req_t req, const Result<pb::Attr>& attr) {
 }
 
 // ---------------------------------------------------------------- names
+//
+// Each op_* runs in the loop, copies what it needs out of the request and spawns the
+// coroutine that does the work (the do_* next to it). Strings and structs are copied:
+// they point into the receive buffer or into libfuse's stack.
 
-void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+awaitable<void> do_lookup(fuse_req_t req, uint64_t parent, std::string name) {
   Mount& m = mount_of(req);
-  auto attr = m.client().lookup(m.to_master(parent), name);
+  auto attr = co_await m.client().co_lookup(parent, std::move(name));
   if (!attr.ok() && attr.status().is(Code::kNotFound)) {
     // A negative entry, cached for the entry timeout like a positive one.
     fuse_entry_param e = {};
     e.entry_timeout = m.options().entry_timeout;
     fuse_reply_entry(req, &e);
-    return;
+    co_return;
   }
   reply_entry(req, attr);
 }
 
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Mount& m = mount_of(req);
+  m.spawn(do_lookup(req, m.to_master(parent), name));
+}
+
+awaitable<void> do_getattr(fuse_req_t req, uint64_t ino) {
+  reply_attr(req, co_await mount_of(req).client().co_getattr(ino));
+}
+
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Mount& m = mount_of(req);
-  reply_attr(req, m.client().getattr(m.to_master(ino)));
+  m.spawn(do_getattr(req, m.to_master(ino)));
+}
+
+awaitable<void> do_setattr(fuse_req_t req, pb::SetattrReq r) {
+  reply_attr(req, co_await mount_of(req).client().co_setattr(std::move(r)));
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
@@ -144,7 +161,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     r.set_ctime_nsec(attr->st_ctim.tv_nsec);
   }
   r.set_mask(mask);
-  reply_attr(req, m.client().setattr(r));
+  m.spawn(do_setattr(req, std::move(r)));
+}
+
+awaitable<void> do_create_node(fuse_req_t req, pb::CreateReq r) {
+  reply_entry(req, co_await mount_of(req).client().co_create(std::move(r)));
 }
 
 void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
@@ -159,41 +180,75 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   r.set_gid(ctx->gid);
   r.set_rdev(static_cast<uint32_t>(rdev));
   r.set_exclusive(true);
-  reply_entry(req, m.client().create(r));
+  m.spawn(do_create_node(req, std::move(r)));
+}
+
+awaitable<void> do_mkdir(fuse_req_t req, uint64_t parent, std::string name, uint32_t mode, uint32_t uid, uint32_t gid) {
+  reply_entry(req, co_await mount_of(req).client().co_mkdir(parent, std::move(name), mode, uid, gid));
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   Mount& m = mount_of(req);
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  reply_entry(req, m.client().mkdir(m.to_master(parent), name, mode & 07777, ctx->uid, ctx->gid));
+  m.spawn(do_mkdir(req, m.to_master(parent), name, mode & 07777, ctx->uid, ctx->gid));
+}
+
+awaitable<void> do_unlink(fuse_req_t req, uint64_t parent, std::string name) {
+  reply_status(req, co_await mount_of(req).client().co_unlink(parent, std::move(name)));
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Mount& m = mount_of(req);
-  reply_status(req, m.client().unlink(m.to_master(parent), name));
+  m.spawn(do_unlink(req, m.to_master(parent), name));
+}
+
+awaitable<void> do_rmdir(fuse_req_t req, uint64_t parent, std::string name) {
+  reply_status(req, co_await mount_of(req).client().co_rmdir(parent, std::move(name)));
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Mount& m = mount_of(req);
-  reply_status(req, m.client().rmdir(m.to_master(parent), name));
+  m.spawn(do_rmdir(req, m.to_master(parent), name));
+}
+
+awaitable<void> do_symlink(fuse_req_t req, std::string target, uint64_t parent, std::string name, uint32_t uid,
+                           uint32_t gid) {
+  reply_entry(req, co_await mount_of(req).client().co_symlink(parent, std::move(name), std::move(target), uid, gid));
 }
 
 void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
   Mount& m = mount_of(req);
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  reply_entry(req, m.client().symlink(m.to_master(parent), name, target, ctx->uid, ctx->gid));
+  m.spawn(do_symlink(req, target, m.to_master(parent), name, ctx->uid, ctx->gid));
+}
+
+awaitable<void> do_readlink(fuse_req_t req, uint64_t ino) {
+  auto target = co_await mount_of(req).client().co_readlink(ino);
+  if (!target.ok()) {
+    reply_status(req, target.status());
+    co_return;
+  }
+  fuse_reply_readlink(req, target->c_str());
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   Mount& m = mount_of(req);
-  auto target = m.client().readlink(m.to_master(ino));
-  if (!target.ok()) return reply_status(req, target.status());
-  fuse_reply_readlink(req, target->c_str());
+  m.spawn(do_readlink(req, m.to_master(ino)));
+}
+
+awaitable<void> do_link(fuse_req_t req, uint64_t ino, uint64_t new_parent, std::string new_name) {
+  reply_entry(req, co_await mount_of(req).client().co_link(ino, new_parent, std::move(new_name)));
 }
 
 void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
   Mount& m = mount_of(req);
-  reply_entry(req, m.client().link(m.to_master(ino), m.to_master(new_parent), new_name));
+  m.spawn(do_link(req, m.to_master(ino), m.to_master(new_parent), new_name));
+}
+
+awaitable<void> do_rename(fuse_req_t req, uint64_t parent, std::string name, uint64_t new_parent,
+                          std::string new_name, uint32_t flags) {
+  reply_status(req, co_await mount_of(req).client().co_rename(parent, std::move(name), new_parent,
+                                                               std::move(new_name), flags));
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent, const char* new_name,
@@ -203,19 +258,19 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
   if (flags & RENAME_NOREPLACE) f |= pb::RF_NOREPLACE;
   if (flags & RENAME_EXCHANGE) f |= pb::RF_EXCHANGE;
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return (void)fuse_reply_err(req, EINVAL);
-  reply_status(req, m.client().rename(m.to_master(parent), name, m.to_master(new_parent), new_name, f));
+  m.spawn(do_rename(req, m.to_master(parent), name, m.to_master(new_parent), new_name, f));
 }
 
 // ---------------------------------------------------------------- files
 
 // O_TRUNC: size 0 and new mtime/ctime even when the file was empty already, as POSIX says.
-Result<pb::Attr> truncate_to_zero(Mount& m, uint64_t ino) {
+awaitable<Result<pb::Attr>> truncate_to_zero(Mount& m, uint64_t ino) {
   m.forget_cache_state(ino);
   pb::SetattrReq r;
   r.set_inode(ino);
   r.set_mask(pb::SET_SIZE);
   r.set_size(0);
-  return m.client().setattr(r);
+  co_return co_await m.client().co_setattr(std::move(r));
 }
 
 // O_APPEND handles append at the end of the file as the master knows it (the kernel's idea
@@ -228,25 +283,52 @@ void mark_append(fuse_file_info* fi) {
   fi->direct_io = 1;
 }
 
-void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+awaitable<void> do_open(fuse_req_t req, uint64_t id, fuse_file_info fi) {
   Mount& m = mount_of(req);
-  uint64_t id = m.to_master(ino);
   // The session holds the file until op_release, so an unlink meanwhile does not free it.
   // Close-to-open: open() also replaces the cached chunk locations and size.
-  auto attr = m.client().open(id);
-  if (!attr.ok()) return reply_status(req, attr.status());
+  auto attr = co_await m.client().co_open(id);
+  if (!attr.ok()) {
+    reply_status(req, attr.status());
+    co_return;
+  }
   // With FUSE_CAP_ATOMIC_O_TRUNC the kernel leaves O_TRUNC of an existing file to us.
-  if ((fi->flags & O_TRUNC) && attr->type() == pb::FT_REGULAR) {
-    attr = truncate_to_zero(m, id);
+  if ((fi.flags & O_TRUNC) && attr->type() == pb::FT_REGULAR) {
+    attr = co_await truncate_to_zero(m, id);
     if (!attr.ok()) {
       m.client().release(id);
-      return reply_status(req, attr.status());
+      reply_status(req, attr.status());
+      co_return;
     }
   }
-  fi->keep_cache = m.unchanged_since_last_open(id, attr->size(), attr->mtime_sec(), attr->mtime_nsec()) ? 1 : 0;
-  mark_append(fi);
+  fi.keep_cache = m.unchanged_since_last_open(id, attr->size(), attr->mtime_sec(), attr->mtime_nsec()) ? 1 : 0;
+  mark_append(&fi);
   // -ENOENT: the open was interrupted and the kernel will send no release for it.
-  if (fuse_reply_open(req, fi) == -ENOENT) m.client().release(id);
+  if (fuse_reply_open(req, &fi) == -ENOENT) m.client().release(id);
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Mount& m = mount_of(req);
+  m.spawn(do_open(req, m.to_master(ino), *fi));
+}
+
+awaitable<void> do_create(fuse_req_t req, pb::CreateReq r, fuse_file_info fi) {
+  Mount& m = mount_of(req);
+  auto attr = co_await m.client().co_create(std::move(r));
+  if (!attr.ok()) {
+    reply_status(req, attr.status());
+    co_return;
+  }
+  fuse_entry_param e = {};
+  e.ino = m.to_kernel(attr->inode());
+  e.generation = 1;
+  e.attr = to_stat(m, *attr);
+  e.attr_timeout = m.options().attr_timeout;
+  e.entry_timeout = m.options().entry_timeout;
+  m.unchanged_since_last_open(attr->inode(), attr->size(), attr->mtime_sec(), attr->mtime_nsec());
+  if (fi.flags & O_EXCL) m.note_without_capability(attr->inode(), m.capability_generation());  // new: no attributes yet
+  mark_append(&fi);
+  if (fuse_reply_create(req, &e, &fi) == -ENOENT) m.client().release(attr->inode());
 }
 
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -262,95 +344,150 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   r.set_exclusive(fi->flags & O_EXCL);
   r.set_truncate(fi->flags & O_TRUNC);
   r.set_open(true);  // held until op_release, as by op_open
-  auto attr = m.client().create(r);
-  if (!attr.ok()) return reply_status(req, attr.status());
-  fuse_entry_param e = {};
-  e.ino = m.to_kernel(attr->inode());
-  e.generation = 1;
-  e.attr = to_stat(m, *attr);
-  e.attr_timeout = m.options().attr_timeout;
-  e.entry_timeout = m.options().entry_timeout;
-  m.unchanged_since_last_open(attr->inode(), attr->size(), attr->mtime_sec(), attr->mtime_nsec());
-  mark_append(fi);
-  if (fuse_reply_create(req, &e, fi) == -ENOENT) m.client().release(attr->inode());
+  m.spawn(do_create(req, std::move(r), *fi));
+}
+
+// Replies of at least this many bytes are copied into the kernel by the reply thread.
+constexpr size_t kReplyOffThread = 256 << 10;
+
+awaitable<void> do_read(fuse_req_t req, uint64_t ino, size_t size, uint64_t off) {
+  Mount& m = mount_of(req);
+  auto buf = std::make_shared<std::unique_ptr<char[]>>(new char[size]);
+  auto n = co_await m.client().co_read(ino, off, size, buf->get());
+  if (!n.ok()) {
+    reply_status(req, n.status());
+    co_return;
+  }
+  if (*n < kReplyOffThread) {
+    fuse_reply_buf(req, buf->get(), *n);
+    co_return;
+  }
+  m.reply_off_thread([req, buf, len = *n] { fuse_reply_buf(req, buf->get(), len); });
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   Mount& m = mount_of(req);
-  std::unique_ptr<char[]> buf(new char[size]);
-  auto n = m.client().read(m.to_master(ino), static_cast<uint64_t>(off), size, buf.get());
-  if (!n.ok()) return reply_status(req, n.status());
-  fuse_reply_buf(req, buf.get(), *n);
+  m.spawn(do_read(req, m.to_master(ino), size, static_cast<uint64_t>(off)));
+}
+
+awaitable<void> do_write(fuse_req_t req, uint64_t ino, uint64_t off, bool append, RequestBytes bytes) {
+  Mount& m = mount_of(req);
+  Status st;
+  if (append) {
+    st = (co_await m.client().co_append(ino, bytes.data, bytes.size)).status();
+  } else {
+    st = co_await m.client().co_write(ino, off, bytes.data, bytes.size);
+  }
+  if (!st.ok()) {
+    reply_status(req, st);
+    co_return;
+  }
+  fuse_reply_write(req, bytes.size);
 }
 
 void op_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
   Mount& m = mount_of(req);
   uint64_t id = m.to_master(ino);
   m.forget_cache_state(id);
-  Status st = fi->fh == kAppendHandle ? m.client().append(id, buf, size).status()
-                                      : m.client().write(id, static_cast<uint64_t>(off), buf, size);
-  if (!st.ok()) return reply_status(req, st);
-  fuse_reply_write(req, size);
+  RequestBytes bytes = m.hold_request_bytes(buf, size);
+  if (!bytes.data) return (void)fuse_reply_err(req, ENOMEM);
+  m.spawn(do_write(req, id, static_cast<uint64_t>(off), fi->fh == kAppendHandle, std::move(bytes)));
+}
+
+awaitable<void> do_flush(fuse_req_t req, uint64_t ino, uint64_t lock_owner) {
+  Mount& m = mount_of(req);
+  Status st = co_await m.client().co_flush(ino);
+  Status unlocked = co_await release_posix_locks(m, ino, lock_owner);
+  reply_status(req, st.ok() ? unlocked : st);
 }
 
 void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Mount& m = mount_of(req);
-  Status st = m.client().flush(m.to_master(ino));
-  Status unlocked = release_posix_locks(m, m.to_master(ino), fi->lock_owner);
-  reply_status(req, st.ok() ? unlocked : st);
+  m.spawn(do_flush(req, m.to_master(ino), fi->lock_owner));
+}
+
+awaitable<void> do_release(fuse_req_t req, uint64_t ino, bool flock_release, uint64_t lock_owner) {
+  Mount& m = mount_of(req);
+  Status st = co_await m.client().co_flush(ino);
+  if (flock_release) {
+    Status unlocked = co_await release_flock(m, ino, lock_owner);
+    if (st.ok()) st = unlocked;
+  }
+  // Last: an orphan (unlinked while open) is freed here, after its data was flushed.
+  m.client().release(ino);
+  reply_status(req, st);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Mount& m = mount_of(req);
-  Status st = m.client().flush(m.to_master(ino));
-  if (fi->flock_release) {
-    Status unlocked = release_flock(m, m.to_master(ino), fi->lock_owner);
-    if (st.ok()) st = unlocked;
-  }
-  // Last: an orphan (unlinked while open) is freed here, after its data was flushed.
-  m.client().release(m.to_master(ino));
-  reply_status(req, st);
+  m.spawn(do_release(req, m.to_master(ino), fi->flock_release, fi->lock_owner));
+}
+
+awaitable<void> do_fsync(fuse_req_t req, uint64_t ino) {
+  reply_status(req, co_await mount_of(req).client().co_fsync(ino));
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   Mount& m = mount_of(req);
-  reply_status(req, m.client().fsync(m.to_master(ino)));
+  m.spawn(do_fsync(req, m.to_master(ino)));
 }
 
 // Copies through this mount's client: read from one file, write (buffered) to the other.
 // The kernel would otherwise do the same through user space page by page.
-void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*, fuse_ino_t ino_out,
-                        off_t off_out, fuse_file_info*, size_t len, int flags) {
+awaitable<void> do_copy_file_range(fuse_req_t req, uint64_t in, uint64_t off_in, uint64_t out, uint64_t off_out,
+                                   size_t len) {
   Mount& m = mount_of(req);
-  if (flags != 0) return (void)fuse_reply_err(req, EINVAL);
-  uint64_t in = m.to_master(ino_in), out = m.to_master(ino_out);
-  m.forget_cache_state(out);
   std::vector<char> buf(std::min<size_t>(len, 8u << 20));
   size_t copied = 0;
   while (copied < len) {
-    auto n = m.client().read(in, static_cast<uint64_t>(off_in) + copied, std::min(buf.size(), len - copied), buf.data());
-    if (!n.ok()) return reply_status(req, n.status());
+    auto n = co_await m.client().co_read(in, off_in + copied, std::min(buf.size(), len - copied), buf.data());
+    if (!n.ok()) {
+      reply_status(req, n.status());
+      co_return;
+    }
     if (*n == 0) break;
-    Status st = m.client().write(out, static_cast<uint64_t>(off_out) + copied, buf.data(), *n);
-    if (!st.ok()) return reply_status(req, st);
+    Status st = co_await m.client().co_write(out, off_out + copied, buf.data(), *n);
+    if (!st.ok()) {
+      reply_status(req, st);
+      co_return;
+    }
     copied += *n;
   }
   fuse_reply_write(req, copied);
 }
 
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*, fuse_ino_t ino_out,
+                        off_t off_out, fuse_file_info*, size_t len, int flags) {
+  Mount& m = mount_of(req);
+  if (flags != 0) return (void)fuse_reply_err(req, EINVAL);
+  uint64_t out = m.to_master(ino_out);
+  m.forget_cache_state(out);
+  m.spawn(do_copy_file_range(req, m.to_master(ino_in), static_cast<uint64_t>(off_in), out,
+                             static_cast<uint64_t>(off_out), len));
+}
+
+awaitable<void> do_fallocate(fuse_req_t req, uint64_t ino, uint64_t end) {
+  Mount& m = mount_of(req);
+  auto attr = co_await m.client().co_getattr(ino);
+  if (!attr.ok()) {
+    reply_status(req, attr.status());
+    co_return;
+  }
+  if (end <= attr->size()) {
+    fuse_reply_err(req, 0);
+    co_return;
+  }
+  pb::SetattrReq r;
+  r.set_inode(ino);
+  r.set_mask(pb::SET_SIZE);
+  r.set_size(end);
+  reply_status(req, (co_await m.client().co_setattr(std::move(r))).status());
+}
+
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
   Mount& m = mount_of(req);
   if (mode != 0) return (void)fuse_reply_err(req, EOPNOTSUPP);  // no hole punching yet
-  uint64_t id = m.to_master(ino);
-  auto attr = m.client().getattr(id);
-  if (!attr.ok()) return reply_status(req, attr.status());
-  uint64_t end = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
-  if (end <= attr->size()) return (void)fuse_reply_err(req, 0);
-  pb::SetattrReq r;
-  r.set_inode(id);
-  r.set_mask(pb::SET_SIZE);
-  r.set_size(end);
-  reply_status(req, m.client().setattr(r).status());
+  m.spawn(do_fallocate(req, m.to_master(ino), static_cast<uint64_t>(offset) + static_cast<uint64_t>(length)));
 }
 
 // ---------------------------------------------------------------- directories
@@ -360,12 +497,14 @@ struct DirHandle {
   std::vector<pb::DirEntry> entries;
 };
 
-void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Mount& m = mount_of(req);
-  uint64_t id = m.to_master(ino);
-  auto entries = m.client().readdir_all(id, true);
-  if (!entries.ok()) return reply_status(req, entries.status());
+awaitable<void> do_opendir(fuse_req_t req, uint64_t id, fuse_file_info fi) {
+  auto entries = co_await mount_of(req).client().co_readdir_all(id, true);
+  if (!entries.ok()) {
+    reply_status(req, entries.status());
+    co_return;
+  }
   auto handle = std::make_unique<DirHandle>();
+  handle->entries.reserve(entries->size() + 2);
   pb::DirEntry dot, dotdot;
   dot.set_name(".");
   dot.set_inode(id);
@@ -373,13 +512,20 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   dotdot.set_name("..");
   dotdot.set_inode(id);  // the kernel resolves ".." itself; any inode number does here
   dotdot.set_type(pb::FT_DIRECTORY);
-  handle->entries.push_back(dot);
-  handle->entries.push_back(dotdot);
+  handle->entries.push_back(std::move(dot));
+  handle->entries.push_back(std::move(dotdot));
   for (auto& e : *entries) handle->entries.push_back(std::move(e));
-  fi->fh = reinterpret_cast<uint64_t>(handle.release());
-  fuse_reply_open(req, fi);
+  fi.fh = reinterpret_cast<uint64_t>(handle.get());
+  // -ENOENT: interrupted, no releasedir will come.
+  if (fuse_reply_open(req, &fi) != -ENOENT) handle.release();
 }
 
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Mount& m = mount_of(req);
+  m.spawn(do_opendir(req, m.to_master(ino), *fi));
+}
+
+// Answered in line: the listing is in the handle.
 void readdir_common(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   Mount& m = mount_of(req);
   auto* handle = reinterpret_cast<DirHandle*>(fi->fh);
@@ -432,10 +578,12 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
 
 // ---------------------------------------------------------------- the rest
 
-void op_statfs(fuse_req_t req, fuse_ino_t ino) {
-  Mount& m = mount_of(req);
-  auto st = m.client().statfs(m.to_master(ino));
-  if (!st.ok()) return reply_status(req, st.status());
+awaitable<void> do_statfs(fuse_req_t req, uint64_t ino) {
+  auto st = co_await mount_of(req).client().co_statfs(ino);
+  if (!st.ok()) {
+    reply_status(req, st.status());
+    co_return;
+  }
   struct statvfs v = {};
   constexpr uint64_t kFrag = 4096;
   v.f_bsize = kIoSize;
@@ -451,37 +599,78 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_statfs(req, &v);
 }
 
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  Mount& m = mount_of(req);
+  m.spawn(do_statfs(req, m.to_master(ino)));
+}
+
+awaitable<void> do_setxattr(fuse_req_t req, uint64_t ino, std::string name, std::string value, uint32_t flags) {
+  reply_status(req, co_await mount_of(req).client().co_setxattr(ino, std::move(name), std::move(value), flags));
+}
+
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   Mount& m = mount_of(req);
+  if (std::strcmp(name, Mount::kCapabilityXattr) == 0) m.forget_capability(m.to_master(ino));
   uint32_t f = 0;
   if (flags & XATTR_CREATE) f |= 1;
   if (flags & XATTR_REPLACE) f |= 2;
-  reply_status(req, m.client().setxattr(m.to_master(ino), name, std::string(value, size), f));
+  m.spawn(do_setxattr(req, m.to_master(ino), name, std::string(value, size), f));
+}
+
+awaitable<void> do_getxattr(fuse_req_t req, uint64_t ino, std::string name, size_t size) {
+  Mount& m = mount_of(req);
+  bool capability = name == Mount::kCapabilityXattr;
+  uint64_t asked_at = m.capability_generation();
+  auto value = co_await m.client().co_getxattr(ino, std::move(name));
+  if (!value.ok()) {
+    if (capability && value.status().is(Code::kNoData)) m.note_without_capability(ino, asked_at);
+    reply_status(req, value.status());
+  } else if (size == 0) {
+    fuse_reply_xattr(req, value->size());
+  } else if (value->size() > size) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value->data(), value->size());
+  }
 }
 
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   Mount& m = mount_of(req);
-  auto value = m.client().getxattr(m.to_master(ino), name);
-  if (!value.ok()) return reply_status(req, value.status());
-  if (size == 0) return (void)fuse_reply_xattr(req, value->size());
-  if (value->size() > size) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, value->data(), value->size());
+  if (std::strcmp(name, Mount::kCapabilityXattr) == 0 && m.known_without_capability(m.to_master(ino)))
+    return (void)fuse_reply_err(req, ENODATA);
+  m.spawn(do_getxattr(req, m.to_master(ino), name, size));
+}
+
+awaitable<void> do_listxattr(fuse_req_t req, uint64_t ino, size_t size) {
+  auto names = co_await mount_of(req).client().co_listxattr(ino);
+  if (!names.ok()) {
+    reply_status(req, names.status());
+    co_return;
+  }
+  std::string all;
+  for (auto& n : *names) all.append(n).push_back('\0');
+  if (size == 0) {
+    fuse_reply_xattr(req, all.size());
+  } else if (all.size() > size) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, all.data(), all.size());
+  }
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Mount& m = mount_of(req);
-  auto names = m.client().listxattr(m.to_master(ino));
-  if (!names.ok()) return reply_status(req, names.status());
-  std::string all;
-  for (auto& n : *names) all.append(n).push_back('\0');
-  if (size == 0) return (void)fuse_reply_xattr(req, all.size());
-  if (all.size() > size) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, all.data(), all.size());
+  m.spawn(do_listxattr(req, m.to_master(ino), size));
+}
+
+awaitable<void> do_removexattr(fuse_req_t req, uint64_t ino, std::string name) {
+  reply_status(req, co_await mount_of(req).client().co_removexattr(ino, std::move(name)));
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   Mount& m = mount_of(req);
-  reply_status(req, m.client().removexattr(m.to_master(ino), name));
+  if (std::strcmp(name, Mount::kCapabilityXattr) == 0) m.forget_capability(m.to_master(ino));
+  m.spawn(do_removexattr(req, m.to_master(ino), name));
 }
 
 void op_init(void*, fuse_conn_info* conn) {
@@ -533,30 +722,6 @@ fuse_lowlevel_ops make_ops() {
 }
 
 }  // namespace
-
-bool Mount::unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime_sec, uint32_t mtime_nsec) {
-  std::lock_guard lock(mu_);
-  auto it = seen_.find(ino);
-  bool same = it != seen_.end() && it->second.size == size && it->second.mtime_sec == mtime_sec &&
-              it->second.mtime_nsec == mtime_nsec;
-  seen_[ino] = Seen{size, mtime_sec, mtime_nsec};
-  return same;
-}
-
-void Mount::note_posix_lock(uint64_t ino) {
-  std::lock_guard lock(mu_);
-  posix_locked_[ino] = true;
-}
-
-bool Mount::may_hold_posix_locks(uint64_t ino) {
-  std::lock_guard lock(mu_);
-  return posix_locked_.count(ino) != 0;
-}
-
-void Mount::forget_cache_state(uint64_t ino) {
-  std::lock_guard lock(mu_);
-  seen_.erase(ino);
-}
 
 const fuse_lowlevel_ops& operations() {
   static const fuse_lowlevel_ops ops = make_ops();

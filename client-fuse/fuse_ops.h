@@ -1,16 +1,28 @@
-// The FUSE low-level operations of keelfs-mount: each kernel request becomes one or a few
-// calls of the client library. Nothing here talks to a socket directly.
+// keelfs-mount's FUSE side: the low-level operations and the loop that serves them.
+//
+// Threading: everything runs on the client's network thread (client::Client::executor()).
+// The loop (Mount::serve) reads a request from /dev/fuse when it is readable and hands it
+// to libfuse, which calls an operation below; the operation copies what it needs out of
+// the request (names, attributes, the bytes of a WRITE live in the receive buffer, which
+// the next request reuses) and starts a coroutine that awaits the client's coroutine API
+// and replies. An operation never blocks the thread, so one thread serves every request
+// and no request is handed from thread to thread. Nothing here talks to a socket directly.
 #pragma once
 
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
 
+#include <chrono>
 #include <cstdint>
-#include <mutex>
+#include <cstdlib>
+#include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "client/client.h"
+#include "common/asio.h"
 
 namespace keelfs::fuse {
 
@@ -19,11 +31,43 @@ struct MountOptions {
   double entry_timeout = 1.0;  // seconds the kernel may cache name -> inode
 };
 
+// Bytes of one request that outlive its receive buffer (see Mount::hold_request_bytes).
+struct RequestBytes {
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  std::unique_ptr<char, Free> owner;
+  const char* data = nullptr;
+  size_t size = 0;
+};
+
 // State shared by every request of one mount.
+// REQUIRES: used on the client's thread only (serve() excepted).
 class Mount {
  public:
   Mount(client::Client& client, uint64_t root_inode, MountOptions options)
       : client_(client), root_(root_inode), options_(options) {}
+
+  // Serves `se` on the client's thread until the file system is unmounted or SIGINT,
+  // SIGTERM or SIGHUP arrives, then waits for the requests still running. Blocks the
+  // calling thread. Returns 0, or a negative errno when reading the device failed.
+  // REQUIRES: se is mounted; not called on the client's thread.
+  int serve(fuse_session* se);
+
+  // Runs one request's coroutine on the client's thread; serve() waits for it to end.
+  void spawn(awaitable<void> request);
+  // Runs `reply` (a fuse_reply_* of a large buffer) on the reply thread: copying a MiB
+  // into the kernel's page cache would otherwise take the client's thread from the
+  // network for as long as the network took to bring it. serve() waits for it too.
+  void reply_off_thread(std::function<void()> reply);
+  // The session is ending: a request that waits (a blocking lock) stops waiting.
+  bool exiting() const;
+
+  // Keeps `len` bytes at `data`, which point into the request being processed, for a
+  // coroutine that runs after the next request was received: takes over the whole
+  // receive buffer when they lie in it (the loop gets a fresh one), else copies them.
+  // The result's data is null when memory ran out.
+  RequestBytes hold_request_bytes(const char* data, size_t len);
 
   client::Client& client() { return client_; }
   const MountOptions& options() const { return options_; }
@@ -35,11 +79,26 @@ class Mount {
   // it was last opened here (same size and mtime). Records the new state.
   bool unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime_sec, uint32_t mtime_nsec);
   // Writes through this mount invalidate its cached pages for the next open.
-  void forget_cache_state(uint64_t ino);
+  void forget_cache_state(uint64_t ino) { seen_.erase(ino); }
+
+  // The kernel asks for security.capability before every write (to drop a file's
+  // capabilities), a trip to the master per write call. This mount remembers for
+  // attr_timeout seconds, like the kernel's own attributes (its setuid check is as
+  // stale), that a file has none: learned from the master's answer, from an O_EXCL
+  // create, and forgotten when this mount sets or removes that attribute.
+  static constexpr const char* kCapabilityXattr = "security.capability";
+  // An answer counts only if no set or remove went out since the question (`asked_at`).
+  bool known_without_capability(uint64_t ino);
+  uint64_t capability_generation() const { return capability_generation_; }
+  void note_without_capability(uint64_t ino, uint64_t asked_at);
+  void forget_capability(uint64_t ino) {
+    no_capability_.erase(ino);
+    ++capability_generation_;
+  }
 
   // Files this mount took fcntl locks on: only their close needs a trip to the master.
-  void note_posix_lock(uint64_t ino);
-  bool may_hold_posix_locks(uint64_t ino);
+  void note_posix_lock(uint64_t ino) { posix_locked_.insert(ino); }
+  bool may_hold_posix_locks(uint64_t ino) const { return posix_locked_.count(ino) != 0; }
 
  private:
   struct Seen {
@@ -47,12 +106,20 @@ class Mount {
     int64_t mtime_sec;
     uint32_t mtime_nsec;
   };
+  awaitable<int> loop();
+
   client::Client& client_;
+  asio::thread_pool reply_thread_{1};
   uint64_t root_;
   MountOptions options_;
-  std::mutex mu_;
+  fuse_session* se_ = nullptr;
+  size_t in_flight_ = 0;           // request coroutines started and not yet ended
+  fuse_buf* receiving_ = nullptr;  // the loop's receive buffer, while a request is processed
+  bool buffer_taken_ = false;      // hold_request_bytes took it: the loop needs a new one
   std::unordered_map<uint64_t, Seen> seen_;
-  std::unordered_map<uint64_t, bool> posix_locked_;
+  std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> no_capability_;  // ino -> known until
+  uint64_t capability_generation_ = 0;
+  std::unordered_set<uint64_t> posix_locked_;
 };
 
 // fuse_locks.cpp: flock and fcntl locks, kept by the master.
@@ -60,8 +127,8 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* 
 void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep);
 void op_flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op);
 // close() drops the closing owner's fcntl locks; the last close of a file its flock.
-Status release_posix_locks(Mount& m, uint64_t ino, uint64_t owner);
-Status release_flock(Mount& m, uint64_t ino, uint64_t owner);
+awaitable<Status> release_posix_locks(Mount& m, uint64_t ino, uint64_t owner);
+awaitable<Status> release_flock(Mount& m, uint64_t ino, uint64_t owner);
 
 // The operation table; fuse_session_new() gets it with a Mount* as userdata.
 const fuse_lowlevel_ops& operations();

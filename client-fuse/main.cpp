@@ -187,6 +187,8 @@ int main(int argc, char** argv) {
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fuse_argv.size()), fuse_argv.data());
   fuse_session* se = fuse_session_new(&args, &fuse::operations(), sizeof(fuse_lowlevel_ops), &mount);
   if (!se) fail("cannot create the FUSE session (bad -o option?)");
+  // libfuse's handlers end the session on SIGINT/SIGTERM/SIGHUP until serve() takes the
+  // signals over; they also ignore SIGPIPE.
   if (fuse_set_signal_handlers(se) != 0) fail("cannot install signal handlers");
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) fail(fmt::format("cannot mount on {}", mountpoint));
   raise_readahead(real_mountpoint);
@@ -202,10 +204,9 @@ int main(int argc, char** argv) {
   }
   report("OK");
 
-  fuse_loop_config loop = {};
-  loop.clone_fd = 0;
-  loop.max_idle_threads = 16;
-  int rc = fuse_session_loop_mt(se, &loop);
+  // Requests are served on the client's own thread (client-fuse/fuse_ops.h); this
+  // thread waits until the volume is unmounted or a signal ends the session.
+  int rc = mount.serve(se);
 
   // Whatever is still buffered goes out before the process ends.
   Status flushed = (*client)->flush_all();

@@ -70,7 +70,8 @@ struct Client::Impl {
   std::unordered_map<uint64_t, FilePtr> files;
   uint64_t next_generation = 1;
 
-  // Runs `task` on the network thread and waits for its result.
+  // Runs `task` on the network thread and waits for its result (the blocking API).
+  // REQUIRES: not called on the network thread.
   template <class T>
   T run(awaitable<T> task) {
     std::promise<T> promise;
@@ -80,7 +81,12 @@ struct Client::Impl {
   }
   template <class T>
   static awaitable<void> wrap(awaitable<T> task, std::promise<T>* promise) {
-    promise->set_value(co_await std::move(task));
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(task);
+      promise->set_value();
+    } else {
+      promise->set_value(co_await std::move(task));
+    }
   }
 
   awaitable<Result<Frame>> call_master(uint16_t type, const google::protobuf::MessageLite& req) {
@@ -630,10 +636,12 @@ Result<std::vector<pb::VolumeInfo>> Client::volume_list() {
   return std::vector<pb::VolumeInfo>(r->volumes().begin(), r->volumes().end());
 }
 
-Result<std::vector<pb::CsInfo>> Client::cs_list() {
-  auto r = impl_->run(impl_->ask<pb::CsListResp>(pb::CS_LIST, pb::CsListReq()));
-  if (!r.ok()) return r.status();
-  return std::vector<pb::CsInfo>(r->servers().begin(), r->servers().end());
+asio::any_io_executor Client::executor() { return impl_->io.get_executor(); }
+
+awaitable<Result<std::vector<pb::CsInfo>>> Client::co_cs_list() {
+  pb::CsListReq req;
+  CO_ASSIGN_OR_RETURN(pb::CsListResp resp, co_await impl_->ask<pb::CsListResp>(pb::CS_LIST, req));
+  co_return std::vector<pb::CsInfo>(resp.servers().begin(), resp.servers().end());
 }
 
 Result<pb::FsckResp> Client::fsck(const std::string& volume) {
@@ -649,35 +657,38 @@ Status Client::cs_drain(const std::string& address, bool drain) {
   return impl_->run(impl_->ask_status(pb::CS_DRAIN, req));
 }
 
-Result<pb::HealthResp> Client::health() { return impl_->run(impl_->ask<pb::HealthResp>(pb::HEALTH, pb::HealthReq())); }
+awaitable<Result<pb::HealthResp>> Client::co_health() {
+  pb::HealthReq req;
+  co_return co_await impl_->ask<pb::HealthResp>(pb::HEALTH, req);
+}
 
-Result<pb::Attr> Client::lookup(uint64_t parent, const std::string& name) {
+// ---- namespace
+
+awaitable<Result<pb::Attr>> Client::co_lookup(uint64_t parent, std::string name) {
   pb::LookupReq req;
   req.set_parent(parent);
-  req.set_name(name);
-  return impl_->run(impl_->ask_attr(pb::LOOKUP, req));
+  req.set_name(std::move(name));
+  co_return co_await impl_->ask_attr(pb::LOOKUP, req);
 }
 
-Result<pb::Attr> Client::getattr(uint64_t ino) {
+awaitable<Result<pb::Attr>> Client::co_getattr(uint64_t ino) {
   pb::GetattrReq req;
   req.set_inode(ino);
-  return impl_->run(impl_->ask_attr(pb::GETATTR, req));
+  co_return co_await impl_->ask_attr(pb::GETATTR, req);
 }
 
-Result<pb::Attr> Client::open(uint64_t ino) {
-  return impl_->run([](Impl* impl, uint64_t ino) -> awaitable<Result<pb::Attr>> {
-    pb::OpenReq req;
-    req.set_inode(ino);
-    CO_ASSIGN_OR_RETURN(pb::ChunkLocateResp resp, co_await impl->ask<pb::ChunkLocateResp>(pb::OPEN, req));
-    Impl::FilePtr fs = impl->file(ino);
-    // Close-to-open: what was cached goes; the answer's locations serve the reads that
-    // follow, unless this client has writes in flight whose chunks the answer may predate.
-    fs->located.reset();
-    if (resp.all_chunks() && fs->idle() && fs->dirty_len.empty()) fs->located = resp;
-    pb::Attr attr = resp.attr();
-    impl->with_pending_size(&attr);
-    co_return attr;
-  }(impl_.get(), ino));
+awaitable<Result<pb::Attr>> Client::co_open(uint64_t ino) {
+  pb::OpenReq req;
+  req.set_inode(ino);
+  CO_ASSIGN_OR_RETURN(pb::ChunkLocateResp resp, co_await impl_->ask<pb::ChunkLocateResp>(pb::OPEN, req));
+  Impl::FilePtr fs = impl_->file(ino);
+  // Close-to-open: what was cached goes; the answer's locations serve the reads that
+  // follow, unless this client has writes in flight whose chunks the answer may predate.
+  fs->located.reset();
+  if (resp.all_chunks() && fs->idle() && fs->dirty_len.empty()) fs->located = resp;
+  pb::Attr attr = resp.attr();
+  impl_->with_pending_size(&attr);
+  co_return attr;
 }
 
 void Client::release(uint64_t ino) {
@@ -690,8 +701,8 @@ void Client::release(uint64_t ino) {
   asio::co_spawn(impl_->io, send(impl_.get(), ino), asio::detached);
 }
 
-Result<pb::Attr> Client::resolve(uint64_t root, const std::string& path) {
-  ASSIGN_OR_RETURN(pb::Attr attr, getattr(root));
+awaitable<Result<pb::Attr>> Client::co_resolve(uint64_t root, std::string path) {
+  CO_ASSIGN_OR_RETURN(pb::Attr attr, co_await co_getattr(root));
   size_t pos = 0;
   while (pos < path.size()) {
     size_t slash = path.find('/', pos);
@@ -699,194 +710,253 @@ Result<pb::Attr> Client::resolve(uint64_t root, const std::string& path) {
     std::string part = path.substr(pos, slash - pos);
     pos = slash + 1;
     if (part.empty() || part == ".") continue;
-    auto next = lookup(attr.inode(), part);
+    auto next = co_await co_lookup(attr.inode(), part);
     if (!next.ok()) {
-      if (next.status().is(Code::kNotFound)) return error(Code::kNotFound, fmt::format("'{}' does not exist", path));
-      return next.status();
+      if (next.status().is(Code::kNotFound)) co_return error(Code::kNotFound, fmt::format("'{}' does not exist", path));
+      co_return next.status();
     }
     attr = *next;
   }
-  return attr;
+  co_return attr;
 }
 
-Result<pb::Attr> Client::mkdir(uint64_t parent, const std::string& name, uint32_t mode, uint32_t uid, uint32_t gid) {
+awaitable<Result<pb::Attr>> Client::co_mkdir(uint64_t parent, std::string name, uint32_t mode, uint32_t uid,
+                                             uint32_t gid) {
   pb::MkdirReq req;
   req.set_parent(parent);
-  req.set_name(name);
+  req.set_name(std::move(name));
   req.set_mode(mode);
   req.set_uid(uid);
   req.set_gid(gid);
-  return impl_->run(impl_->ask_attr(pb::MKDIR, req));
+  co_return co_await impl_->ask_attr(pb::MKDIR, req);
 }
 
-Result<pb::Attr> Client::create(const pb::CreateReq& req) { return impl_->run(impl_->ask_attr(pb::CREATE, req)); }
+awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req) { co_return co_await impl_->ask_attr(pb::CREATE, req); }
 
-Result<pb::Attr> Client::symlink(uint64_t parent, const std::string& name, const std::string& target, uint32_t uid,
-                                 uint32_t gid) {
+awaitable<Result<pb::Attr>> Client::co_symlink(uint64_t parent, std::string name, std::string target, uint32_t uid,
+                                               uint32_t gid) {
   pb::SymlinkReq req;
   req.set_parent(parent);
-  req.set_name(name);
-  req.set_target(target);
+  req.set_name(std::move(name));
+  req.set_target(std::move(target));
   req.set_uid(uid);
   req.set_gid(gid);
-  return impl_->run(impl_->ask_attr(pb::SYMLINK, req));
+  co_return co_await impl_->ask_attr(pb::SYMLINK, req);
 }
 
-Result<std::string> Client::readlink(uint64_t ino) {
+awaitable<Result<std::string>> Client::co_readlink(uint64_t ino) {
   pb::ReadlinkReq req;
   req.set_inode(ino);
-  auto r = impl_->run(impl_->ask<pb::ReadlinkResp>(pb::READLINK, req));
-  if (!r.ok()) return r.status();
-  return r->target();
+  CO_ASSIGN_OR_RETURN(pb::ReadlinkResp resp, co_await impl_->ask<pb::ReadlinkResp>(pb::READLINK, req));
+  co_return std::move(*resp.mutable_target());
 }
 
-Result<pb::Attr> Client::link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+awaitable<Result<pb::Attr>> Client::co_link(uint64_t ino, uint64_t new_parent, std::string new_name) {
   pb::LinkReq req;
   req.set_inode(ino);
   req.set_new_parent(new_parent);
-  req.set_new_name(new_name);
-  return impl_->run(impl_->ask_attr(pb::LINK, req));
+  req.set_new_name(std::move(new_name));
+  co_return co_await impl_->ask_attr(pb::LINK, req);
 }
 
-Status Client::unlink(uint64_t parent, const std::string& name) {
+awaitable<Status> Client::co_unlink(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
-  req.set_name(name);
-  return impl_->run(impl_->ask_status(pb::UNLINK, req));
+  req.set_name(std::move(name));
+  co_return co_await impl_->ask_status(pb::UNLINK, req);
 }
 
-Status Client::rmdir(uint64_t parent, const std::string& name) {
+awaitable<Status> Client::co_rmdir(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
-  req.set_name(name);
-  return impl_->run(impl_->ask_status(pb::RMDIR, req));
+  req.set_name(std::move(name));
+  co_return co_await impl_->ask_status(pb::RMDIR, req);
 }
 
-Status Client::rename(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
-                      uint32_t flags) {
+awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t new_parent, std::string new_name,
+                                    uint32_t flags) {
   pb::RenameReq req;
   req.set_parent(parent);
-  req.set_name(name);
+  req.set_name(std::move(name));
   req.set_new_parent(new_parent);
-  req.set_new_name(new_name);
+  req.set_new_name(std::move(new_name));
   req.set_flags(flags);
-  return impl_->run(impl_->ask_status(pb::RENAME, req));
+  co_return co_await impl_->ask_status(pb::RENAME, req);
 }
 
-Result<pb::ReaddirResp> Client::readdir(uint64_t ino, const std::string& after, uint32_t max_entries, bool plus) {
+awaitable<Result<pb::ReaddirResp>> Client::co_readdir(uint64_t ino, std::string after, uint32_t max_entries,
+                                                      bool plus) {
   pb::ReaddirReq req;
   req.set_inode(ino);
-  req.set_after(after);
+  req.set_after(std::move(after));
   req.set_max_entries(max_entries);
   req.set_plus(plus);
-  return impl_->run(impl_->ask<pb::ReaddirResp>(pb::READDIR, req));
+  co_return co_await impl_->ask<pb::ReaddirResp>(pb::READDIR, req);
 }
 
-Result<std::vector<pb::DirEntry>> Client::readdir_all(uint64_t ino, bool plus) {
+awaitable<Result<std::vector<pb::DirEntry>>> Client::co_readdir_all(uint64_t ino, bool plus) {
   std::vector<pb::DirEntry> out;
   std::string after;
   for (;;) {
-    ASSIGN_OR_RETURN(pb::ReaddirResp page, readdir(ino, after, 1000, plus));
+    CO_ASSIGN_OR_RETURN(pb::ReaddirResp page, co_await co_readdir(ino, after, 1000, plus));
     for (auto& e : *page.mutable_entries()) out.push_back(std::move(e));
     if (!page.more() || page.entries().empty()) break;
     after = out.back().name();
   }
-  return out;
+  co_return out;
 }
 
-Result<pb::Attr> Client::setattr(const pb::SetattrReq& req) {
-  // One trip to the client's thread: flush, setattr and forgetting locations together.
-  return impl_->run([](Impl* impl, pb::SetattrReq req) -> awaitable<Result<pb::Attr>> {
-    if (req.mask() & pb::SET_SIZE) CO_RETURN_IF_ERROR(co_await impl->flush(req.inode(), false));
-    auto attr = co_await impl->ask_attr(pb::SETATTR, req);
-    impl->forget_locations(req.inode());
-    co_return attr;
-  }(impl_.get(), req));
+awaitable<Result<pb::Attr>> Client::co_setattr(pb::SetattrReq req) {
+  // Setting the size applies to what this client wrote too: flush it first.
+  if (req.mask() & pb::SET_SIZE) CO_RETURN_IF_ERROR(co_await impl_->flush(req.inode(), false));
+  auto attr = co_await impl_->ask_attr(pb::SETATTR, req);
+  impl_->forget_locations(req.inode());
+  co_return attr;
 }
 
-Status Client::setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags) {
+awaitable<Status> Client::co_setxattr(uint64_t ino, std::string name, std::string value, uint32_t flags) {
   pb::SetxattrReq req;
   req.set_inode(ino);
-  req.set_name(name);
-  req.set_value(value);
+  req.set_name(std::move(name));
+  req.set_value(std::move(value));
   req.set_flags(flags);
-  return impl_->run(impl_->ask_status(pb::SETXATTR, req));
+  co_return co_await impl_->ask_status(pb::SETXATTR, req);
 }
 
-Result<std::string> Client::getxattr(uint64_t ino, const std::string& name) {
+awaitable<Result<std::string>> Client::co_getxattr(uint64_t ino, std::string name) {
   pb::GetxattrReq req;
   req.set_inode(ino);
-  req.set_name(name);
-  auto r = impl_->run(impl_->ask<pb::GetxattrResp>(pb::GETXATTR, req));
-  if (!r.ok()) return r.status();
-  return r->value();
+  req.set_name(std::move(name));
+  CO_ASSIGN_OR_RETURN(pb::GetxattrResp resp, co_await impl_->ask<pb::GetxattrResp>(pb::GETXATTR, req));
+  co_return std::move(*resp.mutable_value());
 }
 
-Result<std::vector<std::string>> Client::listxattr(uint64_t ino) {
+awaitable<Result<std::vector<std::string>>> Client::co_listxattr(uint64_t ino) {
   pb::ListxattrReq req;
   req.set_inode(ino);
-  auto r = impl_->run(impl_->ask<pb::ListxattrResp>(pb::LISTXATTR, req));
-  if (!r.ok()) return r.status();
-  return std::vector<std::string>(r->names().begin(), r->names().end());
+  CO_ASSIGN_OR_RETURN(pb::ListxattrResp resp, co_await impl_->ask<pb::ListxattrResp>(pb::LISTXATTR, req));
+  co_return std::vector<std::string>(resp.names().begin(), resp.names().end());
 }
 
-Status Client::removexattr(uint64_t ino, const std::string& name) {
+awaitable<Status> Client::co_removexattr(uint64_t ino, std::string name) {
   pb::GetxattrReq req;
   req.set_inode(ino);
-  req.set_name(name);
-  return impl_->run(impl_->ask_status(pb::REMOVEXATTR, req));
+  req.set_name(std::move(name));
+  co_return co_await impl_->ask_status(pb::REMOVEXATTR, req);
 }
 
-Result<pb::StatfsResp> Client::statfs(uint64_t ino) {
+awaitable<Result<pb::StatfsResp>> Client::co_statfs(uint64_t ino) {
   pb::StatfsReq req;
   req.set_inode(ino);
-  return impl_->run(impl_->ask<pb::StatfsResp>(pb::STATFS, req));
+  co_return co_await impl_->ask<pb::StatfsResp>(pb::STATFS, req);
 }
+
+// ---- data
+
+awaitable<Result<size_t>> Client::co_read(uint64_t ino, uint64_t offset, size_t len, char* out) {
+  return impl_->read(ino, offset, len, out);
+}
+
+awaitable<Status> Client::co_write(uint64_t ino, uint64_t offset, const char* data, size_t len) {
+  return impl_->write(ino, offset, data, len);
+}
+
+awaitable<Result<uint64_t>> Client::co_append(uint64_t ino, const char* data, size_t len) {
+  return impl_->append(ino, data, len);
+}
+
+awaitable<Status> Client::co_flush(uint64_t ino) { return impl_->flush(ino, false); }
+
+awaitable<Status> Client::co_fsync(uint64_t ino) { return impl_->flush(ino, true); }
+
+awaitable<Status> Client::co_flush_all() {
+  std::vector<uint64_t> inodes;
+  for (auto& [ino, state] : impl_->files)
+    if (!state->dirty_len.empty() || !state->idle() || !state->error.ok() || !state->unsynced.empty())
+      inodes.push_back(ino);
+  Status first;
+  for (uint64_t ino : inodes) {
+    Status st = co_await impl_->flush(ino, true);
+    if (!st.ok() && first.ok()) first = st;
+  }
+  co_return first;
+}
+
+awaitable<void> Client::co_invalidate(uint64_t ino) {
+  impl_->forget_locations(ino);
+  co_return;
+}
+
+awaitable<Result<pb::ChunkLocateResp>> Client::co_locate(uint64_t ino) { return impl_->locate(ino); }
+
+// ---- locks
+
+awaitable<Status> Client::co_lock(pb::LockReq req) { co_return co_await impl_->ask_status(pb::LOCK, req); }
+
+awaitable<Result<pb::LockResp>> Client::co_test_lock(pb::LockReq req) {
+  co_return co_await impl_->ask<pb::LockResp>(pb::GETLK, req);
+}
+
+// ---- the blocking API: each runs its coroutine on the client's thread and waits
+
+Result<std::vector<pb::CsInfo>> Client::cs_list() { return impl_->run(co_cs_list()); }
+Result<pb::HealthResp> Client::health() { return impl_->run(co_health()); }
+
+Result<pb::Attr> Client::lookup(uint64_t parent, const std::string& name) { return impl_->run(co_lookup(parent, name)); }
+Result<pb::Attr> Client::getattr(uint64_t ino) { return impl_->run(co_getattr(ino)); }
+Result<pb::Attr> Client::open(uint64_t ino) { return impl_->run(co_open(ino)); }
+Result<pb::Attr> Client::resolve(uint64_t root, const std::string& path) { return impl_->run(co_resolve(root, path)); }
+Result<pb::Attr> Client::mkdir(uint64_t parent, const std::string& name, uint32_t mode, uint32_t uid, uint32_t gid) {
+  return impl_->run(co_mkdir(parent, name, mode, uid, gid));
+}
+Result<pb::Attr> Client::create(const pb::CreateReq& req) { return impl_->run(co_create(req)); }
+Result<pb::Attr> Client::symlink(uint64_t parent, const std::string& name, const std::string& target, uint32_t uid,
+                                 uint32_t gid) {
+  return impl_->run(co_symlink(parent, name, target, uid, gid));
+}
+Result<std::string> Client::readlink(uint64_t ino) { return impl_->run(co_readlink(ino)); }
+Result<pb::Attr> Client::link(uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  return impl_->run(co_link(ino, new_parent, new_name));
+}
+Status Client::unlink(uint64_t parent, const std::string& name) { return impl_->run(co_unlink(parent, name)); }
+Status Client::rmdir(uint64_t parent, const std::string& name) { return impl_->run(co_rmdir(parent, name)); }
+Status Client::rename(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
+                      uint32_t flags) {
+  return impl_->run(co_rename(parent, name, new_parent, new_name, flags));
+}
+Result<pb::ReaddirResp> Client::readdir(uint64_t ino, const std::string& after, uint32_t max_entries, bool plus) {
+  return impl_->run(co_readdir(ino, after, max_entries, plus));
+}
+Result<std::vector<pb::DirEntry>> Client::readdir_all(uint64_t ino, bool plus) {
+  return impl_->run(co_readdir_all(ino, plus));
+}
+Result<pb::Attr> Client::setattr(const pb::SetattrReq& req) { return impl_->run(co_setattr(req)); }
+Status Client::setxattr(uint64_t ino, const std::string& name, const std::string& value, uint32_t flags) {
+  return impl_->run(co_setxattr(ino, name, value, flags));
+}
+Result<std::string> Client::getxattr(uint64_t ino, const std::string& name) {
+  return impl_->run(co_getxattr(ino, name));
+}
+Result<std::vector<std::string>> Client::listxattr(uint64_t ino) { return impl_->run(co_listxattr(ino)); }
+Status Client::removexattr(uint64_t ino, const std::string& name) { return impl_->run(co_removexattr(ino, name)); }
+Result<pb::StatfsResp> Client::statfs(uint64_t ino) { return impl_->run(co_statfs(ino)); }
 
 Result<size_t> Client::read(uint64_t ino, uint64_t offset, size_t len, char* out) {
-  return impl_->run(impl_->read(ino, offset, len, out));
+  return impl_->run(co_read(ino, offset, len, out));
 }
-
 Status Client::write(uint64_t ino, uint64_t offset, const char* data, size_t len) {
-  return impl_->run(impl_->write(ino, offset, data, len));
+  return impl_->run(co_write(ino, offset, data, len));
 }
-
-Status Client::flush(uint64_t ino) { return impl_->run(impl_->flush(ino, false)); }
-
 Result<uint64_t> Client::append(uint64_t ino, const char* data, size_t len) {
-  return impl_->run(impl_->append(ino, data, len));
+  return impl_->run(co_append(ino, data, len));
 }
+Status Client::flush(uint64_t ino) { return impl_->run(co_flush(ino)); }
+Status Client::fsync(uint64_t ino) { return impl_->run(co_fsync(ino)); }
+Status Client::flush_all() { return impl_->run(co_flush_all()); }
+void Client::invalidate(uint64_t ino) { impl_->run(co_invalidate(ino)); }
+Result<pb::ChunkLocateResp> Client::locate(uint64_t ino) { return impl_->run(co_locate(ino)); }
 
-Status Client::fsync(uint64_t ino) { return impl_->run(impl_->flush(ino, true)); }
-
-Status Client::flush_all() {
-  return impl_->run([](Impl* impl) -> awaitable<Status> {
-    std::vector<uint64_t> inodes;
-    for (auto& [ino, state] : impl->files)
-      if (!state->dirty_len.empty() || !state->idle() || !state->error.ok() || !state->unsynced.empty())
-        inodes.push_back(ino);
-    Status first;
-    for (uint64_t ino : inodes) {
-      Status st = co_await impl->flush(ino, true);
-      if (!st.ok() && first.ok()) first = st;
-    }
-    co_return first;
-  }(impl_.get()));
-}
-
-void Client::invalidate(uint64_t ino) {
-  impl_->run([](Impl* impl, uint64_t ino) -> awaitable<int> {
-    impl->forget_locations(ino);
-    co_return 0;
-  }(impl_.get(), ino));
-}
-
-Status Client::lock(const pb::LockReq& req) { return impl_->run(impl_->ask_status(pb::LOCK, req)); }
-
-Result<pb::LockResp> Client::test_lock(const pb::LockReq& req) {
-  return impl_->run(impl_->ask<pb::LockResp>(pb::GETLK, req));
-}
-
-Result<pb::ChunkLocateResp> Client::locate(uint64_t ino) { return impl_->run(impl_->locate(ino)); }
+Status Client::lock(const pb::LockReq& req) { return impl_->run(co_lock(req)); }
+Result<pb::LockResp> Client::test_lock(const pb::LockReq& req) { return impl_->run(co_test_lock(req)); }
 
 }  // namespace keelfs::client

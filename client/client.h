@@ -3,8 +3,11 @@
 // cache of chunk locations, reads straight from a chunkserver (falling over to another
 // replica on error or CRC mismatch), writes through the replication chain.
 //
-// Every method blocks the calling thread and may be called from many threads at once:
-// the work runs on the client's own network thread.
+// Two ways to call each operation, one implementation: the coroutine methods (co_*) run on
+// the client's own network thread (executor()) and are what a program living on that
+// thread awaits (keelfs-mount serves FUSE requests there, so a request costs no thread
+// hand-over). The blocking methods run the coroutine there and wait for it; they may be
+// called from many threads at once, but never from the client's own thread.
 //
 // Writes are write-back: write() buffers the bytes and sends them through the chains in
 // the background; flush() waits until they landed on every replica and records the new
@@ -18,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/asio.h"
 #include "common/status.h"
 #include "keelfs.pb.h"
 
@@ -86,6 +90,7 @@ class Client {
   Result<pb::Attr> open(uint64_t ino);
   // Sent without waiting for the answer (a close need not wait for it); the master applies
   // it in order with this client's later requests, so a following open or unlink is fine.
+  // Safe from any thread, the client's own included.
   void release(uint64_t ino);
   // Resolves "/a/b/c" below `root` (symlinks are not followed).
   Result<pb::Attr> resolve(uint64_t root, const std::string& path);
@@ -138,6 +143,50 @@ class Client {
   // WouldBlock when another owner holds a conflicting lock.
   Status lock(const pb::LockReq& req);
   Result<pb::LockResp> test_lock(const pb::LockReq& req);
+
+  // ---- the coroutine API: the operations above, as coroutines on the client's thread.
+  // REQUIRES: awaited by a coroutine running on executor(). Arguments are copied into the
+  // coroutine, except the buffers of read (`out`) and write/append (`data`), which must
+  // stay valid until the awaitable completes.
+  asio::any_io_executor executor();
+
+  awaitable<Result<std::vector<pb::CsInfo>>> co_cs_list();
+  awaitable<Result<pb::HealthResp>> co_health();
+
+  awaitable<Result<pb::Attr>> co_lookup(uint64_t parent, std::string name);
+  awaitable<Result<pb::Attr>> co_getattr(uint64_t ino);
+  awaitable<Result<pb::Attr>> co_open(uint64_t ino);
+  awaitable<Result<pb::Attr>> co_resolve(uint64_t root, std::string path);
+  awaitable<Result<pb::Attr>> co_mkdir(uint64_t parent, std::string name, uint32_t mode, uint32_t uid, uint32_t gid);
+  awaitable<Result<pb::Attr>> co_create(pb::CreateReq req);
+  awaitable<Result<pb::Attr>> co_symlink(uint64_t parent, std::string name, std::string target, uint32_t uid,
+                                         uint32_t gid);
+  awaitable<Result<std::string>> co_readlink(uint64_t ino);
+  awaitable<Result<pb::Attr>> co_link(uint64_t ino, uint64_t new_parent, std::string new_name);
+  awaitable<Status> co_unlink(uint64_t parent, std::string name);
+  awaitable<Status> co_rmdir(uint64_t parent, std::string name);
+  awaitable<Status> co_rename(uint64_t parent, std::string name, uint64_t new_parent, std::string new_name,
+                              uint32_t flags);
+  awaitable<Result<pb::ReaddirResp>> co_readdir(uint64_t ino, std::string after, uint32_t max_entries, bool plus);
+  awaitable<Result<std::vector<pb::DirEntry>>> co_readdir_all(uint64_t ino, bool plus);
+  awaitable<Result<pb::Attr>> co_setattr(pb::SetattrReq req);
+  awaitable<Status> co_setxattr(uint64_t ino, std::string name, std::string value, uint32_t flags);
+  awaitable<Result<std::string>> co_getxattr(uint64_t ino, std::string name);
+  awaitable<Result<std::vector<std::string>>> co_listxattr(uint64_t ino);
+  awaitable<Status> co_removexattr(uint64_t ino, std::string name);
+  awaitable<Result<pb::StatfsResp>> co_statfs(uint64_t ino);
+
+  awaitable<Result<size_t>> co_read(uint64_t ino, uint64_t offset, size_t len, char* out);
+  awaitable<Status> co_write(uint64_t ino, uint64_t offset, const char* data, size_t len);
+  awaitable<Result<uint64_t>> co_append(uint64_t ino, const char* data, size_t len);
+  awaitable<Status> co_flush(uint64_t ino);
+  awaitable<Status> co_fsync(uint64_t ino);
+  awaitable<Status> co_flush_all();
+  awaitable<void> co_invalidate(uint64_t ino);
+  awaitable<Result<pb::ChunkLocateResp>> co_locate(uint64_t ino);
+
+  awaitable<Status> co_lock(pb::LockReq req);
+  awaitable<Result<pb::LockResp>> co_test_lock(pb::LockReq req);
 
   struct Impl;
 

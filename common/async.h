@@ -15,7 +15,8 @@ namespace keelfs {
 
 // A one-shot event for coroutines on one executor. wait() returns once notify() was called
 // (before or after the wait), or false when the timeout passes first.
-// REQUIRES: notify() and wait() run on the same single-threaded executor.
+// REQUIRES: notify() and wait() run on the same single-threaded executor; one waiter at a
+// time (a second wait() re-arms the timer, which ends the first wait early with false).
 class Event {
  public:
   explicit Event(asio::any_io_executor ex) : timer_(ex) {}

@@ -339,11 +339,34 @@ awaitable<Result<ConnectionPtr>> dial(const std::string& address, int role, cons
   co_return conn;
 }
 
+struct ConnectionCache::Dial {
+  std::vector<std::shared_ptr<Event>> waiters;  // one Event each: an Event has one waiter
+  std::optional<Result<ConnectionPtr>> result;
+};
+
+ConnectionCache::ConnectionCache(int role, std::string name) : role_(role), name_(std::move(name)) {}
+ConnectionCache::~ConnectionCache() = default;
+
 awaitable<Result<ConnectionPtr>> ConnectionCache::get(const std::string& address) {
   auto it = conns_.find(address);
   if (it != conns_.end() && it->second->is_open()) co_return it->second;
-  CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await dial(address, role_, name_));
-  conns_[address] = conn;
+  // One dial per address: without this, every request that finds no connection dials its
+  // own, and the extra connections stay open (their read loops hold them) unused.
+  auto under_way = dialing_.find(address);
+  if (under_way != dialing_.end()) {
+    std::shared_ptr<Dial> pending = under_way->second;
+    auto ev = std::make_shared<Event>(co_await asio::this_coro::executor);
+    pending->waiters.push_back(ev);
+    co_await ev->wait();
+    co_return *pending->result;
+  }
+  auto mine = std::make_shared<Dial>();
+  dialing_[address] = mine;
+  auto conn = co_await dial(address, role_, name_);
+  dialing_.erase(address);
+  if (conn.ok()) conns_[address] = *conn;
+  mine->result.emplace(conn);
+  for (auto& ev : mine->waiters) ev->notify();
   co_return conn;
 }
 

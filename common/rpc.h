@@ -131,18 +131,22 @@ Result<std::pair<std::string, uint16_t>> parse_address(const std::string& addres
 awaitable<Result<ConnectionPtr>> dial(const std::string& address, int role, const std::string& name,
                                       RequestHandler handler = {}, CloseHandler on_close = {});
 
-// Keeps one open connection per address and redials when it closed.
+// Keeps one open connection per address and redials when it closed. Callers that ask
+// while a dial to that address is under way wait for it and share its result.
 // REQUIRES: used from one single-threaded executor.
 class ConnectionCache {
  public:
-  ConnectionCache(int role, std::string name) : role_(role), name_(std::move(name)) {}
+  ConnectionCache(int role, std::string name);
+  ~ConnectionCache();
   awaitable<Result<ConnectionPtr>> get(const std::string& address);
   void close_all();
 
  private:
+  struct Dial;
   int role_;
   std::string name_;
   std::unordered_map<std::string, ConnectionPtr> conns_;
+  std::unordered_map<std::string, std::shared_ptr<Dial>> dialing_;
 };
 
 }  // namespace keelfs

@@ -1,0 +1,158 @@
+// Mount: the session loop on the client's thread, and the state requests share.
+#include <fcntl.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_future.hpp>
+#include <spdlog/spdlog.h>
+
+#include "client-fuse/fuse_ops.h"
+#include "common/async.h"
+
+namespace keelfs::fuse {
+namespace {
+// Requests received in a row before the loop lets the client's other work run.
+constexpr int kBatch = 32;
+}  // namespace
+
+int Mount::serve(fuse_session* se) {
+  se_ = se;
+  auto done = asio::co_spawn(client_.executor(), loop(), asio::use_future);
+  int rc = done.get();
+  reply_thread_.join();  // replies handed over by requests that ended
+  return rc;
+}
+
+void Mount::reply_off_thread(std::function<void()> reply) { asio::post(reply_thread_, std::move(reply)); }
+
+// Waits until /dev/fuse is readable, then receives and processes requests until it would
+// block (the reactor reports readiness edge-triggered, so the device is always drained
+// before waiting again). Processing a request only starts its coroutine.
+awaitable<int> Mount::loop() {
+  auto ex = co_await asio::this_coro::executor;
+  int fd = fuse_session_fd(se_);
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    int err = errno;
+    spdlog::error("cannot make /dev/fuse non-blocking: {}", std::strerror(err));
+    co_return -err;
+  }
+  asio::posix::stream_descriptor dev(ex, fd);
+  // These replace libfuse's handlers for the same signals: end the session and wake the loop.
+  asio::signal_set signals(ex, SIGINT, SIGTERM, SIGHUP);
+  signals.async_wait([this, &dev](const error_code& ec, int sig) {
+    if (ec) return;  // cancelled: the loop is over and `dev` may be gone
+    spdlog::info("signal {}: unmounting", sig);
+    fuse_session_exit(se_);
+    error_code ignored;
+    dev.cancel(ignored);
+  });
+
+  fuse_buf buf = {};
+  int rc = 0;
+  while (!fuse_session_exited(se_)) {
+    error_code ec;
+    co_await dev.async_wait(asio::posix::descriptor_base::wait_read, asio::redirect_error(use_awaitable, ec));
+    if (ec && ec != asio::error::operation_aborted) {
+      spdlog::error("waiting for /dev/fuse failed: {}", ec.message());
+      rc = -EIO;
+      break;
+    }
+    for (int n = 1; !fuse_session_exited(se_); ++n) {
+      if (n % kBatch == 0) co_await asio::post(ex, use_awaitable);
+      int res = fuse_session_receive_buf(se_, &buf);
+      if (res == -EINTR) continue;
+      if (res == -EAGAIN) break;
+      if (res <= 0) {  // 0: unmounted (libfuse ended the session)
+        if (res < 0) {
+          spdlog::error("reading /dev/fuse failed: {}", std::strerror(-res));
+          rc = res;
+        }
+        fuse_session_exit(se_);
+        break;
+      }
+      receiving_ = &buf;
+      fuse_session_process_buf(se_, &buf);
+      receiving_ = nullptr;
+      if (buffer_taken_) {
+        buf.mem = nullptr;  // a request owns it now; libfuse allocates the next one
+        buffer_taken_ = false;
+      }
+    }
+  }
+  error_code ignored;
+  signals.cancel(ignored);
+  // A request still running replies into the ended session (the kernel drops the reply):
+  // it must end before the session is destroyed.
+  if (in_flight_ > 0) spdlog::info("waiting for {} requests to end", in_flight_);
+  while (in_flight_ > 0) co_await sleep_for(std::chrono::milliseconds(1));
+  std::free(buf.mem);
+  dev.release();  // libfuse closes the fd
+  co_return rc;
+}
+
+void Mount::spawn(awaitable<void> request) {
+  ++in_flight_;
+  asio::co_spawn(client_.executor(), std::move(request), [this](std::exception_ptr e) {
+    --in_flight_;
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      spdlog::error("a FUSE request failed: {}", x.what());
+    } catch (...) {
+      spdlog::error("a FUSE request failed");
+    }
+  });
+}
+
+bool Mount::exiting() const { return se_ && fuse_session_exited(se_); }
+
+RequestBytes Mount::hold_request_bytes(const char* data, size_t len) {
+  RequestBytes out;
+  out.size = len;
+  if (receiving_ && !buffer_taken_ && receiving_->mem && !(receiving_->flags & FUSE_BUF_IS_FD)) {
+    const char* begin = static_cast<const char*>(receiving_->mem);
+    if (data >= begin && data + len <= begin + receiving_->size) {
+      out.owner.reset(static_cast<char*>(receiving_->mem));
+      out.data = data;
+      buffer_taken_ = true;
+      return out;
+    }
+  }
+  out.owner.reset(static_cast<char*>(std::malloc(len ? len : 1)));
+  if (!out.owner) return out;  // data stays null: out of memory
+  std::memcpy(out.owner.get(), data, len);
+  out.data = out.owner.get();
+  return out;
+}
+
+bool Mount::known_without_capability(uint64_t ino) {
+  auto it = no_capability_.find(ino);
+  if (it == no_capability_.end()) return false;
+  if (std::chrono::steady_clock::now() < it->second) return true;
+  no_capability_.erase(it);
+  return false;
+}
+
+void Mount::note_without_capability(uint64_t ino, uint64_t asked_at) {
+  if (asked_at != capability_generation_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (no_capability_.size() >= 100000) std::erase_if(no_capability_, [&](const auto& e) { return e.second <= now; });
+  no_capability_[ino] = now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                  std::chrono::duration<double>(options_.attr_timeout));
+}
+
+bool Mount::unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime_sec, uint32_t mtime_nsec) {
+  auto it = seen_.find(ino);
+  bool same = it != seen_.end() && it->second.size == size && it->second.mtime_sec == mtime_sec &&
+              it->second.mtime_nsec == mtime_nsec;
+  seen_[ino] = Seen{size, mtime_sec, mtime_nsec};
+  return same;
+}
+
+}  // namespace keelfs::fuse
