@@ -201,6 +201,9 @@ TEST_CASE("mount: unmount flushes and the data stays", "[fuse]") {
   std::string m = cluster.mount("v");
   std::string data = random_bytes(20 << 20, 8);
   write_file(m + "/f", data);
+  // A file written, closed and deleted has nothing to flush: the unmount is still clean.
+  write_file(m + "/gone", data);
+  REQUIRE(unlink((m + "/gone").c_str()) == 0);
   cluster.unmount(m);
   REQUIRE(!is_mounted(m));
   std::string m2 = cluster.mount("v");

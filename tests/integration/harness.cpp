@@ -258,6 +258,10 @@ void Cluster::unmount(const std::string& mountpoint) {
     int status = 0;
     REQUIRE(wait_until([&] { return waitpid(pid, &status, WNOHANG) == pid; }));
     it->second.pid = -1;
+    // A clean unmount flushed everything: the mount says so with exit status 0.
+    INFO(read_text_file(it->second.log));
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
     mounts_.erase(it);
     return;
   }
