@@ -1,6 +1,7 @@
 // Healing: chunkservers die and come back; the master's planner keeps every chunk at its
 // goal, and deletes what is stale or over the goal.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -249,4 +250,53 @@ TEST_CASE("cs drain moves every chunk off a chunkserver until it is safe to remo
   REQUIRE(state_of()["draining"] == false);
   REQUIRE(wait_until([&] { return health_clean(cluster, 11); }, std::chrono::seconds(30)));
   for (uint64_t i = 0; i < inodes.size(); ++i) REQUIRE(get_file(cluster.client(), inodes[i]) == random_bytes(MiB, i));
+}
+
+TEST_CASE("a hung chunkserver (SIGSTOP) is declared dead, and after SIGCONT rejoins without serving stale data",
+          "[fault][healing]") {
+  Cluster cluster(3);
+  uint64_t root = cluster.create_volume("v", 2);
+  uint64_t ino = put_file(cluster.client(), root, "f", random_bytes(2 * MiB, 1));
+  auto located = cluster.client().locate(ino);
+  REQUIRE(located.ok());
+  int hung = -1;
+  for (int i = 0; i < cluster.chunkservers(); ++i)
+    if (cluster.cs_address(i) == located->chunks(0).replicas(0).address()) hung = i;
+  REQUIRE(hung >= 0);
+  const size_t files_before = chunk_files_in(cluster.cs_data_dir(hung));
+
+  cluster.signal_chunkserver(hung, SIGSTOP);
+  // Its heartbeats stop: dead after the timeout (3 s here), and its chunk is copied.
+  bool dead = wait_until([&] {
+    auto h = cluster.client().health();
+    return h.ok() && h->servers_dead() == 1 && h->under_goal() == 0 && h->missing() == 0;
+  }, std::chrono::seconds(30));
+  // The file changes while it sleeps: its copy is now stale.
+  const std::string fresh_data = random_bytes(2 * MiB, 2);
+  std::string put_error;
+  if (dead) {
+    Status st = cluster.client().write(ino, 0, fresh_data.data(), fresh_data.size());
+    if (st.ok()) st = cluster.client().fsync(ino);
+    put_error = st.to_string();
+  }
+  cluster.signal_chunkserver(hung, SIGCONT);
+  REQUIRE(dead);
+  REQUIRE(put_error == "OK");
+
+  // It registers again; its stale copy is deleted, never served.
+  REQUIRE(wait_until([&] {
+    auto h = cluster.client().health();
+    return h.ok() && h->servers_dead() == 0 && health_clean(cluster, 1);
+  }, std::chrono::seconds(30)));
+  REQUIRE(wait_until([&] {
+    size_t total = 0;
+    for (int i = 0; i < 3; ++i) total += chunk_files_in(cluster.cs_data_dir(i));
+    return total == 2;
+  }, std::chrono::seconds(30)));
+  REQUIRE(files_before == 1);
+  for (int round = 0; round < 3; ++round) {
+    auto c = cluster.new_client("v");
+    REQUIRE(c.ok());
+    REQUIRE(get_file(**c, ino) == fresh_data);
+  }
 }

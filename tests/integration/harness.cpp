@@ -277,6 +277,27 @@ void Cluster::kill_mount(const std::string& mountpoint) {
   }
 }
 
+int write_file_errno(const std::string& path, const std::string& data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return errno;
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return e;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int e = errno;
+    ::close(fd);
+    return e;
+  }
+  return ::close(fd) == 0 ? 0 : errno;
+}
+
 bool is_mounted(const std::string& path) {
   std::ifstream in("/proc/mounts");
   std::string dev, point, rest;

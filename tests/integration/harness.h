@@ -115,6 +115,10 @@ std::string get_file(client::Client& c, uint64_t ino);
 
 std::string read_text_file(const std::string& path);
 
+// Writes a whole file through the kernel (write, fsync, close): 0, or the errno of the
+// first call that failed.
+int write_file_errno(const std::string& path, const std::string& data);
+
 // True when `path` is a mount point in /proc/mounts.
 bool is_mounted(const std::string& path);
 

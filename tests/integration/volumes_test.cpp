@@ -27,29 +27,6 @@ constexpr uint64_t MiB = 1 << 20;
 
 const std::string kMountBin = std::string(KEELFS_BIN_DIR) + "/keelfs-mount";
 
-// Writes a whole file through the kernel; 0, or the errno of the first call that failed
-// (write, fsync or close).
-int try_write(const std::string& path, const std::string& data) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return errno;
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      return e;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    int e = errno;
-    ::close(fd);
-    return e;
-  }
-  return ::close(fd) == 0 ? 0 : errno;
-}
-
 std::string read_all(const std::string& path) { return read_text_file(path); }
 
 json cli_json(Cluster& cluster, std::vector<std::string> args) {
@@ -97,7 +74,7 @@ TEST_CASE("volumes: create, info, resize and rm, refused while a session is atta
 
   std::string m = cluster.mount("data");
   std::string data = random_bytes(3 * MiB, 1);
-  REQUIRE(try_write(m + "/f", data) == 0);
+  REQUIRE(write_file_errno(m + "/f", data) == 0);
 
   json info = cli_json(cluster, {"volume", "info", "data"});
   REQUIRE(info["region"] == "default");
@@ -159,7 +136,7 @@ TEST_CASE("volumes: a pod of another region is refused and chunks stay in the vo
 
   // From its own region it mounts; every chunk lands on the region's two servers.
   std::string m = cluster.mount("eu", {"--region", "eu-1"});
-  for (int i = 0; i < 6; ++i) REQUIRE(try_write(m + "/f" + std::to_string(i), random_bytes(MiB, i)) == 0);
+  for (int i = 0; i < 6; ++i) REQUIRE(write_file_errno(m + "/f" + std::to_string(i), random_bytes(MiB, i)) == 0);
   std::set<std::string> eu{cluster.cs_address(0), cluster.cs_address(1)};
   for (int i = 0; i < 6; ++i) {
     json st = cli_json(cluster, {"--region", "eu-1", "stat", "eu:/f" + std::to_string(i)});
@@ -228,7 +205,7 @@ TEST_CASE("volumes: writing past the size is EDQUOT, creating past the inode lim
   uint64_t root = cluster.create_volume("q", 2, "", 8 * MiB, 20);
   std::string m = cluster.mount("q");
   std::string keep = random_bytes(5 * MiB, 1);
-  REQUIRE(try_write(m + "/keep", keep) == 0);
+  REQUIRE(write_file_errno(m + "/keep", keep) == 0);
 
   struct statvfs sv;
   REQUIRE(statvfs(m.c_str(), &sv) == 0);
@@ -236,13 +213,13 @@ TEST_CASE("volumes: writing past the size is EDQUOT, creating past the inode lim
   REQUIRE(static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize == 3 * MiB);
 
   // 10 MiB do not fit in the 3 MiB left: the writer hears EDQUOT, the file keeps no byte.
-  REQUIRE(try_write(m + "/big", random_bytes(10 * MiB, 2)) == EDQUOT);
+  REQUIRE(write_file_errno(m + "/big", random_bytes(10 * MiB, 2)) == EDQUOT);
   REQUIRE(read_all(m + "/keep") == keep);
   auto big = cluster.client().resolve(root, "/big");
   REQUIRE(big.ok());
   REQUIRE(big->size() == 0);
   // What fits still goes in; truncating past the size is refused as well.
-  REQUIRE(try_write(m + "/small", random_bytes(MiB, 3)) == 0);
+  REQUIRE(write_file_errno(m + "/small", random_bytes(MiB, 3)) == 0);
   REQUIRE(truncate((m + "/small").c_str(), 100 * MiB) == -1);
   REQUIRE(errno == EDQUOT);
   REQUIRE(read_all(m + "/small") == random_bytes(MiB, 3));
@@ -267,34 +244,6 @@ TEST_CASE("volumes: writing past the size is EDQUOT, creating past the inode lim
   REQUIRE(::unlink((m + "/n0").c_str()) == 0);
   REQUIRE(::mkdir((m + "/dir").c_str(), 0755) == 0);
   REQUIRE(read_all(m + "/keep") == keep);
-}
-
-TEST_CASE("capacity: a full chunkserver gets no new chunks, a full region is ENOSPC, freeing space heals", "[volumes]") {
-  ClusterOptions opts;
-  opts.chunkservers = 2;
-  opts.cs_disk_mib = {40, 200};
-  opts.master_args = {"--cs-reserve", "8M"};
-  Cluster cluster(opts);
-  cluster.create_volume("v", 1);
-  std::string m = cluster.mount("v");
-  int written = 0;
-  int failure = 0;
-  for (int i = 0; i < 400 && failure == 0; ++i) {
-    failure = try_write(m + "/f" + std::to_string(i), random_bytes(MiB, 100 + i));
-    if (failure == 0) ++written;
-  }
-  INFO("written " << written << " MiB before errno " << failure);
-  REQUIRE(failure == ENOSPC);
-  // The small server stopped taking chunks when it was nearly full, so the writer went on
-  // until the big one was full too (without that, it would fail near 80 MiB).
-  REQUIRE(written >= 170);
-  for (int i = 0; i < written; i += 7) REQUIRE(read_all(m + "/f" + std::to_string(i)) == random_bytes(MiB, 100 + i));
-
-  // Free space: the mount takes writes again once the servers report it.
-  for (int i = 0; i < 60; ++i) REQUIRE(::unlink((m + "/f" + std::to_string(i)).c_str()) == 0);
-  REQUIRE(wait_until([&] { return try_write(m + "/again", random_bytes(MiB, 7)) == 0; }, std::chrono::seconds(20)));
-  REQUIRE(read_all(m + "/again") == random_bytes(MiB, 7));
-  REQUIRE(read_all(m + "/f" + std::to_string(written - 1)) == random_bytes(MiB, 100 + written - 1));
 }
 
 TEST_CASE("sessions: session ls shows every mount, a dead pod's session expires, an unmount ends it at once",
@@ -339,7 +288,7 @@ TEST_CASE("sessions: session ls shows every mount, a dead pod's session expires,
   bool expired = wait_until([&] { return mount_points().count(a) == 0; }, std::chrono::seconds(10));
   REQUIRE(::kill(pid_a, SIGCONT) == 0);
   REQUIRE(expired);
-  REQUIRE(try_write(a + "/after-stop", "still here") == 0);
+  REQUIRE(write_file_errno(a + "/after-stop", "still here") == 0);
   REQUIRE(read_all(a + "/after-stop") == "still here");
   sessions = mount_points();
   REQUIRE(sessions.count(a) == 1);
