@@ -107,7 +107,18 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 awaitable<void> do_getattr(fuse_req_t req, uint64_t ino) {
-  reply_attr(req, co_await mount_of(req).client().co_getattr(ino));
+  Mount& m = mount_of(req);
+  // After a change in a directory the kernel asks for its attributes again at once; the
+  // answer to that change already carried them. The kernel may keep them only for what is
+  // left of the attribute timeout, so nothing is cached longer than it would be anyway.
+  double age = 0;
+  auto attr = co_await m.client().co_getattr_recent(ino, m.options().attr_timeout, &age);
+  if (!attr.ok()) {
+    reply_status(req, attr.status());
+    co_return;
+  }
+  struct stat s = to_stat(m, *attr);
+  fuse_reply_attr(req, &s, std::max(0.0, m.options().attr_timeout - age));
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {

@@ -183,9 +183,40 @@ struct Client::Impl {
 
   awaitable<Result<pb::Attr>> ask_attr(uint16_t type, const google::protobuf::MessageLite& req) {
     CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req));
+    note_changed(resp);
     pb::Attr attr = resp.attr();
     with_pending_size(&attr);
     co_return attr;
+  }
+
+  // A namespace change without a new entry (unlink, rmdir, rename).
+  awaitable<Status> ask_change(uint16_t type, const google::protobuf::MessageLite& req) {
+    CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req));
+    note_changed(resp);
+    co_return Status::Ok();
+  }
+
+  // Attributes of directories as this client's own changes left them, and when: the
+  // kernel drops its copy of a directory's attributes after every change in it and asks
+  // again at once (permission checks); this answers it without a round trip.
+  struct RecentAttr {
+    pb::Attr attr;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::unordered_map<uint64_t, RecentAttr> recent_dirs;
+
+  void note_changed(const pb::AttrResp& resp) {
+    auto now = std::chrono::steady_clock::now();
+    if (recent_dirs.size() > 4096) {
+      std::erase_if(recent_dirs, [&](const auto& e) { return now - e.second.at > std::chrono::seconds(60); });
+    }
+    if (resp.has_parent()) recent_dirs[resp.parent().inode()] = {resp.parent(), now};
+    if (resp.has_new_parent()) recent_dirs[resp.new_parent().inode()] = {resp.new_parent(), now};
+    // An answer about a directory itself (setattr, lookup) is newer than what was kept.
+    if (resp.has_attr()) {
+      auto it = recent_dirs.find(resp.attr().inode());
+      if (it != recent_dirs.end()) it->second = {resp.attr(), now};
+    }
   }
 
   // The master learns a file's new size at flush(); until then this client knows better.
@@ -677,6 +708,20 @@ awaitable<Result<pb::Attr>> Client::co_getattr(uint64_t ino) {
   co_return co_await impl_->ask_attr(pb::GETATTR, req);
 }
 
+awaitable<Result<pb::Attr>> Client::co_getattr_recent(uint64_t ino, double max_age, double* age) {
+  *age = 0;
+  auto it = impl_->recent_dirs.find(ino);
+  if (it != impl_->recent_dirs.end()) {
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.at).count();
+    if (seconds < max_age) {
+      *age = seconds;
+      co_return it->second.attr;
+    }
+    impl_->recent_dirs.erase(it);
+  }
+  co_return co_await co_getattr(ino);
+}
+
 awaitable<Result<pb::Attr>> Client::co_open(uint64_t ino) {
   pb::OpenReq req;
   req.set_inode(ino);
@@ -763,14 +808,14 @@ awaitable<Status> Client::co_unlink(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
   req.set_name(std::move(name));
-  co_return co_await impl_->ask_status(pb::UNLINK, req);
+  co_return co_await impl_->ask_change(pb::UNLINK, req);
 }
 
 awaitable<Status> Client::co_rmdir(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
   req.set_name(std::move(name));
-  co_return co_await impl_->ask_status(pb::RMDIR, req);
+  co_return co_await impl_->ask_change(pb::RMDIR, req);
 }
 
 awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t new_parent, std::string new_name,
@@ -781,7 +826,13 @@ awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t 
   req.set_new_parent(new_parent);
   req.set_new_name(std::move(new_name));
   req.set_flags(flags);
-  co_return co_await impl_->ask_status(pb::RENAME, req);
+  auto resp = co_await impl_->ask<pb::AttrResp>(pb::RENAME, req);
+  // The entry that moved (a directory, perhaps) changed too, and which one it was is not
+  // known here: keep only what the answer brings.
+  impl_->recent_dirs.clear();
+  if (!resp.ok()) co_return resp.status();
+  impl_->note_changed(*resp);
+  co_return Status::Ok();
 }
 
 awaitable<Result<pb::ReaddirResp>> Client::co_readdir(uint64_t ino, std::string after, uint32_t max_entries,
@@ -820,6 +871,7 @@ awaitable<Status> Client::co_setxattr(uint64_t ino, std::string name, std::strin
   req.set_name(std::move(name));
   req.set_value(std::move(value));
   req.set_flags(flags);
+  impl_->recent_dirs.erase(ino);  // its ctime moves
   co_return co_await impl_->ask_status(pb::SETXATTR, req);
 }
 
@@ -842,6 +894,7 @@ awaitable<Status> Client::co_removexattr(uint64_t ino, std::string name) {
   pb::GetxattrReq req;
   req.set_inode(ino);
   req.set_name(std::move(name));
+  impl_->recent_dirs.erase(ino);  // its ctime moves
   co_return co_await impl_->ask_status(pb::REMOVEXATTR, req);
 }
 

@@ -155,6 +155,9 @@ class Client {
 
   awaitable<Result<pb::Attr>> co_lookup(uint64_t parent, std::string name);
   awaitable<Result<pb::Attr>> co_getattr(uint64_t ino);
+  // A directory's attributes as this client's last change in it left them, when that was
+  // less than max_age seconds ago (*age says how long); otherwise co_getattr().
+  awaitable<Result<pb::Attr>> co_getattr_recent(uint64_t ino, double max_age, double* age);
   awaitable<Result<pb::Attr>> co_open(uint64_t ino);
   awaitable<Result<pb::Attr>> co_resolve(uint64_t root, std::string path);
   awaitable<Result<pb::Attr>> co_mkdir(uint64_t parent, std::string name, uint32_t mode, uint32_t uid, uint32_t gid);

@@ -25,6 +25,23 @@ Reply attr_reply(const Result<pb::Attr>& attr) {
 
 Reply status_reply(const Status& st) { return st.ok() ? reply_ok(pb::EmptyResp()) : reply_error(st); }
 
+// The answer to a namespace change: the new entry's attributes (when there is one) and
+// those of the directories it changed.
+Reply changed_reply(Namespace& ns, const Result<pb::Attr>& attr, uint64_t parent, uint64_t new_parent = 0) {
+  if (!attr.ok()) return reply_error(attr.status());
+  pb::AttrResp resp;
+  if (attr->inode() != 0) *resp.mutable_attr() = *attr;
+  if (auto p = ns.getattr(parent); p.ok()) *resp.mutable_parent() = *p;
+  if (new_parent != 0 && new_parent != parent)
+    if (auto p = ns.getattr(new_parent); p.ok()) *resp.mutable_new_parent() = *p;
+  return reply_ok(resp);
+}
+
+Result<pb::Attr> no_entry(const Status& st) {
+  if (!st.ok()) return st;
+  return pb::Attr();
+}
+
 template <class Resp>
 Reply result_reply(const Result<Resp>& r) {
   return r.ok() ? reply_ok(*r) : reply_error(r.status());
@@ -80,7 +97,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::MKDIR: {
       PARSE_OR_REPLY(pb::MkdirReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return co_await durable(attr_reply(ns_->mkdir(req)));
+      co_return co_await durable(changed_reply(*ns_, ns_->mkdir(req), req.parent()));
     }
     case pb::CREATE: {
       PARSE_OR_REPLY(pb::CreateReq, req);
@@ -88,7 +105,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       auto attr = ns_->create(req, &freed);
       if (attr.ok() && req.open()) ns_->hold_open(session, attr->inode());
       delete_chunks(freed);
-      co_return co_await durable(attr_reply(attr));
+      co_return co_await durable(changed_reply(*ns_, attr, req.parent()));
     }
     case pb::OPEN: {
       PARSE_OR_REPLY(pb::OpenReq, req);
@@ -107,12 +124,12 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::SYMLINK: {
       PARSE_OR_REPLY(pb::SymlinkReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return co_await durable(attr_reply(ns_->symlink(req)));
+      co_return co_await durable(changed_reply(*ns_, ns_->symlink(req), req.parent()));
     }
     case pb::LINK: {
       PARSE_OR_REPLY(pb::LinkReq, req);
       SESSION_OR_REPLY(session, req.inode(), req.new_parent());
-      co_return co_await durable(attr_reply(ns_->link(req)));
+      co_return co_await durable(changed_reply(*ns_, ns_->link(req), req.new_parent()));
     }
     case pb::READLINK: {
       PARSE_OR_REPLY(pb::ReadlinkReq, req);
@@ -126,19 +143,19 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::UNLINK: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      Reply r = status_reply(ns_->unlink(req.parent(), req.name(), &freed));
+      Reply r = changed_reply(*ns_, no_entry(ns_->unlink(req.parent(), req.name(), &freed)), req.parent());
       delete_chunks(freed);
       co_return co_await durable(std::move(r));
     }
     case pb::RMDIR: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return co_await durable(status_reply(ns_->rmdir(req.parent(), req.name())));
+      co_return co_await durable(changed_reply(*ns_, no_entry(ns_->rmdir(req.parent(), req.name())), req.parent()));
     }
     case pb::RENAME: {
       PARSE_OR_REPLY(pb::RenameReq, req);
       SESSION_OR_REPLY(session, req.parent(), req.new_parent());
-      Reply r = status_reply(ns_->rename(req, &freed));
+      Reply r = changed_reply(*ns_, no_entry(ns_->rename(req, &freed)), req.parent(), req.new_parent());
       delete_chunks(freed);
       co_return co_await durable(std::move(r));
     }
@@ -202,7 +219,14 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::WRITE_END: {
       PARSE_OR_REPLY(pb::WriteEndReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return co_await durable(attr_reply(ns_->write_end(req)));
+      uint64_t before = 0;
+      if (auto chunk = ns_->chunk(req.chunk_id()); chunk.ok() && *chunk) before = (*chunk)->length;
+      auto attr = ns_->write_end(req);
+      // The chunk grew on its servers: count it against their free space now rather than
+      // at their next heartbeat, so that a burst of new chunks does not overfill one.
+      if (attr.ok() && req.chunk_length() > before)
+        for (ChunkServer* cs : registry_.holders(req.chunk_id())) cs->used_bytes += req.chunk_length() - before;
+      co_return co_await durable(attr_reply(attr));
     }
     case pb::VOLUME_CREATE: {
       PARSE_OR_REPLY(pb::VolumeCreateReq, req);

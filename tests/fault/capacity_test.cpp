@@ -19,7 +19,7 @@ constexpr uint64_t MiB = 1 << 20;
 TEST_CASE("capacity: a full chunkserver gets no new chunks, a full region is ENOSPC, freeing space heals", "[fault][capacity]") {
   ClusterOptions opts;
   opts.chunkservers = 2;
-  opts.cs_disk_mib = {40, 200};
+  opts.cs_disk_mib = {64, 200};
   opts.master_args = {"--cs-reserve", "8M"};
   Cluster cluster(opts);
   cluster.create_volume("v", 1);
@@ -33,7 +33,7 @@ TEST_CASE("capacity: a full chunkserver gets no new chunks, a full region is ENO
   INFO("written " << written << " MiB before errno " << failure);
   REQUIRE(failure == ENOSPC);
   // The small server stopped taking chunks when it was nearly full, so the writer went on
-  // until the big one was full too (without that, it would fail near 80 MiB).
+  // until the big one was full too (without that, it would fail near 100 MiB).
   REQUIRE(written >= 170);
   for (int i = 0; i < written; i += 7) REQUIRE(read_text_file(m + "/f" + std::to_string(i)) == random_bytes(MiB, 100 + i));
 
