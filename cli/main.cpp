@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "client/client.h"
+#include "common/ticket.h"
 #include "common/util.h"
 
 using namespace keelfs;
@@ -94,13 +96,24 @@ json attr_json(const pb::Attr& a) {
 // Everything a command needs: a connected client and the volume's root.
 class Session {
  public:
-  Status open(const std::string& master, std::string secret_file, std::string region) {
+  Status open(const std::string& master, std::string secret_file, std::string region,
+              const std::string& cluster_secret_file) {
     secret_file_ = std::move(secret_file);
     region_ = std::move(region);
     client::ClientOptions opts;
     opts.master = master;
     opts.name = "keelfs-cli@" + host_name();
     ASSIGN_OR_RETURN(client_, client::Client::connect(opts));
+    // With the cluster secret at hand, admin commands (volume create/resize/rm, cs drain)
+    // are allowed; without it the master refuses those, and only those.
+    std::string path = cluster_secret_file;
+    const char* home = std::getenv("KEELFS_HOME");
+    if (path.empty() && home && *home && access((std::string(home) + "/cluster.secret").c_str(), R_OK) == 0)
+      path = std::string(home) + "/cluster.secret";
+    if (!path.empty()) {
+      ASSIGN_OR_RETURN(std::string secret, read_secret_file(path));
+      RETURN_IF_ERROR(client_->admin_login(secret));
+    }
     return Status::Ok();
   }
   client::Client& c() { return *client_; }
@@ -628,6 +641,10 @@ int main(int argc, char** argv) {
                  "file holding the volume's secret (else $KEELFS_SECRET, $KEELFS_SECRET_FILE or "
                  "$KEELFS_HOME/VOLUME.secret)");
   app.add_option("--region", region, "this host's region (else $KEELFS_REGION, /etc/keelfs/region or 'default')");
+  std::string cluster_secret_file;
+  app.add_option("--cluster-secret-file", cluster_secret_file,
+                 "the cluster secret, needed to create, resize or remove volumes and to drain chunkservers (else "
+                 "$KEELFS_HOME/cluster.secret)");
 
   auto* volume = app.add_subcommand(
       "volume",
@@ -713,7 +730,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::err);  // the library's warnings are for daemons' logs
 
   Session session;
-  Status st = session.open(master, secret_file, region);
+  Status st = session.open(master, secret_file, region, cluster_secret_file);
   if (st.ok()) {
     if (*vcreate) st = cmd_volume_create(session, vargs, as_json);
     else if (*vls) st = cmd_volume_ls(session, as_json);

@@ -97,6 +97,7 @@ struct Client::Impl {
         master = *conn;
         // The sessions resume on the new connection (or start anew after a master restart).
         CO_RETURN_IF_ERROR(co_await remount_all());
+        if (!admin_secret.empty()) CO_RETURN_IF_ERROR(co_await login_admin());
       }
       auto r = co_await master->call(type, req);
       if (r.ok() || attempt > 0) co_return r;
@@ -139,6 +140,16 @@ struct Client::Impl {
                    m.req.volume, m.session, resp.session());
     m.session = resp.session();
     co_return resp;
+  }
+
+  std::string admin_secret;  // set by admin_login(); logs in again on a new connection
+
+  awaitable<Status> login_admin() {
+    pb::AdminLoginReq req;
+    req.set_unix_ms(unix_ms());
+    req.set_proof(admin_proof(admin_secret, req.unix_ms()));
+    auto r = co_await master->call(pb::ADMIN_LOGIN, req);
+    co_return r.ok() ? Status::Ok() : r.status();
   }
 
   awaitable<Status> remount_all() {
@@ -632,6 +643,18 @@ Result<pb::MountResp> Client::mount(const MountRequest& request) {
 }
 
 Status Client::unmount() { return impl_->run(impl_->unmount_all()); }
+
+Status Client::admin_login(const std::string& cluster_secret) {
+  return impl_->run([](Impl* impl, std::string secret) -> awaitable<Status> {
+    impl->admin_secret = std::move(secret);
+    if (!impl->master || !impl->master->is_open()) {
+      // call_master dials and logs in.
+      auto r = co_await impl->call_master(pb::SESSION_HEARTBEAT, pb::EmptyResp());
+      co_return r.ok() ? Status::Ok() : r.status();
+    }
+    co_return co_await impl->login_admin();
+  }(impl_.get(), cluster_secret));
+}
 
 Result<pb::VolumeCreateResp> Client::volume_create(const pb::VolumeCreateReq& req) {
   return impl_->run(impl_->ask<pb::VolumeCreateResp>(pb::VOLUME_CREATE, req));

@@ -70,6 +70,9 @@ class Client {
   Status unmount();
 
   // ---- volumes and admin
+  // Proves the cluster secret to the master: this client may then create, resize and
+  // remove volumes and drain chunkservers. Done again by itself after a reconnect.
+  Status admin_login(const std::string& cluster_secret);
   Result<pb::VolumeCreateResp> volume_create(const pb::VolumeCreateReq& req);
   Result<pb::VolumeInfo> volume_resize(const std::string& name, uint64_t size_bytes, uint64_t max_inodes);
   Status volume_remove(const std::string& name);

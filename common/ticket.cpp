@@ -78,26 +78,41 @@ std::string random_bytes(size_t n) {
   }
   return out;
 }
-}  // namespace
 
-std::string registration_proof(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms) {
-  std::string msg = fmt::format("keelfs-cs-register|{:016x}|{}|{}", cs_id, address, unix_ms);
+std::string hmac_sha256(const std::string& key, const std::string& msg) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int out_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
        msg.size(), out, &out_len);
   return std::string(reinterpret_cast<char*>(out), out_len);
 }
 
-Status check_registration(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms,
-                          const std::string& proof, int64_t now_unix_ms) {
-  std::string expected = registration_proof(secret, cs_id, address, unix_ms);
+Status check_proof(const std::string& expected, const std::string& proof, int64_t unix_ms, int64_t now_unix_ms,
+                   const char* what) {
   if (proof.size() != expected.size() || CRYPTO_memcmp(proof.data(), expected.data(), expected.size()) != 0)
-    return error(Code::kPermissionDenied, "registration is not signed with this cluster's secret");
+    return error(Code::kPermissionDenied, fmt::format("{} is not signed with this cluster's secret", what));
   constexpr int64_t kSkewMs = 5 * 60 * 1000;
   if (unix_ms < now_unix_ms - kSkewMs || unix_ms > now_unix_ms + kSkewMs)
-    return error(Code::kPermissionDenied, "registration is signed with a clock more than 5 minutes off the master's");
+    return error(Code::kPermissionDenied, fmt::format("{} is signed with a clock more than 5 minutes off the master's", what));
   return Status::Ok();
+}
+}  // namespace
+
+std::string admin_proof(const std::string& secret, int64_t unix_ms) {
+  return hmac_sha256(secret, fmt::format("keelfs-admin|{}", unix_ms));
+}
+
+Status check_admin_proof(const std::string& secret, int64_t unix_ms, const std::string& proof, int64_t now_unix_ms) {
+  return check_proof(admin_proof(secret, unix_ms), proof, unix_ms, now_unix_ms, "admin login");
+}
+
+std::string registration_proof(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms) {
+  return hmac_sha256(secret, fmt::format("keelfs-cs-register|{:016x}|{}|{}", cs_id, address, unix_ms));
+}
+
+Status check_registration(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms,
+                          const std::string& proof, int64_t now_unix_ms) {
+  return check_proof(registration_proof(secret, cs_id, address, unix_ms), proof, unix_ms, now_unix_ms, "registration");
 }
 
 std::string random_secret() {

@@ -32,6 +32,11 @@ std::string registration_proof(const std::string& secret, uint64_t cs_id, const 
 Status check_registration(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms,
                           const std::string& proof, int64_t now_unix_ms);
 
+// An admin's proof that it holds the cluster secret: HMAC-SHA256(secret,
+// "keelfs-admin" | unix_ms), accepted within 5 minutes of unix_ms.
+std::string admin_proof(const std::string& secret, int64_t unix_ms);
+Status check_admin_proof(const std::string& secret, int64_t unix_ms, const std::string& proof, int64_t now_unix_ms);
+
 // Volume secrets: made once at `volume create`, shown once, kept by the master only as
 // SHA-256(salt || secret).
 std::string random_secret();            // 64 hex characters (256 random bits)

@@ -104,7 +104,7 @@ is_mounted() {
   awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
 }
 
-cli() { "$BIN/keelfs" --master "$HOST:$MASTER_PORT" "$@"; }
+cli() { "$BIN/keelfs" --master "$HOST:$MASTER_PORT" --cluster-secret-file "$SECRET" "$@"; }
 
 # ---------------------------------------------------------------------------- stop
 

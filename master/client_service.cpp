@@ -79,6 +79,15 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::SESSION_HEARTBEAT:
       co_return reply_ok(pb::EmptyResp());
+    case pb::ADMIN_LOGIN: {
+      PARSE_OR_REPLY(pb::AdminLoginReq, req);
+      if (Status st = check_admin_proof(config_.cluster_secret, req.unix_ms(), req.proof(), unix_ms()); !st.ok()) {
+        spdlog::warn("admin login from {} ({}) refused: {}", conn->peer_name(), conn->peer(), st.message());
+        co_return reply_error(st);
+      }
+      admin_conns_.insert(conn->tag);
+      co_return reply_ok(pb::EmptyResp());
+    }
     case pb::LOOKUP: {
       PARSE_OR_REPLY(pb::LookupReq, req);
       SESSION_OR_REPLY(session, req.parent());
@@ -230,6 +239,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::VOLUME_CREATE: {
       PARSE_OR_REPLY(pb::VolumeCreateReq, req);
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       auto created = ns_->create_volume(req);
       if (!created.ok()) co_return reply_error(created.status());
       const pb::VolumeInfo& info = created->info;
@@ -253,6 +263,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::VOLUME_RESIZE: {
       PARSE_OR_REPLY(pb::VolumeResizeReq, req);
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       auto info = ns_->resize_volume(req);
       if (!info.ok()) co_return reply_error(info.status());
       spdlog::info("volume '{}' resized to {}", info->name(), human_bytes(info->size_bytes()));
@@ -262,6 +273,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::VOLUME_REMOVE: {
       PARSE_OR_REPLY(pb::VolumeRemoveReq, req);
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       co_return co_await volume_remove(req);
     }
     case pb::SESSION_LIST: {
@@ -276,6 +288,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::CS_DRAIN: {
       PARSE_OR_REPLY(pb::CsDrainReq, req);
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       co_return co_await cs_drain(req);
     }
     case pb::HEALTH:
@@ -317,6 +330,14 @@ pb::ChunkLocateResp Master::open_reply(const pb::Attr& attr) {
 void Master::client_closed(ConnectionPtr conn) {
   // Its sessions wait for the client to dial again; they expire if it does not.
   if (conn->tag != 0) sessions_.detach_connection(conn->tag);
+  admin_conns_.erase(conn->tag);
+}
+
+Status Master::check_admin(const ConnectionPtr& conn) const {
+  if (admin_conns_.count(conn->tag)) return Status::Ok();
+  return error(Code::kPermissionDenied,
+               "changing volumes and chunkservers needs the cluster secret (keelfs --cluster-secret-file, or "
+               "$KEELFS_HOME/cluster.secret)");
 }
 
 void Master::end_session(uint64_t id, const std::string& why) {

@@ -70,6 +70,9 @@ class Master {
   awaitable<Reply> cs_drain(const pb::CsDrainReq& req);
   Reply health();
   Reply fsck(const pb::FsckReq& req);
+  // PermissionDenied unless the connection logged in as admin (changes to volumes and
+  // chunkservers need the cluster secret).
+  Status check_admin(const ConnectionPtr& conn) const;
   // Names of the files the missing chunks belong to (health).
   void name_missing_chunks(pb::HealthResp* resp);
   pb::ChunkLocateResp open_reply(const pb::Attr& attr);
@@ -109,6 +112,7 @@ class Master {
   std::unique_ptr<RpcServer> cs_server_;
   LockTable locks_;         // flock and fcntl locks of the clients' sessions
   SessionTable sessions_;
+  std::set<uint64_t> admin_conns_;  // client connections that proved the cluster secret (ADMIN_LOGIN)
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
   std::set<uint64_t> healing_;  // chunks being copied

@@ -1,7 +1,5 @@
 #include "tests/integration/harness.h"
 
-#include <fmt/format.h>
-
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,6 +15,8 @@
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+
+#include "common/ticket.h"
 
 namespace keelfs::test {
 namespace fs = std::filesystem;
@@ -174,6 +174,9 @@ client::Client& Cluster::client() {
     auto c = client::Client::connect(opts);
     REQUIRE(c.ok());
     client_ = std::move(*c);
+    auto secret = read_secret_file(secret_file_);
+    REQUIRE(secret.ok());
+    REQUIRE(client_->admin_login(*secret).ok());  // the tests create volumes through it
     for (auto& [volume, secret] : secrets_) REQUIRE(mount_on(*client_, volume).ok());
   }
   return *client_;

@@ -325,3 +325,28 @@ TEST_CASE("chunkservers join only with the cluster secret", "[volumes]") {
   REQUIRE(servers.ok());
   REQUIRE(servers->size() == 1);
 }
+
+TEST_CASE("changing volumes and chunkservers needs the cluster secret", "[volumes]") {
+  Cluster cluster(2);
+  cluster.create_volume("v", 2);
+  std::string out, err;
+  const std::string keelfs = std::string(KEELFS_BIN_DIR) + "/keelfs --master " + cluster.master_address();
+  // No cluster secret at hand: reading is fine, changing is refused and says what is needed.
+  REQUIRE(shell("KEELFS_HOME=/nonexistent " + keelfs + " volume ls", &out) == 0);
+  for (const std::string& cmd : std::vector<std::string>{"volume create w", "volume resize v 1G", "volume rm v",
+                                                          "cs drain " + cluster.cs_address(0)}) {
+    INFO(cmd);
+    REQUIRE(shell("KEELFS_HOME=/nonexistent " + keelfs + " " + cmd, &out) == 1);
+    REQUIRE(out.find("needs the cluster secret") != std::string::npos);
+  }
+  // A wrong one is refused at login, and logged.
+  std::string wrong = cluster.dir() + "/wrong-cluster.secret";
+  std::ofstream(wrong) << "guess\n";
+  REQUIRE(shell(keelfs + " --cluster-secret-file " + wrong + " volume rm v", &out) == 1);
+  REQUIRE(out.find("admin login is not signed with this cluster's secret") != std::string::npos);
+  REQUIRE(read_text_file(cluster.dir() + "/master.log").find("admin login from") != std::string::npos);
+  REQUIRE(cli_json(cluster, {"volume", "ls"}).size() == 1);
+  // With it (found in $KEELFS_HOME, as cluster.sh keeps it) the same commands work.
+  REQUIRE(cluster.cli({"volume", "create", "w"}, &out, &err) == 0);
+  REQUIRE(cluster.cli({"volume", "rm", "w"}, &out, &err) == 0);
+}
