@@ -89,16 +89,21 @@ struct Client::Impl {
     }
   }
 
+  // Dials the master when the connection is gone; the sessions resume on the new
+  // connection (or start anew after a master restart) and the admin login is redone.
+  awaitable<Status> ensure_master() {
+    if (master && master->is_open()) co_return Status::Ok();
+    auto conn = co_await dial(opts.master, pb::ROLE_CLIENT, opts.name);
+    if (!conn.ok()) co_return error(Code::kUnavailable, fmt::format("master {} unreachable: {}", opts.master, conn.status().message()));
+    master = *conn;
+    CO_RETURN_IF_ERROR(co_await remount_all());
+    if (!admin_secret.empty()) CO_RETURN_IF_ERROR(co_await login_admin());
+    co_return Status::Ok();
+  }
+
   awaitable<Result<Frame>> call_master(uint16_t type, const google::protobuf::MessageLite& req) {
     for (int attempt = 0;; ++attempt) {
-      if (!master || !master->is_open()) {
-        auto conn = co_await dial(opts.master, pb::ROLE_CLIENT, opts.name);
-        if (!conn.ok()) co_return error(Code::kUnavailable, fmt::format("master {} unreachable: {}", opts.master, conn.status().message()));
-        master = *conn;
-        // The sessions resume on the new connection (or start anew after a master restart).
-        CO_RETURN_IF_ERROR(co_await remount_all());
-        if (!admin_secret.empty()) CO_RETURN_IF_ERROR(co_await login_admin());
-      }
+      CO_RETURN_IF_ERROR(co_await ensure_master());
       auto r = co_await master->call(type, req);
       if (r.ok() || attempt > 0) co_return r;
       // A closed connection (master restarted) is dialled again once.
@@ -625,11 +630,7 @@ std::string host_region(const std::string& region) {
 
 Result<pb::MountResp> Client::mount(const MountRequest& request) {
   return impl_->run([](Impl* impl, MountRequest request) -> awaitable<Result<pb::MountResp>> {
-    if (!impl->master || !impl->master->is_open()) {
-      auto conn = co_await dial(impl->opts.master, pb::ROLE_CLIENT, impl->opts.name);
-      if (!conn.ok()) co_return error(Code::kUnavailable, fmt::format("master {} unreachable: {}", impl->opts.master, conn.status().message()));
-      impl->master = *conn;
-    }
+    CO_RETURN_IF_ERROR(co_await impl->ensure_master());
     Impl::Mounted m{std::move(request), 0};
     CO_ASSIGN_OR_RETURN(pb::MountResp resp, co_await impl->mount_one(m));
     std::erase_if(impl->mounts, [&](const Impl::Mounted& x) { return x.req.volume == m.req.volume; });
@@ -647,11 +648,7 @@ Status Client::unmount() { return impl_->run(impl_->unmount_all()); }
 Status Client::admin_login(const std::string& cluster_secret) {
   return impl_->run([](Impl* impl, std::string secret) -> awaitable<Status> {
     impl->admin_secret = std::move(secret);
-    if (!impl->master || !impl->master->is_open()) {
-      // call_master dials and logs in.
-      auto r = co_await impl->call_master(pb::SESSION_HEARTBEAT, pb::EmptyResp());
-      co_return r.ok() ? Status::Ok() : r.status();
-    }
+    if (!impl->master || !impl->master->is_open()) co_return co_await impl->ensure_master();  // logs in
     co_return co_await impl->login_admin();
   }(impl_.get(), cluster_secret));
 }

@@ -228,13 +228,12 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::WRITE_END: {
       PARSE_OR_REPLY(pb::WriteEndReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      uint64_t before = 0;
-      if (auto chunk = ns_->chunk(req.chunk_id()); chunk.ok() && *chunk) before = (*chunk)->length;
-      auto attr = ns_->write_end(req);
+      uint64_t growth = 0;
+      auto attr = ns_->write_end(req, &growth);
       // The chunk grew on its servers: count it against their free space now rather than
       // at their next heartbeat, so that a burst of new chunks does not overfill one.
-      if (attr.ok() && req.chunk_length() > before)
-        for (ChunkServer* cs : registry_.holders(req.chunk_id())) cs->used_bytes += req.chunk_length() - before;
+      if (attr.ok() && growth > 0)
+        for (ChunkServer* cs : registry_.holders(req.chunk_id())) cs->used_bytes += growth;
       co_return co_await durable(attr_reply(attr));
     }
     case pb::VOLUME_CREATE: {

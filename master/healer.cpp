@@ -25,9 +25,10 @@ namespace {
 constexpr auto kReplicateTimeout = std::chrono::minutes(10);
 
 struct UnderGoal {
-  uint32_t copies;
+  uint32_t copies;  // valid ones
   uint64_t chunk_id;
   pb::ChunkRecord rec;
+  std::vector<ChunkServer*> holders;  // every live copy, draining ones too
 };
 
 }  // namespace
@@ -56,7 +57,7 @@ void Master::heal_once() {
       if (h->draining && valid.size() < goal) ++drain_left[h->id];
     if (holders.empty() || healing_.count(id)) return;  // missing ones: nothing to copy from
     if (valid.size() < goal) {
-      under.push_back({static_cast<uint32_t>(valid.size()), id, rec});
+      under.push_back({static_cast<uint32_t>(valid.size()), id, rec, holders});
     } else if (valid.size() > goal) {
       // The fullest servers give up their copies first.
       std::sort(valid.begin(), valid.end(),
@@ -79,12 +80,11 @@ void Master::heal_once() {
   for (const UnderGoal& u : under) {
     auto vol = ns_->volume_by_id(u.rec.volume_id());
     if (!vol.ok()) continue;
-    std::vector<ChunkServer*> holders = registry_.holders(u.chunk_id);
     ChunkServer* source = nullptr;
-    for (ChunkServer* h : holders)
+    for (ChunkServer* h : u.holders)
       if (copies_out_[h->id] < limit && (!source || copies_out_[h->id] < copies_out_[source->id])) source = h;
     if (!source) continue;
-    ChunkServer* target = place_copy(registry_, vol->region(), holders, config_.cs_reserve_bytes,
+    ChunkServer* target = place_copy(registry_, vol->region(), u.holders, config_.cs_reserve_bytes,
                                      [&](const ChunkServer& cs) { return copies_in_[cs.id] < limit; });
     if (!target) continue;
     healing_.insert(u.chunk_id);

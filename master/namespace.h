@@ -133,7 +133,8 @@ class Namespace {
   // from several clients thus never overlap.
   Result<uint64_t> reserve_append(uint64_t ino, uint64_t length);
   // After a write: the file is at least file_size long, the chunk at least chunk_length.
-  Result<pb::Attr> write_end(const pb::WriteEndReq& req);
+  // *chunk_growth (when given) receives how many bytes the chunk grew by.
+  Result<pb::Attr> write_end(const pb::WriteEndReq& req, uint64_t* chunk_growth = nullptr);
   // Attributes and the chunks of [first, first + count) (count 0 = all), without replicas.
   Result<pb::ChunkLocateResp> locate(uint64_t ino, uint64_t first, uint64_t count);
   // When truncating `ino` to `size` cuts a chunk in the middle: that chunk and the length

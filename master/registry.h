@@ -49,8 +49,6 @@ class Registry {
   void set_locations(uint64_t chunk_id, const std::vector<uint64_t>& cs_ids);
   void forget_chunk(uint64_t chunk_id);
   void remove_location(uint64_t chunk_id, uint64_t cs_id);
-  // Chunk id -> ids of the servers holding a current copy (alive or not).
-  const std::unordered_map<uint64_t, std::vector<uint64_t>>& locations() const { return locations_; }
   // Alive servers holding a current copy.
   std::vector<ChunkServer*> holders(uint64_t chunk_id);
 

@@ -74,7 +74,8 @@ Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length) {
   return offset;
 }
 
-Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req) {
+Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req, uint64_t* chunk_growth) {
+  if (chunk_growth) *chunk_growth = 0;
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(req.inode()));
   // Bytes past the volume's size are refused before anything changes: the file keeps the
   // size it had, and the writer hears QuotaExceeded (EDQUOT) at fsync or close.
@@ -83,8 +84,10 @@ Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req) {
   if (req.chunk_id() != 0) {
     ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(req.chunk_id()));
     if (chunk && chunk->inode() == req.inode() && req.chunk_length() > chunk->length()) {
+      const uint64_t growth = req.chunk_length() - chunk->length();
       auto& u = store_.usage(chunk->volume_id());
-      u.set_chunk_bytes(u.chunk_bytes() + req.chunk_length() - chunk->length());
+      u.set_chunk_bytes(u.chunk_bytes() + growth);
+      if (chunk_growth) *chunk_growth = growth;
       chunk->set_length(req.chunk_length());
       batch.put_chunk(req.chunk_id(), *chunk);
     }

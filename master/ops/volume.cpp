@@ -145,26 +145,14 @@ Result<pb::VolumeInfo> Namespace::resize_volume(const pb::VolumeResizeReq& req) 
 Status Namespace::remove_volume(const std::string& name, std::vector<FreedChunk>* freed) {
   ASSIGN_OR_RETURN(pb::VolumeRecord vol, find_volume(name));
   Batch batch = store_.batch();
-  // Walk the tree from the root; a file with several names is dropped once.
+  // Every name goes; a file with several names is dropped once.
   std::set<uint64_t> dropped;
-  std::vector<uint64_t> dirs{vol.root_inode()};
-  while (!dirs.empty()) {
-    uint64_t dir = dirs.back();
-    dirs.pop_back();
-    std::string after;
-    for (bool more = true; more;) {
-      std::vector<Dentry> page;
-      RETURN_IF_ERROR(store_.list_dentries(dir, after, 4096, &page, &more));
-      for (const Dentry& d : page) {
-        batch.delete_dentry(dir, d.name);
-        after = d.name;
-        if (d.type == pb::FT_DIRECTORY) dirs.push_back(d.inode);
-        if (!dropped.insert(d.inode).second) continue;
-        ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(d.inode));
-        RETURN_IF_ERROR(drop_inode(rec, batch, freed));
-      }
-    }
-  }
+  RETURN_IF_ERROR(walk(vol.root_inode(), [&](const std::string&, uint64_t parent, const Dentry& d) -> Status {
+    batch.delete_dentry(parent, d.name);
+    if (!dropped.insert(d.inode).second) return Status::Ok();
+    ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(d.inode));
+    return drop_inode(rec, batch, freed);
+  }));
   ASSIGN_OR_RETURN(pb::InodeRecord root, store_.get_inode(vol.root_inode()));
   RETURN_IF_ERROR(drop_inode(root, batch, freed));
   batch.delete_volume(vol.name());
