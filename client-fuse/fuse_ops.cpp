@@ -325,7 +325,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 awaitable<void> do_create(fuse_req_t req, pb::CreateReq r, fuse_file_info fi) {
   Mount& m = mount_of(req);
-  auto attr = co_await m.client().co_create(std::move(r));
+  bool created = false;
+  auto attr = co_await m.client().co_create(std::move(r), &created);
   if (!attr.ok()) {
     reply_status(req, attr.status());
     co_return;
@@ -337,7 +338,7 @@ awaitable<void> do_create(fuse_req_t req, pb::CreateReq r, fuse_file_info fi) {
   e.attr_timeout = m.options().attr_timeout;
   e.entry_timeout = m.options().entry_timeout;
   m.unchanged_since_last_open(attr->inode(), attr->size(), attr->mtime_sec(), attr->mtime_nsec());
-  if (fi.flags & O_EXCL) m.note_without_capability(attr->inode(), m.capability_generation());  // new: no attributes yet
+  if (created) m.note_without_capability(attr->inode(), m.capability_generation());  // new: no attributes yet
   mark_append(&fi);
   if (fuse_reply_create(req, &e, &fi) == -ENOENT) m.client().release(attr->inode());
 }
@@ -583,8 +584,11 @@ void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
+awaitable<void> do_fsyncdir(fuse_req_t req) { reply_status(req, co_await mount_of(req).client().co_sync_metadata()); }
+
 void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
-  fuse_reply_err(req, 0);  // every namespace change is durable before it is answered
+  // Namespace changes are answered before the master's WAL sync: wait for it.
+  mount_of(req).spawn(do_fsyncdir(req));
 }
 
 // ---------------------------------------------------------------- the rest

@@ -796,7 +796,14 @@ awaitable<Result<pb::Attr>> Client::co_mkdir(uint64_t parent, std::string name, 
   co_return co_await impl_->ask_attr(pb::MKDIR, req);
 }
 
-awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req) { co_return co_await impl_->ask_attr(pb::CREATE, req); }
+awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req, bool* created) {
+  CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await impl_->ask<pb::AttrResp>(pb::CREATE, req));
+  impl_->note_changed(resp);
+  if (created) *created = resp.created();
+  pb::Attr attr = resp.attr();
+  impl_->with_pending_size(&attr);
+  co_return attr;
+}
 
 awaitable<Result<pb::Attr>> Client::co_symlink(uint64_t parent, std::string name, std::string target, uint32_t uid,
                                                uint32_t gid) {
@@ -940,7 +947,15 @@ awaitable<Result<uint64_t>> Client::co_append(uint64_t ino, const char* data, si
 
 awaitable<Status> Client::co_flush(uint64_t ino) { return impl_->flush(ino, false); }
 
-awaitable<Status> Client::co_fsync(uint64_t ino) { return impl_->flush(ino, true); }
+awaitable<Status> Client::co_fsync(uint64_t ino) {
+  CO_RETURN_IF_ERROR(co_await impl_->flush(ino, true));
+  co_return co_await co_sync_metadata();
+}
+
+awaitable<Status> Client::co_sync_metadata() {
+  pb::EmptyReq req;  // lives in this frame while ask_status reads it
+  co_return co_await impl_->ask_status(pb::SYNC, req);
+}
 
 awaitable<Status> Client::co_flush_all() {
   std::vector<uint64_t> inodes;
@@ -954,6 +969,7 @@ awaitable<Status> Client::co_flush_all() {
     if (st.is(Code::kNotFound)) continue;
     if (!st.ok() && first.ok()) first = st;
   }
+  if (Status st = co_await co_sync_metadata(); !st.ok() && first.ok()) first = st;
   co_return first;
 }
 

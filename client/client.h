@@ -164,7 +164,8 @@ class Client {
   awaitable<Result<pb::Attr>> co_open(uint64_t ino);
   awaitable<Result<pb::Attr>> co_resolve(uint64_t root, std::string path);
   awaitable<Result<pb::Attr>> co_mkdir(uint64_t parent, std::string name, uint32_t mode, uint32_t uid, uint32_t gid);
-  awaitable<Result<pb::Attr>> co_create(pb::CreateReq req);
+  // `created` (when given) tells whether a new file was made rather than an existing one opened.
+  awaitable<Result<pb::Attr>> co_create(pb::CreateReq req, bool* created = nullptr);
   awaitable<Result<pb::Attr>> co_symlink(uint64_t parent, std::string name, std::string target, uint32_t uid,
                                          uint32_t gid);
   awaitable<Result<std::string>> co_readlink(uint64_t ino);
@@ -186,7 +187,11 @@ class Client {
   awaitable<Status> co_write(uint64_t ino, uint64_t offset, const char* data, size_t len);
   awaitable<Result<uint64_t>> co_append(uint64_t ino, const char* data, size_t len);
   awaitable<Status> co_flush(uint64_t ino);
+  // flush, then the data synced on every replica and every namespace change answered so
+  // far on the master's disk.
   awaitable<Status> co_fsync(uint64_t ino);
+  // Waits until every change the master answered so far is on its disk (fsyncdir).
+  awaitable<Status> co_sync_metadata();
   awaitable<Status> co_flush_all();
   awaitable<void> co_invalidate(uint64_t ino);
   awaitable<Result<pb::ChunkLocateResp>> co_locate(uint64_t ino);

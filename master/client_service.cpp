@@ -27,9 +27,11 @@ Reply status_reply(const Status& st) { return st.ok() ? reply_ok(pb::EmptyResp()
 
 // The answer to a namespace change: the new entry's attributes (when there is one) and
 // those of the directories it changed.
-Reply changed_reply(Namespace& ns, const Result<pb::Attr>& attr, uint64_t parent, uint64_t new_parent = 0) {
+Reply changed_reply(Namespace& ns, const Result<pb::Attr>& attr, uint64_t parent, uint64_t new_parent = 0,
+                    bool created = false) {
   if (!attr.ok()) return reply_error(attr.status());
   pb::AttrResp resp;
+  resp.set_created(created);
   if (attr->inode() != 0) *resp.mutable_attr() = *attr;
   if (auto p = ns.getattr(parent); p.ok()) *resp.mutable_parent() = *p;
   if (new_parent != 0 && new_parent != parent)
@@ -91,12 +93,12 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::LOOKUP: {
       PARSE_OR_REPLY(pb::LookupReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return co_await durable(attr_reply(ns_->lookup(req.parent(), req.name())));
+      co_return attr_reply(ns_->lookup(req.parent(), req.name()));
     }
     case pb::GETATTR: {
       PARSE_OR_REPLY(pb::GetattrReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return co_await durable(attr_reply(ns_->getattr(req.inode())));
+      co_return attr_reply(ns_->getattr(req.inode()));
     }
     case pb::SETATTR: {
       PARSE_OR_REPLY(pb::SetattrReq, req);
@@ -106,39 +108,40 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::MKDIR: {
       PARSE_OR_REPLY(pb::MkdirReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return co_await durable(changed_reply(*ns_, ns_->mkdir(req), req.parent()));
+      co_return changed_reply(*ns_, ns_->mkdir(req), req.parent());
     }
     case pb::CREATE: {
       PARSE_OR_REPLY(pb::CreateReq, req);
       SESSION_OR_REPLY(session, req.parent());
+      const bool existed = ns_->lookup(req.parent(), req.name()).ok();
       auto attr = ns_->create(req, &freed);
       if (attr.ok() && req.open()) ns_->hold_open(session, attr->inode());
       delete_chunks(freed);
-      co_return co_await durable(changed_reply(*ns_, attr, req.parent()));
+      co_return changed_reply(*ns_, attr, req.parent(), 0, !existed);
     }
     case pb::OPEN: {
       PARSE_OR_REPLY(pb::OpenReq, req);
       SESSION_OR_REPLY(session, req.inode());
       auto attr = ns_->open(session, req.inode());
       if (!attr.ok()) co_return reply_error(attr.status());
-      co_return co_await durable(reply_ok(open_reply(*attr)));
+      co_return reply_ok(open_reply(*attr));
     }
     case pb::RELEASE: {
       PARSE_OR_REPLY(pb::OpenReq, req);
       SESSION_OR_REPLY(session, req.inode());
       Reply r = status_reply(ns_->release(session, req.inode(), &freed));
       delete_chunks(freed);
-      co_return co_await durable(std::move(r));
+      co_return std::move(r);
     }
     case pb::SYMLINK: {
       PARSE_OR_REPLY(pb::SymlinkReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return co_await durable(changed_reply(*ns_, ns_->symlink(req), req.parent()));
+      co_return changed_reply(*ns_, ns_->symlink(req), req.parent());
     }
     case pb::LINK: {
       PARSE_OR_REPLY(pb::LinkReq, req);
       SESSION_OR_REPLY(session, req.inode(), req.new_parent());
-      co_return co_await durable(changed_reply(*ns_, ns_->link(req), req.new_parent()));
+      co_return changed_reply(*ns_, ns_->link(req), req.new_parent());
     }
     case pb::READLINK: {
       PARSE_OR_REPLY(pb::ReadlinkReq, req);
@@ -147,36 +150,36 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       if (!target.ok()) co_return reply_error(target.status());
       pb::ReadlinkResp resp;
       resp.set_target(*target);
-      co_return co_await durable(reply_ok(resp));
+      co_return reply_ok(resp);
     }
     case pb::UNLINK: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
       SESSION_OR_REPLY(session, req.parent());
       Reply r = changed_reply(*ns_, no_entry(ns_->unlink(req.parent(), req.name(), &freed)), req.parent());
       delete_chunks(freed);
-      co_return co_await durable(std::move(r));
+      co_return std::move(r);
     }
     case pb::RMDIR: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return co_await durable(changed_reply(*ns_, no_entry(ns_->rmdir(req.parent(), req.name())), req.parent()));
+      co_return changed_reply(*ns_, no_entry(ns_->rmdir(req.parent(), req.name())), req.parent());
     }
     case pb::RENAME: {
       PARSE_OR_REPLY(pb::RenameReq, req);
       SESSION_OR_REPLY(session, req.parent(), req.new_parent());
       Reply r = changed_reply(*ns_, no_entry(ns_->rename(req, &freed)), req.parent(), req.new_parent());
       delete_chunks(freed);
-      co_return co_await durable(std::move(r));
+      co_return std::move(r);
     }
     case pb::READDIR: {
       PARSE_OR_REPLY(pb::ReaddirReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return co_await durable(result_reply(ns_->readdir(req)));
+      co_return result_reply(ns_->readdir(req));
     }
     case pb::SETXATTR: {
       PARSE_OR_REPLY(pb::SetxattrReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return co_await durable(status_reply(ns_->setxattr(req)));
+      co_return status_reply(ns_->setxattr(req));
     }
     case pb::GETXATTR: {
       PARSE_OR_REPLY(pb::GetxattrReq, req);
@@ -185,7 +188,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       if (!value.ok()) co_return reply_error(value.status());
       pb::GetxattrResp resp;
       resp.set_value(*value);
-      co_return co_await durable(reply_ok(resp));
+      co_return reply_ok(resp);
     }
     case pb::LISTXATTR: {
       PARSE_OR_REPLY(pb::ListxattrReq, req);
@@ -194,12 +197,12 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       if (!names.ok()) co_return reply_error(names.status());
       pb::ListxattrResp resp;
       for (auto& n : *names) resp.add_names(n);
-      co_return co_await durable(reply_ok(resp));
+      co_return reply_ok(resp);
     }
     case pb::REMOVEXATTR: {
       PARSE_OR_REPLY(pb::GetxattrReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return co_await durable(status_reply(ns_->removexattr(req.inode(), req.name())));
+      co_return status_reply(ns_->removexattr(req.inode(), req.name()));
     }
     case pb::STATFS: {
       PARSE_OR_REPLY(pb::StatfsReq, req);
@@ -223,8 +226,10 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       if (!offset.ok()) co_return reply_error(offset.status());
       pb::AppendResp resp;
       resp.set_offset(*offset);
-      co_return co_await durable(reply_ok(resp));
+      co_return reply_ok(resp);
     }
+    case pb::SYNC:
+      co_return co_await durable(reply_ok(pb::EmptyResp()));
     case pb::WRITE_END: {
       PARSE_OR_REPLY(pb::WriteEndReq, req);
       SESSION_OR_REPLY(session, req.inode());
@@ -234,7 +239,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       // at their next heartbeat, so that a burst of new chunks does not overfill one.
       if (attr.ok() && growth > 0)
         for (ChunkServer* cs : registry_.holders(req.chunk_id())) cs->used_bytes += growth;
-      co_return co_await durable(attr_reply(attr));
+      co_return attr_reply(attr);
     }
     case pb::VOLUME_CREATE: {
       PARSE_OR_REPLY(pb::VolumeCreateReq, req);
@@ -477,7 +482,7 @@ awaitable<Reply> Master::mount(const ConnectionPtr& conn, const pb::MountReq& re
   *resp.mutable_root() = *root;
   resp.set_session(session->id);
   resp.set_heartbeat_ms(static_cast<uint32_t>(std::max<int64_t>(config_.session_timeout_ms / 3, 100)));
-  co_return co_await durable(reply_ok(resp));
+  co_return reply_ok(resp);
 }
 
 void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
@@ -514,15 +519,22 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
     // A full volume takes no new chunk (writes inside existing chunks may still go on).
     if (Status st = ns_->check_bytes(vol->id(), 0, 1); !st.ok()) co_return reply_error(st);
     uint32_t goal = attr->goal() ? attr->goal() : vol->goal();
-    auto chosen = place_chunk(registry_, vol->region(), goal, config_.cs_reserve_bytes);
-    if (chosen.empty())
-      co_return reply_error(error(Code::kNoSpace, fmt::format("no chunkserver with free space in region '{}'", vol->region())));
-    uint64_t chunk_id = store_->allocate_chunk_id();
-    Batch counters = store_->batch();  // persist the id first, so it is never handed out twice
-    if (Status st = store_->commit(counters); !st.ok()) co_return reply_error(st);
-    chain = co_await create_on(chunk_id, chosen);
-    if (chain.empty())
-      co_return reply_error(error(Code::kUnavailable, fmt::format("no chunkserver could create chunk {:016x}", chunk_id)));
+    uint64_t chunk_id = 0;
+    if (auto spare = take_spare(vol->region(), goal)) {
+      chunk_id = spare->chunk_id;
+      for (uint64_t id : spare->servers) chain.push_back(registry_.server(id));
+    } else {
+      auto chosen = place_chunk(registry_, vol->region(), goal, config_.cs_reserve_bytes);
+      if (chosen.empty())
+        co_return reply_error(
+            error(Code::kNoSpace, fmt::format("no chunkserver with free space in region '{}'", vol->region())));
+      chunk_id = store_->allocate_chunk_id();
+      Batch counters = store_->batch();  // persist the id first, so it is never handed out twice
+      if (Status st = store_->commit(counters); !st.ok()) co_return reply_error(st);
+      chain = co_await create_on(chunk_id, chosen);
+      if (chain.empty())
+        co_return reply_error(error(Code::kUnavailable, fmt::format("no chunkserver could create chunk {:016x}", chunk_id)));
+    }
     auto ref = ns_->add_chunk(req.inode(), req.index(), chunk_id);
     if (!ref.ok()) {
       // The file went (or changed) while the copies were made: they belong to nothing.
@@ -543,14 +555,14 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   for (ChunkServer* cs : chain) ids.push_back(cs->id);
   registry_.set_locations(info->chunk_id(), ids);
   fill_replicas(info, kRightRead | kRightWrite);
-  co_return co_await durable(reply_ok(resp));
+  co_return reply_ok(resp);
 }
 
 awaitable<Reply> Master::chunk_locate(const pb::ChunkLocateReq& req) {
   auto resp = ns_->locate(req.inode(), req.first_index(), req.count());
   if (!resp.ok()) co_return reply_error(resp.status());
   for (auto& info : *resp->mutable_chunks()) fill_replicas(&info, kRightRead);
-  co_return co_await durable(reply_ok(*resp));
+  co_return reply_ok(*resp);
 }
 
 awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
@@ -569,7 +581,7 @@ awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
   std::vector<FreedChunk> freed;
   Reply r = attr_reply(ns_->setattr(req, &freed));
   delete_chunks(freed);
-  co_return co_await durable(std::move(r));
+  co_return std::move(r);
 }
 
 Reply Master::statfs(const pb::StatfsReq& req) {

@@ -12,7 +12,7 @@ Master::Master(asio::io_context& io, MasterConfig config)
 Master::~Master() = default;
 
 Result<std::pair<uint16_t, uint16_t>> Master::start() {
-  ASSIGN_OR_RETURN(store_, MetaStore::open(config_.data_dir));
+  ASSIGN_OR_RETURN(store_, MetaStore::open(config_.data_dir, io_.get_executor()));
   ns_ = std::make_unique<Namespace>(*store_);
   // Files unlinked while open stay until released; no session survives a restart. Their
   // chunks are deleted when chunkservers report them, as chunks the namespace does not know.

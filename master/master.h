@@ -2,12 +2,14 @@
 // admins (namespace, data placement, volumes), cs_service.cpp serves chunkservers
 // (registration, chunk reports, heartbeats) and calls them (versions, deletes).
 //
-// Threading: everything runs on one io_context thread, RocksDB reads, writes and the WAL
-// sync included (MetaStore::durable()).
+// Threading: everything runs on one io_context thread, RocksDB reads and writes included;
+// only the WAL sync runs on the store's syncer thread (MetaStore::durable()).
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -76,7 +78,8 @@ class Master {
   // Names of the files the missing chunks belong to (health).
   void name_missing_chunks(pb::HealthResp* resp);
   pb::ChunkLocateResp open_reply(const pb::Attr& attr);
-  // After a mutation: wait until it is durable, then answer `reply`.
+  // Waits until every change so far is durable, then answers `reply`: for SYNC, admin
+  // changes and the chunkserver side. Namespace answers do not wait (docs/decisions.md).
   awaitable<Reply> durable(Reply reply);
 
   // ---- healer.cpp
@@ -103,6 +106,19 @@ class Master {
 
   void fill_replicas(pb::ChunkInfo* info, uint32_t rights);
 
+  // ---- spares.cpp: chunks created ahead of need, per (region, goal)
+  struct SpareChunk {
+    uint64_t chunk_id = 0;
+    std::vector<uint64_t> servers;  // chunkserver ids holding it at version 1
+  };
+  using SpareKey = std::pair<std::string, uint32_t>;
+  // A spare whose servers all still take new chunks, or nullopt; refills the stock when low.
+  std::optional<SpareChunk> take_spare(const std::string& region, uint32_t goal);
+  bool fit_for_new_chunk(const SpareChunk& s);
+  void drop_spare(const SpareChunk& s);
+  awaitable<void> refill_spares(SpareKey key);
+  awaitable<std::optional<SpareChunk>> make_spare(SpareKey key);
+
   asio::io_context& io_;
   MasterConfig config_;
   std::unique_ptr<MetaStore> store_;
@@ -120,6 +136,9 @@ class Master {
   uint64_t stale_deleted_ = 0;     // since start, for health
   uint64_t damaged_reported_ = 0;
   std::map<uint64_t, int> copies_out_, copies_in_;  // cs id -> copies in flight
+  std::map<SpareKey, std::deque<SpareChunk>> spares_;
+  std::set<SpareKey> refilling_;
+  std::set<uint64_t> spare_ids_;  // spares (and spares being made): no orphans in a chunk report
   bool stopping_ = false;
 };
 

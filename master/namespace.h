@@ -1,6 +1,6 @@
 // Namespace: every metadata operation of the master, one per file under master/ops/.
-// Each mutation reads what it needs, builds one Batch and commits it; the caller (the
-// service) waits for MetaStore::durable() before it answers the client.
+// Each mutation reads what it needs, builds one Batch and commits it; the change is
+// visible and in the WAL at once, and on disk after MetaStore::durable().
 //
 // Operations never talk to chunkservers: where a change needs them (a new chunk, a version
 // bump, a truncated tail chunk, chunks to delete), the service does that part and calls in

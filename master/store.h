@@ -12,20 +12,25 @@
 //               "draining/" cs id (8)   -> "" (chunkservers being drained)
 //   usage       volume id                -> UsageRecord
 //
-// Every mutation is one Batch written atomically. commit() makes it visible at once;
-// durable() waits until everything committed so far is synced to the WAL. Replies to
-// clients wait for durable(), and one WAL sync serves every mutation committed while the
-// previous sync ran (group commit).
+// Every mutation is one Batch written atomically. commit() makes it visible at once and
+// writes it to the WAL in the operating system's page cache, so a crash of the master
+// process loses nothing committed. A syncer thread fdatasyncs the WAL right behind the
+// commits, one sync covering every commit made while the previous one ran (group commit);
+// durable() waits until everything committed so far is synced (docs/decisions.md,
+// "Metadata durability").
 //
-// Threading: all calls from the master's single network thread, the WAL sync included.
+// Threading: all calls from the master's single network thread; only the WAL sync runs on
+// the syncer thread.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/asio.h"
@@ -81,13 +86,15 @@ class MetaStore {
  public:
   ~MetaStore();
   // Opens (creating when missing) the store in `dir`.
-  static Result<std::unique_ptr<MetaStore>> open(const std::string& dir);
+  // `ex` is the master's executor: durable() waiters are woken there.
+  static Result<std::unique_ptr<MetaStore>> open(const std::string& dir, asio::any_io_executor ex);
 
   Batch batch();
   // Applies the batch atomically (with the usage and counter changes made since the last
   // commit). Visible to reads at once; durable after durable().
   Status commit(Batch& batch);
-  // Waits until every commit made so far is synced to disk.
+  // Waits until every commit made so far is synced to disk. The error of a failed sync
+  // sticks: nothing is reported durable after it.
   awaitable<Status> durable();
 
   // ---- reads
@@ -122,7 +129,8 @@ class MetaStore {
   MetaStore() = default;
   Status load_counters();
   void add_pending_counters(rocksdb::WriteBatch* wb);
-  awaitable<void> sync_loop();
+  void sync_thread();
+  void synced(uint64_t seq, Status st);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
@@ -131,13 +139,19 @@ class MetaStore {
   std::map<uint64_t, pb::UsageRecord> usage_;
   std::vector<uint64_t> usage_dirty_;
 
-  // group commit
+  // group commit; committed_seq_, durable_seq_, sync_error_ and waiters_ belong to the
+  // master's thread, the rest is shared with the syncer thread under sync_mu_.
+  asio::any_io_executor ex_;
   uint64_t committed_seq_ = 0;
   uint64_t durable_seq_ = 0;
-  bool syncing_ = false;
   Status sync_error_;
   struct Waiter;
   std::vector<std::shared_ptr<Waiter>> waiters_;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t sync_wanted_ = 0;  // the highest commit the syncer has to cover
+  bool stop_syncer_ = false;
+  std::thread syncer_;
   friend class Batch;
 };
 

@@ -26,11 +26,13 @@ namespace {
 
 constexpr uint64_t MiB = 1 << 20;
 
+// Copies holding data. Empty chunk files are left out: the master keeps spare chunks,
+// created ahead of need, on the servers (master/spares.cpp).
 size_t chunk_files_in(const std::string& dir) {
   size_t n = 0;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec))
-    if (it->path().filename().string().starts_with("chunk_")) ++n;
+    if (it->path().filename().string().starts_with("chunk_") && it->is_regular_file(ec) && it->file_size(ec) > 0) ++n;
   return n;
 }
 

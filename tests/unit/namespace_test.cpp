@@ -15,6 +15,7 @@ using namespace keelfs::master;
 namespace {
 
 struct Fixture {
+  asio::io_context io;  // the store's executor; outlives the store
   Fixture() {
     char tmpl[] = "/tmp/keelfs-ns-XXXXXX";
     dir = mkdtemp(tmpl);
@@ -33,7 +34,7 @@ struct Fixture {
   void reopen() {
     ns.reset();
     store.reset();
-    auto s = MetaStore::open(dir + "/meta");
+    auto s = MetaStore::open(dir + "/meta", io.get_executor());
     REQUIRE(s.ok());
     store = std::move(*s);
     ns = std::make_unique<Namespace>(*store);

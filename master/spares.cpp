@@ -1,0 +1,87 @@
+// Spare chunks: new chunks made on their chunkservers ahead of need. Creating a chunk
+// costs a round trip to every server of its chain plus a file creation there; a new file's
+// first write (CHUNK_FOR_WRITE) takes a spare instead and waits for none of that.
+//
+// A spare has an id and copies at version 1 but no chunk record: it belongs to no file
+// until chunk_for_write hands it out. Spares live only in memory; after a restart the
+// chunkservers report them as chunks of no file, and they are deleted like any orphan.
+#include <spdlog/spdlog.h>
+
+#include "common/async.h"
+#include "master/master.h"
+
+namespace keelfs::master {
+namespace {
+constexpr size_t kSpareStock = 32;  // spares kept per (region, goal)
+constexpr size_t kSpareLow = 16;    // below this a refill starts
+constexpr size_t kSpareBatch = 8;   // chunks a refill creates at once
+}  // namespace
+
+std::optional<Master::SpareChunk> Master::take_spare(const std::string& region, uint32_t goal) {
+  const SpareKey key{region, goal};
+  std::deque<SpareChunk>& stock = spares_[key];
+  std::optional<SpareChunk> found;
+  while (!stock.empty() && !found) {
+    SpareChunk s = std::move(stock.front());
+    stock.pop_front();
+    spare_ids_.erase(s.chunk_id);
+    if (fit_for_new_chunk(s)) {
+      found = std::move(s);
+    } else {
+      drop_spare(s);
+    }
+  }
+  if (stock.size() < kSpareLow && !stopping_ && refilling_.insert(key).second)
+    asio::co_spawn(io_, refill_spares(key), asio::detached);
+  return found;
+}
+
+// Every server of the spare still takes new chunks: alive, not draining, not full.
+bool Master::fit_for_new_chunk(const SpareChunk& s) {
+  if (s.servers.empty()) return false;
+  for (uint64_t id : s.servers) {
+    ChunkServer* cs = registry_.server(id);
+    if (!cs || !cs->alive || cs->draining || cs->free_bytes() <= config_.cs_reserve_bytes) return false;
+  }
+  return true;
+}
+
+void Master::drop_spare(const SpareChunk& s) {
+  for (uint64_t id : s.servers)
+    if (ChunkServer* cs = registry_.server(id); cs && cs->alive) delete_copy(*cs, s.chunk_id, 1);
+}
+
+awaitable<void> Master::refill_spares(SpareKey key) {
+  while (!stopping_ && spares_[key].size() < kSpareStock) {
+    size_t n = std::min(kSpareBatch, kSpareStock - spares_[key].size());
+    std::vector<awaitable<std::optional<SpareChunk>>> makes;
+    for (size_t i = 0; i < n; ++i) makes.push_back(make_spare(key));
+    bool any = false;
+    for (auto& made : co_await when_all(std::move(makes))) {
+      if (!made) continue;
+      any = true;
+      if (stopping_) continue;
+      spares_[key].push_back(std::move(*made));
+    }
+    if (!any) break;  // no server takes new chunks now; chunk_for_write places its own
+  }
+  refilling_.erase(key);
+}
+
+awaitable<std::optional<Master::SpareChunk>> Master::make_spare(SpareKey key) {
+  auto chosen = place_chunk(registry_, key.first, key.second, config_.cs_reserve_bytes);
+  if (chosen.empty()) co_return std::nullopt;
+  SpareChunk s;
+  s.chunk_id = store_->allocate_chunk_id();
+  Batch counters = store_->batch();  // the id is written before any server holds it
+  if (Status st = store_->commit(counters); !st.ok()) co_return std::nullopt;
+  spare_ids_.insert(s.chunk_id);  // from now on a chunk report of it is no orphan
+  for (ChunkServer* cs : co_await create_on(s.chunk_id, chosen)) s.servers.push_back(cs->id);
+  if (s.servers.empty()) {
+    spare_ids_.erase(s.chunk_id);
+    co_return std::nullopt;
+  }
+  co_return s;
+}
+
+}  // namespace keelfs::master
