@@ -197,13 +197,21 @@ awaitable<Reply> ChunkService::set_version(Frame frame) {
 awaitable<Reply> ChunkService::delete_chunk(Frame frame) {
   pb::CsDeleteChunkReq req;
   if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
-  Status st = co_await run_in_pool(pool_, [this, &req] { return stores_.remove(req.chunk_id(), req.version()); });
-  if (st.is(Code::kNotFound)) st = Status::Ok();
-  if (!st.ok()) {
-    spdlog::info("master: delete chunk {:016x} v{}: {}", req.chunk_id(), req.version(), st.to_string());
-    co_return reply_error(local_error(st));
-  }
-  spdlog::debug("master: deleted chunk {:016x} v{}", req.chunk_id(), req.version());
+  // One pool task for the whole batch; the first failure is the answer, the rest are logged.
+  Status first = co_await run_in_pool(pool_, [this, &req] {
+    Status failed;
+    for (const pb::ChunkCopy& c : req.copies()) {
+      Status st = stores_.remove(c.chunk_id(), c.version());
+      if (st.ok() || st.is(Code::kNotFound)) {
+        spdlog::debug("master: deleted chunk {:016x} v{}", c.chunk_id(), c.version());
+        continue;
+      }
+      spdlog::info("master: delete chunk {:016x} v{}: {}", c.chunk_id(), c.version(), st.to_string());
+      if (failed.ok()) failed = st;
+    }
+    return failed;
+  });
+  if (!first.ok()) co_return reply_error(local_error(first));
   co_return reply_ok(pb::EmptyResp());
 }
 

@@ -762,7 +762,7 @@ Reply Master::cs_list() {
     i->set_region(cs->region);
     i->set_zone(cs->zone);
     i->set_host(cs->host);
-    i->set_chunks(cs->chunks);
+    i->set_chunks(cs->chunks - std::min(cs->chunks, spares_on(cs->id)));  // spares hold no file's data
     i->set_used_bytes(cs->used_bytes);
     i->set_total_bytes(cs->total_bytes);
     i->set_last_heartbeat_ms_ago(now - cs->last_heartbeat_ms);

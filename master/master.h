@@ -98,6 +98,7 @@ class Master {
   // Tells every chunkserver holding a freed chunk to delete it (in the background).
   void delete_chunks(const std::vector<FreedChunk>& freed);
   void delete_copy(ChunkServer& cs, uint64_t chunk_id, uint32_t version);
+  awaitable<void> send_deletions();
   // Moves the chunk to new_version on its live copies (cutting it when `truncate`); returns
   // the servers that did, in order. Records the version (and length) in the namespace.
   awaitable<Result<std::vector<ChunkServer*>>> bump_version(const ChunkRef& chunk, std::optional<uint64_t> truncate);
@@ -116,6 +117,7 @@ class Master {
   std::optional<SpareChunk> take_spare(const std::string& region, uint32_t goal);
   bool fit_for_new_chunk(const SpareChunk& s);
   void drop_spare(const SpareChunk& s);
+  uint64_t spares_on(uint64_t cs_id) const;
   awaitable<void> refill_spares(SpareKey key);
   awaitable<std::optional<SpareChunk>> make_spare(SpareKey key);
 
@@ -136,6 +138,8 @@ class Master {
   uint64_t stale_deleted_ = 0;     // since start, for health
   uint64_t damaged_reported_ = 0;
   std::map<uint64_t, int> copies_out_, copies_in_;  // cs id -> copies in flight
+  std::map<uint64_t, pb::CsDeleteChunkReq> deletions_;  // cs id -> copies to delete soon
+  bool deletions_due_ = false;
   std::map<SpareKey, std::deque<SpareChunk>> spares_;
   std::set<SpareKey> refilling_;
   std::set<uint64_t> spare_ids_;  // spares (and spares being made): no orphans in a chunk report

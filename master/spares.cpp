@@ -5,6 +5,8 @@
 // A spare has an id and copies at version 1 but no chunk record: it belongs to no file
 // until chunk_for_write hands it out. Spares live only in memory; after a restart the
 // chunkservers report them as chunks of no file, and they are deleted like any orphan.
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "common/async.h"
@@ -44,6 +46,13 @@ bool Master::fit_for_new_chunk(const SpareChunk& s) {
     if (!cs || !cs->alive || cs->draining || cs->free_bytes() <= config_.cs_reserve_bytes) return false;
   }
   return true;
+}
+
+uint64_t Master::spares_on(uint64_t cs_id) const {
+  uint64_t n = 0;
+  for (const auto& [key, stock] : spares_)
+    for (const SpareChunk& s : stock) n += std::count(s.servers.begin(), s.servers.end(), cs_id);
+  return n;
 }
 
 void Master::drop_spare(const SpareChunk& s) {

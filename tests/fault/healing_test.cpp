@@ -26,16 +26,6 @@ namespace {
 
 constexpr uint64_t MiB = 1 << 20;
 
-// Copies holding data. Empty chunk files are left out: the master keeps spare chunks,
-// created ahead of need, on the servers (master/spares.cpp).
-size_t chunk_files_in(const std::string& dir) {
-  size_t n = 0;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec))
-    if (it->path().filename().string().starts_with("chunk_") && it->is_regular_file(ec) && it->file_size(ec) > 0) ++n;
-  return n;
-}
-
 bool health_clean(Cluster& cluster, uint64_t chunks) {
   auto h = cluster.client().health();
   return h.ok() && h->chunks() == chunks && h->under_goal() == 0 && h->over_goal() == 0 && h->missing() == 0;
@@ -55,7 +45,7 @@ TEST_CASE("a dead chunkserver's chunks are copied until every chunk is at its go
   const uint64_t chunks = 2 + 20;
   REQUIRE(wait_until([&] { return health_clean(cluster, chunks); }));
   const std::string dead = cluster.cs_address(0);
-  const size_t on_dead = chunk_files_in(cluster.cs_data_dir(0));
+  const size_t on_dead = data_chunk_files(cluster.cs_data_dir(0));
   REQUIRE(on_dead > 0);
 
   auto start = std::chrono::steady_clock::now();
@@ -84,7 +74,7 @@ TEST_CASE("a dead chunkserver's chunks are copied until every chunk is at its go
   cluster.restart_chunkserver(0);
   REQUIRE(wait_until([&] {
     size_t total = 0;
-    for (int i = 0; i < 3; ++i) total += chunk_files_in(cluster.cs_data_dir(i));
+    for (int i = 0; i < 3; ++i) total += data_chunk_files(cluster.cs_data_dir(i));
     return total == chunks * 2 && health_clean(cluster, chunks);
   }, std::chrono::seconds(30)));
   for (auto& [ino, data] : files) REQUIRE(get_file(**fresh, ino) == data);
@@ -265,7 +255,7 @@ TEST_CASE("a hung chunkserver (SIGSTOP) is declared dead, and after SIGCONT rejo
   for (int i = 0; i < cluster.chunkservers(); ++i)
     if (cluster.cs_address(i) == located->chunks(0).replicas(0).address()) hung = i;
   REQUIRE(hung >= 0);
-  const size_t files_before = chunk_files_in(cluster.cs_data_dir(hung));
+  const size_t files_before = data_chunk_files(cluster.cs_data_dir(hung));
 
   cluster.signal_chunkserver(hung, SIGSTOP);
   // Its heartbeats stop: dead after the timeout (3 s here), and its chunk is copied.
@@ -292,7 +282,7 @@ TEST_CASE("a hung chunkserver (SIGSTOP) is declared dead, and after SIGCONT rejo
   }, std::chrono::seconds(30)));
   REQUIRE(wait_until([&] {
     size_t total = 0;
-    for (int i = 0; i < 3; ++i) total += chunk_files_in(cluster.cs_data_dir(i));
+    for (int i = 0; i < 3; ++i) total += data_chunk_files(cluster.cs_data_dir(i));
     return total == 2;
   }, std::chrono::seconds(30)));
   REQUIRE(files_before == 1);

@@ -280,6 +280,14 @@ void Cluster::kill_mount(const std::string& mountpoint) {
   }
 }
 
+size_t data_chunk_files(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().starts_with("chunk_") && it->is_regular_file(ec) && it->file_size(ec) > 0) ++n;
+  return n;
+}
+
 int write_file_errno(const std::string& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) return errno;

@@ -119,6 +119,10 @@ std::string read_text_file(const std::string& path);
 // first call that failed.
 int write_file_errno(const std::string& path, const std::string& data);
 
+// Chunk files holding data under a chunkserver's data directory. Empty ones are left out:
+// the master keeps spare chunks, created ahead of need, on the servers (master/spares.cpp).
+size_t data_chunk_files(const std::string& dir);
+
 // True when `path` is a mount point in /proc/mounts.
 bool is_mounted(const std::string& path);
 

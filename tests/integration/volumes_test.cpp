@@ -40,12 +40,7 @@ json cli_json(Cluster& cluster, std::vector<std::string> args) {
 
 size_t chunk_files(Cluster& cluster) {
   size_t n = 0;
-  for (int i = 0; i < cluster.chunkservers(); ++i) {
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(cluster.cs_data_dir(i), ec); it != fs::recursive_directory_iterator();
-         it.increment(ec))
-      if (it->path().filename().string().starts_with("chunk_")) ++n;
-  }
+  for (int i = 0; i < cluster.chunkservers(); ++i) n += data_chunk_files(cluster.cs_data_dir(i));
   return n;
 }
 

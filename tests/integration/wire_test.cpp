@@ -316,7 +316,7 @@ TEST_CASE("malformed frames to a chunkserver close only that connection", "[wire
   REQUIRE(get_file(**c, ino) == data);
   // A master-only message on the data port is refused without closing it.
   pb::CsDeleteChunkReq del;
-  del.set_chunk_id(chunk.chunk_id());
+  del.add_copies()->set_chunk_id(chunk.chunk_id());
   REQUIRE(keeper.call(pb::CS_DELETE_CHUNK, del).status().is(Code::kNotSupported));
   REQUIRE(keeper.call(pb::CHUNK_READ, read_req(0, 10)).ok());
 }
