@@ -1,5 +1,6 @@
 #include "common/rpc.h"
 
+#include <cstring>
 #include <deque>
 
 #include <google/protobuf/message_lite.h>
@@ -47,6 +48,7 @@ Connection::Connection(tcp::socket socket, Side side)
   auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   socket_.set_option(tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);  // send() writes at once when it can, never blocking
 }
 
 Connection::~Connection() = default;
@@ -87,59 +89,113 @@ void Connection::send(const FrameHeader& header, std::string body, std::string p
   encode_header(h, f.header);
   f.body = std::move(body);
   f.payload = std::move(payload);
-  if (!writing_) {
-    writing_ = true;
-    asio::co_spawn(socket_.get_executor(), write_loop(shared_from_this()), asio::detached);
+  if (writing_) return;
+  // Nothing else queued: most frames leave right here, in one non-blocking write, without a
+  // trip through the executor. What the socket does not take now, write_loop sends.
+  if (out_->size() == 1) {
+    std::vector<asio::const_buffer> buffers = gather(1);
+    error_code ec;
+    size_t n = socket_.write_some(buffers, ec);
+    if (!ec && n == asio::buffer_size(buffers)) {
+      out_->pop_front();
+      return;
+    }
+    if (!ec) front_written_ = n;  // errors (and would_block) are write_loop's to handle
   }
+  writing_ = true;
+  asio::co_spawn(socket_.get_executor(), write_loop(shared_from_this()), asio::detached);
+}
+
+// Buffers of the first `n` queued frames, less what was already written of the first.
+std::vector<asio::const_buffer> Connection::gather(size_t n) {
+  std::vector<asio::const_buffer> buffers;
+  for (size_t i = 0; i < n; ++i) {
+    OutFrame& f = (*out_)[i];
+    buffers.emplace_back(f.header, kHeaderSize);
+    if (!f.body.empty()) buffers.emplace_back(f.body.data(), f.body.size());
+    if (!f.payload.empty()) buffers.emplace_back(f.payload.data(), f.payload.size());
+  }
+  size_t skip = front_written_;
+  size_t first = 0;
+  while (skip > 0 && first < buffers.size()) {
+    if (buffers[first].size() <= skip) {
+      skip -= buffers[first].size();
+      ++first;
+    } else {
+      buffers[first] += skip;
+      skip = 0;
+    }
+  }
+  buffers.erase(buffers.begin(), buffers.begin() + static_cast<std::ptrdiff_t>(first));
+  return buffers;
 }
 
 awaitable<void> Connection::write_loop(ConnectionPtr /*keeps this alive*/) {
-  std::vector<asio::const_buffer> buffers;
   while (open_ && !out_->empty()) {
     // Gather everything queued into one write: many small responses leave in one syscall.
     size_t n = std::min<size_t>(out_->size(), 64);
-    buffers.clear();
-    for (size_t i = 0; i < n; ++i) {
-      OutFrame& f = (*out_)[i];
-      buffers.emplace_back(f.header, kHeaderSize);
-      if (!f.body.empty()) buffers.emplace_back(f.body.data(), f.body.size());
-      if (!f.payload.empty()) buffers.emplace_back(f.payload.data(), f.payload.size());
-    }
+    std::vector<asio::const_buffer> buffers = gather(n);
     error_code ec;
     co_await asio::async_write(socket_, buffers, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       close(error(Code::kUnavailable, "write failed: " + ec.message()));
       break;
     }
+    front_written_ = 0;
     for (size_t i = 0; i < n && !out_->empty(); ++i) out_->pop_front();
   }
   writing_ = false;
 }
 
 awaitable<void> Connection::read_loop(ConnectionPtr self) {  // self keeps this alive
-  char raw[kHeaderSize];
+  // Reads go through a buffer, so that a small frame (header and body), or several, arrive
+  // in one recv; the rest of a big frame is read straight into its body and payload.
+  constexpr size_t kReadBuffer = 64 * 1024;
+  std::unique_ptr<char[]> buf(new char[kReadBuffer]);
+  size_t begin = 0, end = 0;  // the unread bytes are buf[begin, end)
   while (open_) {
     error_code ec;
-    co_await asio::async_read(socket_, asio::buffer(raw), asio::redirect_error(use_awaitable, ec));
+    while (end - begin < kHeaderSize && !ec) {
+      if (begin > 0) {
+        std::memmove(buf.get(), buf.get() + begin, end - begin);
+        end -= begin;
+        begin = 0;
+      }
+      end += co_await socket_.async_read_some(asio::buffer(buf.get() + end, kReadBuffer - end),
+                                              asio::redirect_error(use_awaitable, ec));
+    }
     if (ec) {
+      if (open_ && end > begin) spdlog::warn("closing connection from {}: truncated header ({})", peer_, ec.message());
       close(error(Code::kUnavailable, ec == asio::error::eof ? "peer closed" : ec.message()));
       break;
     }
     Frame frame;
-    frame.header = decode_header(raw);
+    frame.header = decode_header(buf.get() + begin);
+    begin += kHeaderSize;
     if (Status st = validate_header(frame.header); !st.ok()) {
       spdlog::warn("closing connection from {}: {}", peer_, st.message());
       close(st);
       break;
     }
-    frame.body.resize(frame.header.body_len);
-    frame.payload.resize(frame.header.payload_len);
-    std::array<asio::mutable_buffer, 2> bufs{asio::buffer(frame.body), asio::buffer(frame.payload)};
-    co_await asio::async_read(socket_, bufs, asio::redirect_error(use_awaitable, ec));
-    if (ec) {
-      if (open_) spdlog::warn("closing connection from {}: truncated frame ({})", peer_, ec.message());
-      close(error(Code::kUnavailable, "truncated frame"));
-      break;
+    const size_t body_len = frame.header.body_len, payload_len = frame.header.payload_len;
+    frame.body.resize(body_len);
+    frame.payload.resize(payload_len);
+    const size_t buffered = std::min(end - begin, body_len + payload_len);
+    const size_t body_have = std::min(buffered, body_len), payload_have = buffered - body_have;
+    std::memcpy(frame.body.data(), buf.get() + begin, body_have);
+    std::memcpy(frame.payload.data(), buf.get() + begin + body_have, payload_have);
+    begin += buffered;
+    if (begin == end) begin = end = 0;
+    if (body_have < body_len || payload_have < payload_len) {
+      std::array<asio::mutable_buffer, 2> rest{
+          asio::buffer(frame.body.data() + body_have, body_len - body_have),
+          asio::buffer(frame.payload.data() + payload_have, payload_len - payload_have)};
+      co_await asio::async_read(socket_, rest, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (open_) spdlog::warn("closing connection from {}: truncated frame ({})", peer_, ec.message());
+        close(error(Code::kUnavailable, "truncated frame"));
+        break;
+      }
     }
     if (frame.header.is_response()) {
       auto it = pending_.find(frame.header.request_id);

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/asio.h"
 #include "common/frame.h"
@@ -91,6 +92,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   awaitable<void> serve(ConnectionPtr self, Frame frame);
   awaitable<void> write_loop(ConnectionPtr self);
   void send(const FrameHeader& header, std::string body, std::string payload);
+  std::vector<asio::const_buffer> gather(size_t n);
   Reply handle_hello(const Frame& frame);
 
   tcp::socket socket_;
@@ -101,6 +103,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool open_ = true;
   bool hello_done_ = false;
   bool writing_ = false;
+  size_t front_written_ = 0;  // bytes of the first queued frame already sent
   uint64_t next_request_id_ = 1;
   RequestHandler handler_;
   CloseHandler on_close_;

@@ -150,6 +150,7 @@ class MetaStore {
   std::mutex sync_mu_;
   std::condition_variable sync_cv_;
   uint64_t sync_wanted_ = 0;  // the highest commit the syncer has to cover
+  bool sync_urgent_ = false;  // someone waits in durable(): sync without gathering
   bool stop_syncer_ = false;
   std::thread syncer_;
   friend class Batch;
