@@ -47,6 +47,7 @@ pb::FileType file_type(mode_t mode) {
 }
 
 struct stat to_stat(const Mount& m, const pb::Attr& a) {
+  m.told_kernel(a);
   struct stat s = {};
   s.st_ino = m.to_kernel(a.inode());
   s.st_mode = type_bits(a.type()) | a.mode();
@@ -63,15 +64,16 @@ struct stat to_stat(const Mount& m, const pb::Attr& a) {
   return s;
 }
 
-void reply_entry(fuse_req_t req, const Result<pb::Attr>& attr) {
+// `age`: how old the answer already is; the kernel keeps it for what is left of the timeouts.
+void reply_entry(fuse_req_t req, const Result<pb::Attr>& attr, double age = 0) {
   if (!attr.ok()) return reply_status(req, attr.status());
   Mount& m = mount_of(req);
   fuse_entry_param e = {};
   e.ino = m.to_kernel(attr->inode());
   e.generation = 1;
   e.attr = to_stat(m, *attr);
-  e.attr_timeout = m.options().attr_timeout;
-  e.entry_timeout = m.options().entry_timeout;
+  e.attr_timeout = std::max(0.0, m.options().attr_timeout - age);
+  e.entry_timeout = std::max(0.0, m.options().entry_timeout - age);
   fuse_reply_entry(req, &e);
 }
 
@@ -90,15 +92,16 @@ void reply_attr(fuse_req_t req, const Result<pb::Attr>& attr) {
 
 awaitable<void> do_lookup(fuse_req_t req, uint64_t parent, std::string name) {
   Mount& m = mount_of(req);
-  auto attr = co_await m.client().co_lookup(parent, std::move(name));
+  double age = 0;
+  auto attr = co_await m.client().co_lookup_cached(parent, std::move(name), m.options().entry_timeout, &age);
   if (!attr.ok() && attr.status().is(Code::kNotFound)) {
     // A negative entry, cached for the entry timeout like a positive one.
     fuse_entry_param e = {};
-    e.entry_timeout = m.options().entry_timeout;
+    e.entry_timeout = std::max(0.0, m.options().entry_timeout - age);
     fuse_reply_entry(req, &e);
     co_return;
   }
-  reply_entry(req, attr);
+  reply_entry(req, attr, age);
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -313,6 +316,7 @@ awaitable<void> do_open(fuse_req_t req, uint64_t id, fuse_file_info fi) {
     }
   }
   fi.keep_cache = m.unchanged_since_last_open(id, attr->size(), attr->mtime_sec(), attr->mtime_nsec()) ? 1 : 0;
+  m.refresh_kernel_attr_if_changed(*attr);
   mark_append(&fi);
   // -ENOENT: the open was interrupted and the kernel will send no release for it.
   if (fuse_reply_open(req, &fi) == -ENOENT) m.client().release(id);

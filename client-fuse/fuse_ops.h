@@ -96,6 +96,14 @@ class Mount {
     ++capability_generation_;
   }
 
+  // The kernel trusts the size it was given (for reads, up to the attribute timeout), so
+  // close-to-open needs it replaced when an open finds the file changed by another mount.
+  // Every attribute reply records what the kernel was told (to_stat); an open whose fresh
+  // attributes differ drops the kernel's copy (a notification), and the next read past the
+  // old end fetches the new size.
+  void told_kernel(const pb::Attr& a) const;
+  void refresh_kernel_attr_if_changed(const pb::Attr& fresh);
+
   // Files this mount took fcntl locks on: only their close needs a trip to the master.
   void note_posix_lock(uint64_t ino) { posix_locked_.insert(ino); }
   bool may_hold_posix_locks(uint64_t ino) const { return posix_locked_.count(ino) != 0; }
@@ -117,6 +125,7 @@ class Mount {
   fuse_buf* receiving_ = nullptr;  // the loop's receive buffer, while a request is processed
   bool buffer_taken_ = false;      // hold_request_bytes took it: the loop needs a new one
   std::unordered_map<uint64_t, Seen> seen_;
+  mutable std::unordered_map<uint64_t, Seen> told_;  // ino -> size and mtime the kernel has
   std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> no_capability_;  // ino -> known until
   uint64_t capability_generation_ = 0;
   std::unordered_set<uint64_t> posix_locked_;

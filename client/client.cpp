@@ -7,6 +7,7 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -200,6 +201,7 @@ struct Client::Impl {
   awaitable<Result<pb::Attr>> ask_attr(uint16_t type, const google::protobuf::MessageLite& req) {
     CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req));
     note_changed(resp);
+    if (resp.has_attr()) snapshot_attr(resp.attr());
     pb::Attr attr = resp.attr();
     with_pending_size(&attr);
     co_return attr;
@@ -228,11 +230,121 @@ struct Client::Impl {
     }
     if (resp.has_parent()) recent_dirs[resp.parent().inode()] = {resp.parent(), now};
     if (resp.has_new_parent()) recent_dirs[resp.new_parent().inode()] = {resp.new_parent(), now};
+    if (resp.has_parent()) snapshot_attr(resp.parent());
+    if (resp.has_new_parent()) snapshot_attr(resp.new_parent());
     // An answer about a directory itself (setattr, lookup) is newer than what was kept.
     if (resp.has_attr()) {
       auto it = recent_dirs.find(resp.attr().inode());
       if (it != recent_dirs.end()) it->second = {resp.attr(), now};
     }
+  }
+
+  // ---- directory snapshots (the mount's lookups, co_lookup_cached)
+  //
+  // When lookups in one directory keep going to the master (a second one within a second),
+  // the whole directory, with attributes, is read in one READDIR (up to kSnapshotMax
+  // entries) and later lookups of names in it are answered from that snapshot while it is
+  // younger than the attribute timeout. This client's own changes are applied to it;
+  // other clients' changes to those entries show when it expires, and the kernel is told
+  // to keep an answer only for what is left of the timeout: the staleness of the kernel's
+  // own attribute cache, no more. A name the snapshot lacks is asked of the master: a file
+  // another client made and closed must be found at once (close-to-open).
+  static constexpr uint32_t kSnapshotMax = 1024;
+  using Clock = std::chrono::steady_clock;
+  struct DirSnapshot {
+    Clock::time_point at;
+    std::unordered_map<std::string, pb::Attr> entries;
+  };
+  std::unordered_map<uint64_t, DirSnapshot> snapshots;
+  std::unordered_map<uint64_t, uint64_t> dir_changes;  // dir -> changes this client made in it
+  std::unordered_map<uint64_t, std::pair<int, Clock::time_point>> lookup_misses;  // dir -> (count, since)
+  std::unordered_map<uint64_t, Clock::time_point> snapshot_refused;  // too big: not again before then
+  std::set<uint64_t> snapshotting;  // reads under way
+  // Where each snapshotted inode appears, so a newer attribute replaces the kept one.
+  std::unordered_map<uint64_t, std::pair<uint64_t, std::string>> snapshot_place;
+
+  void note_lookup_miss(uint64_t dir) {
+    auto now = Clock::now();
+    auto& [count, since] = lookup_misses[dir];
+    if (now - since > std::chrono::seconds(1)) {
+      count = 0;
+      since = now;
+    }
+    if (++count < 2 || snapshotting.count(dir)) return;
+    if (auto r = snapshot_refused.find(dir); r != snapshot_refused.end() && now < r->second) return;
+    if (lookup_misses.size() > 4096) lookup_misses.clear();
+    asio::co_spawn(io, take_snapshot(dir), asio::detached);
+  }
+
+  awaitable<void> take_snapshot(uint64_t dir) {
+    snapshotting.insert(dir);
+    const uint64_t changes = dir_changes[dir];
+    const auto at = Clock::now();
+    pb::ReaddirReq req;
+    req.set_inode(dir);
+    req.set_max_entries(kSnapshotMax);
+    req.set_plus(true);
+    auto listed = co_await ask<pb::ReaddirResp>(pb::READDIR, req);
+    snapshotting.erase(dir);
+    if (!listed.ok()) co_return;
+    if (listed->more()) {
+      snapshot_refused[dir] = at + std::chrono::seconds(10);
+      co_return;
+    }
+    if (dir_changes[dir] != changes) co_return;  // this client changed it meanwhile
+    if (snapshots.size() >= 256) std::erase_if(snapshots, [&](const auto& e) { return at - e.second.at > std::chrono::seconds(2); });
+    if (snapshot_place.size() > 256 * kSnapshotMax) snapshot_place.clear();
+    DirSnapshot snap;
+    snap.at = at;
+    for (const pb::DirEntry& e : listed->entries()) {
+      snap.entries[e.name()] = e.attr();
+      snapshot_place[e.attr().inode()] = {dir, e.name()};
+    }
+    snapshots[dir] = std::move(snap);
+  }
+
+  // This client added `name` to `dir` (create, mkdir, symlink, link).
+  void entry_added(uint64_t dir, const std::string& name, const pb::Attr& attr) {
+    ++dir_changes[dir];
+    auto it = snapshots.find(dir);
+    if (it == snapshots.end()) return;
+    it->second.entries[name] = attr;
+    snapshot_place[attr.inode()] = {dir, name};
+  }
+
+  void note_added(uint64_t dir, const std::string& name, const Result<pb::Attr>& attr) {
+    if (attr.ok())
+      entry_added(dir, name, *attr);
+    else
+      dir_unknown(dir);
+  }
+  void note_removed(uint64_t dir, const std::string& name, const Status& st) {
+    if (st.ok())
+      entry_removed(dir, name);
+    else
+      dir_unknown(dir);
+  }
+
+  // This client removed `name` from `dir` (unlink, rmdir, rename).
+  void entry_removed(uint64_t dir, const std::string& name) {
+    ++dir_changes[dir];
+    if (auto it = snapshots.find(dir); it != snapshots.end()) it->second.entries.erase(name);
+  }
+
+  // A change in `dir` that failed, or whose result is not known here: the snapshot goes.
+  void dir_unknown(uint64_t dir) {
+    ++dir_changes[dir];
+    snapshots.erase(dir);
+  }
+
+  // Newer attributes of an inode replace those a snapshot holds.
+  void snapshot_attr(const pb::Attr& attr) {
+    auto place = snapshot_place.find(attr.inode());
+    if (place == snapshot_place.end()) return;
+    auto dir = snapshots.find(place->second.first);
+    if (dir == snapshots.end()) return;
+    auto e = dir->second.entries.find(place->second.second);
+    if (e != dir->second.entries.end() && e->second.inode() == attr.inode()) e->second = attr;
   }
 
   // The master learns a file's new size at flush(); until then this client knows better.
@@ -496,7 +608,8 @@ struct Client::Impl {
       req.set_chunk_id(leases[index].info.chunk_id());
       req.set_chunk_length(len);
       req.set_file_size(size);
-      CO_RETURN_IF_ERROR(co_await ask_status(pb::WRITE_END, req));
+      CO_ASSIGN_OR_RETURN(pb::AttrResp ended, co_await ask<pb::AttrResp>(pb::WRITE_END, req));
+      snapshot_attr(ended.attr());
     }
     // The master has the size now; a later write starts counting afresh.
     if (!dirty.empty() && fs->idle() && fs->dirty_len.empty() && fs->pending_size == size) fs->pending_size = 0;
@@ -722,6 +835,29 @@ awaitable<Result<pb::Attr>> Client::co_lookup(uint64_t parent, std::string name)
   co_return co_await impl_->ask_attr(pb::LOOKUP, req);
 }
 
+awaitable<Result<pb::Attr>> Client::co_lookup_cached(uint64_t parent, std::string name, double max_age, double* age) {
+  *age = 0;
+  auto it = impl_->snapshots.find(parent);
+  if (it != impl_->snapshots.end()) {
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.at).count();
+    if (seconds >= max_age) {
+      impl_->snapshots.erase(it);
+    } else if (auto e = it->second.entries.find(name); e != it->second.entries.end()) {
+      *age = seconds;
+      pb::Attr attr = e->second;
+      impl_->with_pending_size(&attr);
+      co_return attr;
+    } else {
+      // Not in the snapshot: another client may have made it since, and close-to-open
+      // wants it found, so the master answers.
+      co_return co_await co_lookup(parent, std::move(name));
+    }
+  }
+  auto found = co_await co_lookup(parent, std::move(name));
+  if (max_age > 0) impl_->note_lookup_miss(parent);
+  co_return found;
+}
+
 awaitable<Result<pb::Attr>> Client::co_getattr(uint64_t ino) {
   pb::GetattrReq req;
   req.set_inode(ino);
@@ -751,6 +887,7 @@ awaitable<Result<pb::Attr>> Client::co_open(uint64_t ino) {
   // follow, unless this client has writes in flight whose chunks the answer may predate.
   fs->located.reset();
   if (resp.all_chunks() && fs->idle() && fs->dirty_len.empty()) fs->located = resp;
+  impl_->snapshot_attr(resp.attr());
   pb::Attr attr = resp.attr();
   impl_->with_pending_size(&attr);
   co_return attr;
@@ -793,12 +930,17 @@ awaitable<Result<pb::Attr>> Client::co_mkdir(uint64_t parent, std::string name, 
   req.set_mode(mode);
   req.set_uid(uid);
   req.set_gid(gid);
-  co_return co_await impl_->ask_attr(pb::MKDIR, req);
+  auto attr = co_await impl_->ask_attr(pb::MKDIR, req);
+  impl_->note_added(parent, req.name(), attr);
+  co_return attr;
 }
 
 awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req, bool* created) {
-  CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await impl_->ask<pb::AttrResp>(pb::CREATE, req));
+  auto asked = co_await impl_->ask<pb::AttrResp>(pb::CREATE, req);
+  if (!asked.ok()) impl_->dir_unknown(req.parent());
+  CO_ASSIGN_OR_RETURN(pb::AttrResp resp, std::move(asked));
   impl_->note_changed(resp);
+  impl_->entry_added(req.parent(), req.name(), resp.attr());
   if (created) *created = resp.created();
   pb::Attr attr = resp.attr();
   impl_->with_pending_size(&attr);
@@ -813,7 +955,9 @@ awaitable<Result<pb::Attr>> Client::co_symlink(uint64_t parent, std::string name
   req.set_target(std::move(target));
   req.set_uid(uid);
   req.set_gid(gid);
-  co_return co_await impl_->ask_attr(pb::SYMLINK, req);
+  auto attr = co_await impl_->ask_attr(pb::SYMLINK, req);
+  impl_->note_added(parent, req.name(), attr);
+  co_return attr;
 }
 
 awaitable<Result<std::string>> Client::co_readlink(uint64_t ino) {
@@ -828,21 +972,27 @@ awaitable<Result<pb::Attr>> Client::co_link(uint64_t ino, uint64_t new_parent, s
   req.set_inode(ino);
   req.set_new_parent(new_parent);
   req.set_new_name(std::move(new_name));
-  co_return co_await impl_->ask_attr(pb::LINK, req);
+  auto attr = co_await impl_->ask_attr(pb::LINK, req);
+  impl_->note_added(new_parent, req.new_name(), attr);
+  co_return attr;
 }
 
 awaitable<Status> Client::co_unlink(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
   req.set_name(std::move(name));
-  co_return co_await impl_->ask_change(pb::UNLINK, req);
+  Status st = co_await impl_->ask_change(pb::UNLINK, req);
+  impl_->note_removed(parent, req.name(), st);
+  co_return st;
 }
 
 awaitable<Status> Client::co_rmdir(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
   req.set_name(std::move(name));
-  co_return co_await impl_->ask_change(pb::RMDIR, req);
+  Status st = co_await impl_->ask_change(pb::RMDIR, req);
+  impl_->note_removed(parent, req.name(), st);
+  co_return st;
 }
 
 awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t new_parent, std::string new_name,
@@ -857,6 +1007,11 @@ awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t 
   // The entry that moved (a directory, perhaps) changed too, and which one it was is not
   // known here: keep only what the answer brings.
   impl_->recent_dirs.clear();
+  if (flags & pb::RF_EXCHANGE)
+    impl_->dir_unknown(req.parent());  // both names stay, each on the other's inode
+  else
+    impl_->note_removed(req.parent(), req.name(), resp.status());
+  impl_->dir_unknown(req.new_parent());  // what now stands at the new name is not known here
   if (!resp.ok()) co_return resp.status();
   impl_->note_changed(*resp);
   co_return Status::Ok();

@@ -157,6 +157,9 @@ class Client {
   awaitable<Result<pb::HealthResp>> co_health();
 
   awaitable<Result<pb::Attr>> co_lookup(uint64_t parent, std::string name);
+  // co_lookup, answered from a snapshot of the directory when one younger than max_age
+  // seconds is held (*age tells how old): the mount's lookups. See Impl::take_snapshot.
+  awaitable<Result<pb::Attr>> co_lookup_cached(uint64_t parent, std::string name, double max_age, double* age);
   awaitable<Result<pb::Attr>> co_getattr(uint64_t ino);
   // A directory's attributes as this client's last change in it left them, when that was
   // less than max_age seconds ago (*age says how long); otherwise co_getattr().

@@ -165,6 +165,36 @@ TEST_CASE("mount: two mounts see each other's closed files and changes", "[fuse]
   REQUIRE(wait_until([&] { return access((b + "/new").c_str(), F_OK) != 0; }, std::chrono::seconds(3)));
 }
 
+TEST_CASE("mount: an open on one mount sees the size and new files another mount closed, at once", "[fuse][pods]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  std::string a = cluster.mount("v");
+  std::string b = cluster.mount("v");
+  REQUIRE(mkdir((a + "/d").c_str(), 0755) == 0);
+  for (int i = 0; i < 5; ++i) write_file(a + "/d/f" + std::to_string(i), std::string(10, 'x'));
+  // B looks every file up: its kernel caches their size, its client reads the directory.
+  struct stat st;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(stat((b + "/d/f" + std::to_string(i)).c_str(), &st) == 0);
+    REQUIRE(st.st_size == 10);
+  }
+  // A grows one file and makes another: B's very next open reads them whole.
+  std::string grown = random_bytes(100000, 7);
+  write_file(a + "/d/f0", grown);
+  REQUIRE(read_file(b + "/d/f0") == grown);
+  write_file(a + "/d/f1", "short");
+  REQUIRE(read_file(b + "/d/f1") == "short");
+  write_file(a + "/d/made-on-a", "new");
+  REQUIRE(read_file(b + "/d/made-on-a") == "new");
+  // B's own changes show in its own lookups at once.
+  REQUIRE(rename((b + "/d/f2").c_str(), (b + "/d/g2").c_str()) == 0);
+  REQUIRE(stat((b + "/d/f2").c_str(), &st) != 0);
+  REQUIRE(stat((b + "/d/g2").c_str(), &st) == 0);
+  write_file(b + "/d/f3", std::string(12345, 'y'));
+  REQUIRE(stat((b + "/d/f3").c_str(), &st) == 0);
+  REQUIRE(st.st_size == 12345);
+}
+
 TEST_CASE("mount: a write-back failure is reported by fsync and close", "[fuse]") {
   Cluster cluster(2);
   cluster.create_volume("v", 2);
