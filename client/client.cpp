@@ -256,8 +256,8 @@ struct Client::Impl {
     std::unordered_map<std::string, pb::Attr> entries;
   };
   std::unordered_map<uint64_t, DirSnapshot> snapshots;
-  std::unordered_map<uint64_t, uint64_t> dir_changes;  // dir -> changes this client made in it
   std::unordered_map<uint64_t, std::pair<int, Clock::time_point>> lookup_misses;  // dir -> (count, since)
+  std::unordered_map<uint64_t, Clock::time_point> last_snapshot;  // dir -> when the last read was sent
   std::unordered_map<uint64_t, Clock::time_point> snapshot_refused;  // too big: not again before then
   std::set<uint64_t> snapshotting;  // reads under way
   // Where each snapshotted inode appears, so a newer attribute replaces the kept one.
@@ -272,13 +272,19 @@ struct Client::Impl {
     }
     if (++count < 2 || snapshotting.count(dir)) return;
     if (auto r = snapshot_refused.find(dir); r != snapshot_refused.end() && now < r->second) return;
+    // At most one read a second per directory, however it changes meanwhile.
+    if (auto l = last_snapshot.find(dir); l != last_snapshot.end() && now - l->second < std::chrono::seconds(1)) return;
     if (lookup_misses.size() > 4096) lookup_misses.clear();
+    if (last_snapshot.size() > 4096) last_snapshot.clear();
+    last_snapshot[dir] = now;
     asio::co_spawn(io, take_snapshot(dir), asio::detached);
   }
 
+  // The READDIR and this client's changes travel on one connection and the master answers
+  // namespace requests in order: a change asked before the read is in it, one asked after
+  // is applied to the snapshot when its answer comes (entry_added, entry_removed).
   awaitable<void> take_snapshot(uint64_t dir) {
     snapshotting.insert(dir);
-    const uint64_t changes = dir_changes[dir];
     const auto at = Clock::now();
     pb::ReaddirReq req;
     req.set_inode(dir);
@@ -291,7 +297,6 @@ struct Client::Impl {
       snapshot_refused[dir] = at + std::chrono::seconds(10);
       co_return;
     }
-    if (dir_changes[dir] != changes) co_return;  // this client changed it meanwhile
     if (snapshots.size() >= 256) std::erase_if(snapshots, [&](const auto& e) { return at - e.second.at > std::chrono::seconds(2); });
     if (snapshot_place.size() > 256 * kSnapshotMax) snapshot_place.clear();
     DirSnapshot snap;
@@ -305,36 +310,31 @@ struct Client::Impl {
 
   // This client added `name` to `dir` (create, mkdir, symlink, link).
   void entry_added(uint64_t dir, const std::string& name, const pb::Attr& attr) {
-    ++dir_changes[dir];
     auto it = snapshots.find(dir);
     if (it == snapshots.end()) return;
     it->second.entries[name] = attr;
     snapshot_place[attr.inode()] = {dir, name};
   }
 
+  // After a change that failed, the snapshot's idea of that name is doubtful: forgotten.
   void note_added(uint64_t dir, const std::string& name, const Result<pb::Attr>& attr) {
     if (attr.ok())
       entry_added(dir, name, *attr);
     else
-      dir_unknown(dir);
-  }
-  void note_removed(uint64_t dir, const std::string& name, const Status& st) {
-    if (st.ok())
       entry_removed(dir, name);
-    else
-      dir_unknown(dir);
   }
 
-  // This client removed `name` from `dir` (unlink, rmdir, rename).
+  // `name` in `dir` is gone or no longer what the snapshot holds (unlink, rmdir, both names
+  // of a rename): lookups of it go to the master again.
   void entry_removed(uint64_t dir, const std::string& name) {
-    ++dir_changes[dir];
     if (auto it = snapshots.find(dir); it != snapshots.end()) it->second.entries.erase(name);
   }
 
-  // A change in `dir` that failed, or whose result is not known here: the snapshot goes.
-  void dir_unknown(uint64_t dir) {
-    ++dir_changes[dir];
-    snapshots.erase(dir);
+  // A change whose new attributes are not known here (its ctime moves).
+  void forget_snapshot_entry(uint64_t ino) {
+    auto place = snapshot_place.find(ino);
+    if (place == snapshot_place.end()) return;
+    if (auto dir = snapshots.find(place->second.first); dir != snapshots.end()) dir->second.entries.erase(place->second.second);
   }
 
   // Newer attributes of an inode replace those a snapshot holds.
@@ -842,14 +842,16 @@ awaitable<Result<pb::Attr>> Client::co_lookup_cached(uint64_t parent, std::strin
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.at).count();
     if (seconds >= max_age) {
       impl_->snapshots.erase(it);
-    } else if (auto e = it->second.entries.find(name); e != it->second.entries.end()) {
+    } else if (auto e = it->second.entries.find(name);
+               e != it->second.entries.end() && (e->second.nlink() <= 1 || e->second.type() == pb::FT_DIRECTORY)) {
       *age = seconds;
       pb::Attr attr = e->second;
       impl_->with_pending_size(&attr);
       co_return attr;
     } else {
       // Not in the snapshot: another client may have made it since, and close-to-open
-      // wants it found, so the master answers.
+      // wants it found, so the master answers. So it does for a file of several names:
+      // a change through another name (unlink, rename over it) moves its link count.
       co_return co_await co_lookup(parent, std::move(name));
     }
   }
@@ -937,7 +939,7 @@ awaitable<Result<pb::Attr>> Client::co_mkdir(uint64_t parent, std::string name, 
 
 awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req, bool* created) {
   auto asked = co_await impl_->ask<pb::AttrResp>(pb::CREATE, req);
-  if (!asked.ok()) impl_->dir_unknown(req.parent());
+  if (!asked.ok()) impl_->entry_removed(req.parent(), req.name());
   CO_ASSIGN_OR_RETURN(pb::AttrResp resp, std::move(asked));
   impl_->note_changed(resp);
   impl_->entry_added(req.parent(), req.name(), resp.attr());
@@ -982,7 +984,7 @@ awaitable<Status> Client::co_unlink(uint64_t parent, std::string name) {
   req.set_parent(parent);
   req.set_name(std::move(name));
   Status st = co_await impl_->ask_change(pb::UNLINK, req);
-  impl_->note_removed(parent, req.name(), st);
+  impl_->entry_removed(parent, req.name());
   co_return st;
 }
 
@@ -991,7 +993,7 @@ awaitable<Status> Client::co_rmdir(uint64_t parent, std::string name) {
   req.set_parent(parent);
   req.set_name(std::move(name));
   Status st = co_await impl_->ask_change(pb::RMDIR, req);
-  impl_->note_removed(parent, req.name(), st);
+  impl_->entry_removed(parent, req.name());
   co_return st;
 }
 
@@ -1007,11 +1009,8 @@ awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t 
   // The entry that moved (a directory, perhaps) changed too, and which one it was is not
   // known here: keep only what the answer brings.
   impl_->recent_dirs.clear();
-  if (flags & pb::RF_EXCHANGE)
-    impl_->dir_unknown(req.parent());  // both names stay, each on the other's inode
-  else
-    impl_->note_removed(req.parent(), req.name(), resp.status());
-  impl_->dir_unknown(req.new_parent());  // what now stands at the new name is not known here
+  impl_->entry_removed(req.parent(), req.name());
+  impl_->entry_removed(req.new_parent(), req.new_name());
   if (!resp.ok()) co_return resp.status();
   impl_->note_changed(*resp);
   co_return Status::Ok();
@@ -1054,6 +1053,7 @@ awaitable<Status> Client::co_setxattr(uint64_t ino, std::string name, std::strin
   req.set_value(std::move(value));
   req.set_flags(flags);
   impl_->recent_dirs.erase(ino);  // its ctime moves
+  impl_->forget_snapshot_entry(ino);
   co_return co_await impl_->ask_status(pb::SETXATTR, req);
 }
 
@@ -1077,6 +1077,7 @@ awaitable<Status> Client::co_removexattr(uint64_t ino, std::string name) {
   req.set_inode(ino);
   req.set_name(std::move(name));
   impl_->recent_dirs.erase(ino);  // its ctime moves
+  impl_->forget_snapshot_entry(ino);
   co_return co_await impl_->ask_status(pb::REMOVEXATTR, req);
 }
 

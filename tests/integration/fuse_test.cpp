@@ -193,6 +193,19 @@ TEST_CASE("mount: an open on one mount sees the size and new files another mount
   write_file(b + "/d/f3", std::string(12345, 'y'));
   REQUIRE(stat((b + "/d/f3").c_str(), &st) == 0);
   REQUIRE(st.st_size == 12345);
+  // A file of two names loses one by a rename over it: the other name shows one link,
+  // even once the kernel asks again after its entry timeout (pjdfstest rename/23.t).
+  REQUIRE(link((b + "/d/f4").c_str(), (b + "/d/f4-link").c_str()) == 0);
+  write_file(b + "/d/src", "s");
+  REQUIRE(stat((b + "/d/f4-link").c_str(), &st) == 0);
+  REQUIRE(st.st_nlink == 2);
+  REQUIRE(rename((b + "/d/src").c_str(), (b + "/d/f4").c_str()) == 0);
+  REQUIRE(wait_until([&] { return stat((b + "/d/f4-link").c_str(), &st) == 0 && st.st_nlink == 1; },
+                     std::chrono::seconds(3)));
+  // Let the kernel's entry expire, so that it asks the mount again (not a synchronisation).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  REQUIRE(stat((b + "/d/f4-link").c_str(), &st) == 0);
+  REQUIRE(st.st_nlink == 1);
 }
 
 TEST_CASE("mount: a write-back failure is reported by fsync and close", "[fuse]") {
