@@ -241,14 +241,14 @@ struct Client::Impl {
 
   // ---- directory snapshots (the mount's lookups, co_lookup_cached)
   //
-  // When lookups in one directory keep going to the master (a second one within a second),
-  // the whole directory, with attributes, is read in one READDIR (up to kSnapshotMax
-  // entries) and later lookups of names in it are answered from that snapshot while it is
-  // younger than the attribute timeout. This client's own changes are applied to it;
-  // other clients' changes to those entries show when it expires, and the kernel is told
-  // to keep an answer only for what is left of the timeout: the staleness of the kernel's
-  // own attribute cache, no more. A name the snapshot lacks is asked of the master: a file
-  // another client made and closed must be found at once (close-to-open).
+  // When lookups of existing names in one directory keep going to the master (a second one
+  // within a second), the whole directory, with attributes, is read in one READDIR (up to
+  // kSnapshotMax entries) and later lookups of names in it are answered from that snapshot
+  // while it is younger than the attribute timeout. This client's own changes are applied
+  // to it; other clients' changes to those entries show when it expires, and the kernel is
+  // told to keep an answer only for what is left of the timeout: the staleness of the
+  // kernel's own attribute cache, no more. A name the snapshot lacks is asked of the
+  // master: a file another client made and closed must be found at once (close-to-open).
   static constexpr uint32_t kSnapshotMax = 1024;
   using Clock = std::chrono::steady_clock;
   struct DirSnapshot {
@@ -856,7 +856,9 @@ awaitable<Result<pb::Attr>> Client::co_lookup_cached(uint64_t parent, std::strin
     }
   }
   auto found = co_await co_lookup(parent, std::move(name));
-  if (max_age > 0) impl_->note_lookup_miss(parent);
+  // Only names found count: a snapshot never answers for a missing one, so a directory
+  // that is only being filled (mkdir, create) is never read whole.
+  if (max_age > 0 && found.ok()) impl_->note_lookup_miss(parent);
   co_return found;
 }
 
