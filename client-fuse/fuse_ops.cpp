@@ -698,7 +698,9 @@ void op_init(void*, fuse_conn_info* conn) {
   conn->max_readahead = kIoSize;
   conn->want |= conn->capable & (FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS |
                                  FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
-  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+  // The kernel asks for attributes with the first batch of a listing and with the rest only
+  // when something looks its entries up (ls -l): a plain listing instantiates no inodes.
+  conn->want |= conn->capable & FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 fuse_lowlevel_ops make_ops() {

@@ -297,15 +297,26 @@ struct Client::Impl {
       snapshot_refused[dir] = at + std::chrono::seconds(10);
       co_return;
     }
-    if (snapshots.size() >= 256) std::erase_if(snapshots, [&](const auto& e) { return at - e.second.at > std::chrono::seconds(2); });
+    install_snapshot(dir, at, listed->entries());
+  }
+
+  // A complete listing with attributes, asked for at `at` (a READDIR of the mount's opendir
+  // serves as well as take_snapshot's).
+  template <class Entries>
+  void install_snapshot(uint64_t dir, Clock::time_point at, const Entries& entries) {
+    if (snapshots.size() >= 256) {  // a bound on memory: a few MB at most
+      std::erase_if(snapshots, [&](const auto& e) { return at - e.second.at > std::chrono::seconds(2); });
+      if (snapshots.size() >= 256) snapshots.clear();
+    }
     if (snapshot_place.size() > 256 * kSnapshotMax) snapshot_place.clear();
     DirSnapshot snap;
     snap.at = at;
-    for (const pb::DirEntry& e : listed->entries()) {
+    for (const pb::DirEntry& e : entries) {
       snap.entries[e.name()] = e.attr();
       snapshot_place[e.attr().inode()] = {dir, e.name()};
     }
     snapshots[dir] = std::move(snap);
+    last_snapshot[dir] = at;
   }
 
   // This client added `name` to `dir` (create, mkdir, symlink, link).
@@ -1031,12 +1042,17 @@ awaitable<Result<pb::ReaddirResp>> Client::co_readdir(uint64_t ino, std::string 
 awaitable<Result<std::vector<pb::DirEntry>>> Client::co_readdir_all(uint64_t ino, bool plus) {
   std::vector<pb::DirEntry> out;
   std::string after;
+  const auto at = std::chrono::steady_clock::now();
+  int pages = 0;
   for (;;) {
     CO_ASSIGN_OR_RETURN(pb::ReaddirResp page, co_await co_readdir(ino, after, 1000, plus));
+    ++pages;
     for (auto& e : *page.mutable_entries()) out.push_back(std::move(e));
     if (!page.more() || page.entries().empty()) break;
     after = out.back().name();
   }
+  // One page with attributes is a whole directory as of one moment: lookups may use it.
+  if (plus && pages == 1) impl_->install_snapshot(ino, at, out);
   co_return out;
 }
 

@@ -37,6 +37,24 @@ Status from_rocks(const rocksdb::Status& s, const std::string& what) {
   return error(Code::kIOError, fmt::format("metadata store: {}: {}", what, s.ToString()));
 }
 
+// An iterator over the keys of one inode (those starting with its big-endian number):
+// RocksDB stops at the end of that range instead of walking on through the deletion
+// markers of removed entries that follow it.
+class InodeScan {
+ public:
+  InodeScan(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, uint64_t ino) : upper_(be64(ino + 1)), bound_(upper_) {
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &bound_;
+    it_.reset(db->NewIterator(ro, cf));
+  }
+  rocksdb::Iterator* operator->() const { return it_.get(); }
+
+ private:
+  std::string upper_;
+  rocksdb::Slice bound_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
 }  // namespace
 
 struct MetaStore::Waiter {
@@ -295,7 +313,7 @@ Result<std::optional<Dentry>> MetaStore::get_dentry(uint64_t parent, const std::
 Status MetaStore::list_dentries(uint64_t parent, const std::string& after, size_t max, std::vector<Dentry>* out,
                                 bool* more) {
   std::string prefix = be64(parent);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kDentries]));
+  InodeScan it(db_.get(), cfs_[kDentries], parent);
   *more = false;
   for (it->Seek(prefix + after); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::string name(it->key().data() + 8, it->key().size() - 8);
@@ -313,7 +331,7 @@ Status MetaStore::list_dentries(uint64_t parent, const std::string& after, size_
 
 Result<bool> MetaStore::dir_is_empty(uint64_t ino) {
   std::string prefix = be64(ino);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kDentries]));
+  InodeScan it(db_.get(), cfs_[kDentries], ino);
   it->Seek(prefix);
   bool empty = !(it->Valid() && it->key().starts_with(prefix));
   RETURN_IF_ERROR(from_rocks(it->status(), "listing directory"));
@@ -333,7 +351,7 @@ Result<std::optional<pb::FileExtent>> MetaStore::get_extent(uint64_t ino, uint64
 Status MetaStore::list_extents(uint64_t ino, uint64_t first, uint64_t count,
                                const std::function<void(uint64_t, const pb::FileExtent&)>& fn) {
   std::string prefix = be64(ino);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kExtents]));
+  InodeScan it(db_.get(), cfs_[kExtents], ino);
   for (it->Seek(key2(ino, first)); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     uint64_t index = from_be64(it->key().data() + 8);
     if (count != 0 && index >= first + count) break;
@@ -404,7 +422,7 @@ Result<std::optional<std::string>> MetaStore::get_xattr(uint64_t ino, const std:
 
 Status MetaStore::list_xattrs(uint64_t ino, std::vector<std::string>* names) {
   std::string prefix = be64(ino);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kXattrs]));
+  InodeScan it(db_.get(), cfs_[kXattrs], ino);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
     names->emplace_back(it->key().data() + 8, it->key().size() - 8);
   return from_rocks(it->status(), "listing xattrs");
