@@ -224,11 +224,14 @@ Status MetaStore::commit(Batch& batch) {
   RETURN_IF_ERROR(from_rocks(db_->Write(wo, batch.wb_.get()), "write"));
   ++committed_seq_;
   batch.wb_->Clear();
+  bool wake;
   {
     std::lock_guard lk(sync_mu_);
     sync_wanted_ = committed_seq_;
+    wake = syncer_idle_;  // while it gathers or syncs, it sees sync_wanted_ by itself
+    syncer_idle_ = false;
   }
-  sync_cv_.notify_one();
+  if (wake) sync_cv_.notify_one();
   return Status::Ok();
 }
 
@@ -258,7 +261,9 @@ void MetaStore::sync_thread() {
     uint64_t target;
     {
       std::unique_lock lk(sync_mu_);
+      syncer_idle_ = sync_wanted_ <= done;
       sync_cv_.wait(lk, [&] { return stop_syncer_ || sync_wanted_ > done; });
+      syncer_idle_ = false;
       if (sync_wanted_ <= done) return;  // stopping, nothing left to sync
       sync_cv_.wait_until(lk, last_sync + kSyncGather, [&] { return stop_syncer_ || sync_urgent_; });
       sync_urgent_ = false;

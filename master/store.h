@@ -151,6 +151,7 @@ class MetaStore {
   std::condition_variable sync_cv_;
   uint64_t sync_wanted_ = 0;  // the highest commit the syncer has to cover
   bool sync_urgent_ = false;  // someone waits in durable(): sync without gathering
+  bool syncer_idle_ = false;  // the syncer waits for a commit (only then does commit() wake it)
   bool stop_syncer_ = false;
   std::thread syncer_;
   friend class Batch;
