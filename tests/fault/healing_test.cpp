@@ -45,7 +45,7 @@ TEST_CASE("a dead chunkserver's chunks are copied until every chunk is at its go
   const uint64_t chunks = 2 + 20;
   REQUIRE(wait_until([&] { return health_clean(cluster, chunks); }));
   const std::string dead = cluster.cs_address(0);
-  const size_t on_dead = data_chunk_files(cluster.cs_data_dir(0));
+  const size_t on_dead = chunk_files(cluster.cs_data_dir(0));
   REQUIRE(on_dead > 0);
 
   auto start = std::chrono::steady_clock::now();
@@ -74,7 +74,7 @@ TEST_CASE("a dead chunkserver's chunks are copied until every chunk is at its go
   cluster.restart_chunkserver(0);
   REQUIRE(wait_until([&] {
     size_t total = 0;
-    for (int i = 0; i < 3; ++i) total += data_chunk_files(cluster.cs_data_dir(i));
+    for (int i = 0; i < 3; ++i) total += chunk_files(cluster.cs_data_dir(i));
     return total == chunks * 2 && health_clean(cluster, chunks);
   }, std::chrono::seconds(30)));
   for (auto& [ino, data] : files) REQUIRE(get_file(**fresh, ino) == data);
@@ -255,7 +255,7 @@ TEST_CASE("a hung chunkserver (SIGSTOP) is declared dead, and after SIGCONT rejo
   for (int i = 0; i < cluster.chunkservers(); ++i)
     if (cluster.cs_address(i) == located->chunks(0).replicas(0).address()) hung = i;
   REQUIRE(hung >= 0);
-  const size_t files_before = data_chunk_files(cluster.cs_data_dir(hung));
+  const size_t files_before = chunk_files(cluster.cs_data_dir(hung));
 
   cluster.signal_chunkserver(hung, SIGSTOP);
   // Its heartbeats stop: dead after the timeout (3 s here), and its chunk is copied.
@@ -282,7 +282,7 @@ TEST_CASE("a hung chunkserver (SIGSTOP) is declared dead, and after SIGCONT rejo
   }, std::chrono::seconds(30)));
   REQUIRE(wait_until([&] {
     size_t total = 0;
-    for (int i = 0; i < 3; ++i) total += data_chunk_files(cluster.cs_data_dir(i));
+    for (int i = 0; i < 3; ++i) total += chunk_files(cluster.cs_data_dir(i));
     return total == 2;
   }, std::chrono::seconds(30)));
   REQUIRE(files_before == 1);

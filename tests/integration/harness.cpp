@@ -280,11 +280,19 @@ void Cluster::kill_mount(const std::string& mountpoint) {
   }
 }
 
-size_t data_chunk_files(const std::string& dir) {
+size_t chunk_files(const std::string& dir, bool with_data) {
   size_t n = 0;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec))
-    if (it->path().filename().string().starts_with("chunk_") && it->is_regular_file(ec) && it->file_size(ec) > 0) ++n;
+    if (it->path().filename().string().starts_with("chunk_") && it->is_regular_file(ec) &&
+        (it->file_size(ec) > 0) == with_data)
+      ++n;
+  return n;
+}
+
+size_t chunk_files(Cluster& cluster, bool with_data) {
+  size_t n = 0;
+  for (int i = 0; i < cluster.chunkservers(); ++i) n += chunk_files(cluster.cs_data_dir(i), with_data);
   return n;
 }
 

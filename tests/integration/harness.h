@@ -119,9 +119,12 @@ std::string read_text_file(const std::string& path);
 // first call that failed.
 int write_file_errno(const std::string& path, const std::string& data);
 
-// Chunk files holding data under a chunkserver's data directory. Empty ones are left out:
-// the master keeps spare chunks, created ahead of need, on the servers (master/spares.cpp).
-size_t data_chunk_files(const std::string& dir);
+// Chunk files under a chunkserver's data directory that hold data, or (with_data false)
+// the empty ones: the master keeps spare chunks, created ahead of need, on the servers
+// (master/spares.cpp), so tests that count copies count those holding data.
+size_t chunk_files(const std::string& dir, bool with_data = true);
+// The same over every chunkserver of the cluster.
+size_t chunk_files(Cluster& cluster, bool with_data = true);
 
 // True when `path` is a mount point in /proc/mounts.
 bool is_mounted(const std::string& path);

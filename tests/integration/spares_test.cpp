@@ -1,36 +1,11 @@
 // Spare chunks (master/spares.cpp): new chunks made ahead of need, handed to new files,
 // and gone after a master restart.
-#include <filesystem>
-
 #include <catch2/catch.hpp>
 
 #include "tests/integration/harness.h"
 
 using namespace keelfs;
 using namespace keelfs::test;
-
-namespace {
-
-// Chunk files of no data on every chunkserver: the spares' copies.
-size_t empty_chunk_files(Cluster& cluster) {
-  size_t n = 0;
-  for (int i = 0; i < cluster.chunkservers(); ++i) {
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(cluster.cs_data_dir(i), ec);
-         it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
-      if (it->path().filename().string().starts_with("chunk_") && it->is_regular_file(ec) && it->file_size(ec) == 0)
-        ++n;
-  }
-  return n;
-}
-
-size_t chunk_files_with_data(Cluster& cluster) {
-  size_t n = 0;
-  for (int i = 0; i < cluster.chunkservers(); ++i) n += data_chunk_files(cluster.cs_data_dir(i));
-  return n;
-}
-
-}  // namespace
 
 TEST_CASE("spare chunks are made ahead, taken by new files, and dropped by a restarted master", "[spares]") {
   Cluster cluster(3);
@@ -39,21 +14,21 @@ TEST_CASE("spare chunks are made ahead, taken by new files, and dropped by a res
   std::string first = random_bytes(1000, 1);
   uint64_t a = put_file(cluster.client(), root, "a", first);
   // The stock fills up: 32 chunks of two copies each, holding nothing.
-  REQUIRE(wait_until([&] { return empty_chunk_files(cluster) == 64; }));
-  REQUIRE(chunk_files_with_data(cluster) == 2);
+  REQUIRE(wait_until([&] { return chunk_files(cluster, false) == 64; }));
+  REQUIRE(chunk_files(cluster) == 2);
 
   // The next new file takes one: two empty copies become its data, none is created.
   std::string second = random_bytes(3000, 2);
   uint64_t b = put_file(cluster.client(), root, "b", second);
-  REQUIRE(chunk_files_with_data(cluster) == 4);
-  REQUIRE(empty_chunk_files(cluster) == 62);
+  REQUIRE(chunk_files(cluster) == 4);
+  REQUIRE(chunk_files(cluster, false) == 62);
 
   // Spares live only in the master's memory: after a restart the chunkservers report them
   // as chunks of no file, and they are deleted. The files are untouched.
   cluster.kill_master();
   cluster.restart_master();
-  REQUIRE(wait_until([&] { return empty_chunk_files(cluster) == 0; }));
-  REQUIRE(chunk_files_with_data(cluster) == 4);
+  REQUIRE(wait_until([&] { return chunk_files(cluster, false) == 0; }));
+  REQUIRE(chunk_files(cluster) == 4);
   auto c = cluster.new_client("v");
   REQUIRE(c.ok());
   REQUIRE(get_file(**c, a) == first);

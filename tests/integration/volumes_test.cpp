@@ -38,12 +38,6 @@ json cli_json(Cluster& cluster, std::vector<std::string> args) {
   return json::parse(out);
 }
 
-size_t chunk_files(Cluster& cluster) {
-  size_t n = 0;
-  for (int i = 0; i < cluster.chunkservers(); ++i) n += data_chunk_files(cluster.cs_data_dir(i));
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("volumes: create, info, resize and rm, refused while a session is attached", "[volumes]") {
