@@ -519,22 +519,15 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
     // A full volume takes no new chunk (writes inside existing chunks may still go on).
     if (Status st = ns_->check_bytes(vol->id(), 0, 1); !st.ok()) co_return reply_error(st);
     uint32_t goal = attr->goal() ? attr->goal() : vol->goal();
-    uint64_t chunk_id = 0;
-    if (auto spare = take_spare(vol->region(), goal)) {
-      chunk_id = spare->chunk_id;
-      for (uint64_t id : spare->servers) chain.push_back(registry_.server(id));
-    } else {
-      auto chosen = place_chunk(registry_, vol->region(), goal, config_.cs_reserve_bytes);
-      if (chosen.empty())
-        co_return reply_error(
-            error(Code::kNoSpace, fmt::format("no chunkserver with free space in region '{}'", vol->region())));
-      chunk_id = store_->allocate_chunk_id();
-      Batch counters = store_->batch();  // persist the id first, so it is never handed out twice
-      if (Status st = store_->commit(counters); !st.ok()) co_return reply_error(st);
-      chain = co_await create_on(chunk_id, chosen);
-      if (chain.empty())
-        co_return reply_error(error(Code::kUnavailable, fmt::format("no chunkserver could create chunk {:016x}", chunk_id)));
+    std::optional<NewChunk> made = take_spare(vol->region(), goal);
+    if (!made) {
+      auto created = co_await new_chunk({vol->region(), goal});
+      if (!created.ok()) co_return reply_error(created.status());
+      made = std::move(*created);
+      unfiled_ids_.erase(made->chunk_id);  // this file takes it now
     }
+    const uint64_t chunk_id = made->chunk_id;
+    for (uint64_t id : made->servers) chain.push_back(registry_.server(id));
     auto ref = ns_->add_chunk(req.inode(), req.index(), chunk_id);
     if (!ref.ok()) {
       // The file went (or changed) while the copies were made: they belong to nothing.

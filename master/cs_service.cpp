@@ -115,7 +115,7 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
       continue;
     }
     if (!*known) {
-      if (spare_ids_.count(c.chunk_id())) continue;  // made ahead, not handed out yet
+      if (unfiled_ids_.count(c.chunk_id())) continue;  // made ahead, not handed out yet
       spdlog::info("chunk {:016x} on {} belongs to no file: deleting it", c.chunk_id(), cs.address);
       delete_copy(cs, c.chunk_id(), c.version());
     } else if (c.version() < (*known)->version) {

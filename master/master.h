@@ -107,19 +107,22 @@ class Master {
 
   void fill_replicas(pb::ChunkInfo* info, uint32_t rights);
 
-  // ---- spares.cpp: chunks created ahead of need, per (region, goal)
-  struct SpareChunk {
+  // ---- spares.cpp: new chunks, and those created ahead of need per (region, goal)
+  struct NewChunk {
     uint64_t chunk_id = 0;
     std::vector<uint64_t> servers;  // chunkserver ids holding it at version 1
   };
-  using SpareKey = std::pair<std::string, uint32_t>;
+  using SpareKey = std::pair<std::string, uint32_t>;  // region, goal
+  // Places a chunk of (region, goal), writes its id and creates it on the chosen servers.
+  // Its id stays in unfiled_ids_ until a file takes it. NoSpace when no server takes new
+  // chunks, Unavailable when none could create it.
+  awaitable<Result<NewChunk>> new_chunk(SpareKey key);
   // A spare whose servers all still take new chunks, or nullopt; refills the stock when low.
-  std::optional<SpareChunk> take_spare(const std::string& region, uint32_t goal);
-  bool fit_for_new_chunk(const SpareChunk& s);
-  void drop_spare(const SpareChunk& s);
+  std::optional<NewChunk> take_spare(const std::string& region, uint32_t goal);
+  bool fit_for_new_chunk(const NewChunk& s);
+  void drop_spare(const NewChunk& s);
   uint64_t spares_on(uint64_t cs_id) const;
   awaitable<void> refill_spares(SpareKey key);
-  awaitable<std::optional<SpareChunk>> make_spare(SpareKey key);
 
   asio::io_context& io_;
   MasterConfig config_;
@@ -140,9 +143,9 @@ class Master {
   std::map<uint64_t, int> copies_out_, copies_in_;  // cs id -> copies in flight
   std::map<uint64_t, pb::CsDeleteChunkReq> deletions_;  // cs id -> copies to delete soon
   bool deletions_due_ = false;
-  std::map<SpareKey, std::deque<SpareChunk>> spares_;
+  std::map<SpareKey, std::deque<NewChunk>> spares_;
   std::set<SpareKey> refilling_;
-  std::set<uint64_t> spare_ids_;  // spares (and spares being made): no orphans in a chunk report
+  std::set<uint64_t> unfiled_ids_;  // created, no file holds them yet (spares): no orphans in a chunk report
   bool stopping_ = false;
 };
 

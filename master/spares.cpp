@@ -1,12 +1,14 @@
-// Spare chunks: new chunks made on their chunkservers ahead of need. Creating a chunk
-// costs a round trip to every server of its chain plus a file creation there; a new file's
-// first write (CHUNK_FOR_WRITE) takes a spare instead and waits for none of that.
+// New chunks (new_chunk), and spare chunks: new chunks made on their chunkservers ahead of
+// need. Creating a chunk costs a round trip to every server of its chain plus a file
+// creation there; a new file's first write (CHUNK_FOR_WRITE) takes a spare instead and
+// waits for none of that.
 //
 // A spare has an id and copies at version 1 but no chunk record: it belongs to no file
 // until chunk_for_write hands it out. Spares live only in memory; after a restart the
 // chunkservers report them as chunks of no file, and they are deleted like any orphan.
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "common/async.h"
@@ -19,14 +21,14 @@ constexpr size_t kSpareLow = 16;    // below this a refill starts
 constexpr size_t kSpareBatch = 8;   // chunks a refill creates at once
 }  // namespace
 
-std::optional<Master::SpareChunk> Master::take_spare(const std::string& region, uint32_t goal) {
+std::optional<Master::NewChunk> Master::take_spare(const std::string& region, uint32_t goal) {
   const SpareKey key{region, goal};
-  std::deque<SpareChunk>& stock = spares_[key];
-  std::optional<SpareChunk> found;
+  std::deque<NewChunk>& stock = spares_[key];
+  std::optional<NewChunk> found;
   while (!stock.empty() && !found) {
-    SpareChunk s = std::move(stock.front());
+    NewChunk s = std::move(stock.front());
     stock.pop_front();
-    spare_ids_.erase(s.chunk_id);
+    unfiled_ids_.erase(s.chunk_id);
     if (fit_for_new_chunk(s)) {
       found = std::move(s);
     } else {
@@ -39,7 +41,7 @@ std::optional<Master::SpareChunk> Master::take_spare(const std::string& region, 
 }
 
 // Every server of the spare still takes new chunks: alive, not draining, not full.
-bool Master::fit_for_new_chunk(const SpareChunk& s) {
+bool Master::fit_for_new_chunk(const NewChunk& s) {
   if (s.servers.empty()) return false;
   for (uint64_t id : s.servers) {
     ChunkServer* cs = registry_.server(id);
@@ -51,11 +53,11 @@ bool Master::fit_for_new_chunk(const SpareChunk& s) {
 uint64_t Master::spares_on(uint64_t cs_id) const {
   uint64_t n = 0;
   for (const auto& [key, stock] : spares_)
-    for (const SpareChunk& s : stock) n += std::count(s.servers.begin(), s.servers.end(), cs_id);
+    for (const NewChunk& s : stock) n += std::count(s.servers.begin(), s.servers.end(), cs_id);
   return n;
 }
 
-void Master::drop_spare(const SpareChunk& s) {
+void Master::drop_spare(const NewChunk& s) {
   for (uint64_t id : s.servers)
     if (ChunkServer* cs = registry_.server(id); cs && cs->alive) delete_copy(*cs, s.chunk_id, 1);
 }
@@ -63,11 +65,11 @@ void Master::drop_spare(const SpareChunk& s) {
 awaitable<void> Master::refill_spares(SpareKey key) {
   while (!stopping_ && spares_[key].size() < kSpareStock) {
     size_t n = std::min(kSpareBatch, kSpareStock - spares_[key].size());
-    std::vector<awaitable<std::optional<SpareChunk>>> makes;
-    for (size_t i = 0; i < n; ++i) makes.push_back(make_spare(key));
+    std::vector<awaitable<Result<NewChunk>>> makes;
+    for (size_t i = 0; i < n; ++i) makes.push_back(new_chunk(key));
     bool any = false;
     for (auto& made : co_await when_all(std::move(makes))) {
-      if (!made) continue;
+      if (!made.ok()) continue;
       any = true;
       if (stopping_) continue;
       spares_[key].push_back(std::move(*made));
@@ -77,20 +79,21 @@ awaitable<void> Master::refill_spares(SpareKey key) {
   refilling_.erase(key);
 }
 
-awaitable<std::optional<Master::SpareChunk>> Master::make_spare(SpareKey key) {
+awaitable<Result<Master::NewChunk>> Master::new_chunk(SpareKey key) {
   auto chosen = place_chunk(registry_, key.first, key.second, config_.cs_reserve_bytes);
-  if (chosen.empty()) co_return std::nullopt;
-  SpareChunk s;
-  s.chunk_id = store_->allocate_chunk_id();
+  if (chosen.empty())
+    co_return error(Code::kNoSpace, fmt::format("no chunkserver with free space in region '{}'", key.first));
+  NewChunk c;
+  c.chunk_id = store_->allocate_chunk_id();
   Batch counters = store_->batch();  // the id is written before any server holds it
-  if (Status st = store_->commit(counters); !st.ok()) co_return std::nullopt;
-  spare_ids_.insert(s.chunk_id);  // from now on a chunk report of it is no orphan
-  for (ChunkServer* cs : co_await create_on(s.chunk_id, chosen)) s.servers.push_back(cs->id);
-  if (s.servers.empty()) {
-    spare_ids_.erase(s.chunk_id);
-    co_return std::nullopt;
+  CO_RETURN_IF_ERROR(store_->commit(counters));
+  unfiled_ids_.insert(c.chunk_id);  // from now on a chunk report of it is no orphan
+  for (ChunkServer* cs : co_await create_on(c.chunk_id, chosen)) c.servers.push_back(cs->id);
+  if (c.servers.empty()) {
+    unfiled_ids_.erase(c.chunk_id);
+    co_return error(Code::kUnavailable, fmt::format("no chunkserver could create chunk {:016x}", c.chunk_id));
   }
-  co_return s;
+  co_return c;
 }
 
 }  // namespace keelfs::master
