@@ -315,7 +315,7 @@ awaitable<void> do_open(fuse_req_t req, uint64_t id, fuse_file_info fi) {
       co_return;
     }
   }
-  fi.keep_cache = m.unchanged_since_last_open(id, attr->size(), attr->mtime_sec(), attr->mtime_nsec()) ? 1 : 0;
+  fi.keep_cache = m.unchanged_since_last_open(*attr) ? 1 : 0;
   m.refresh_kernel_attr_if_changed(*attr);
   mark_append(&fi);
   // -ENOENT: the open was interrupted and the kernel will send no release for it.
@@ -341,7 +341,7 @@ awaitable<void> do_create(fuse_req_t req, pb::CreateReq r, fuse_file_info fi) {
   e.attr = to_stat(m, *attr);
   e.attr_timeout = m.options().attr_timeout;
   e.entry_timeout = m.options().entry_timeout;
-  m.unchanged_since_last_open(attr->inode(), attr->size(), attr->mtime_sec(), attr->mtime_nsec());
+  m.unchanged_since_last_open(*attr);
   if (created) m.note_without_capability(attr->inode(), m.capability_generation());  // new: no attributes yet
   mark_append(&fi);
   if (fuse_reply_create(req, &e, &fi) == -ENOENT) m.client().release(attr->inode());

@@ -77,7 +77,7 @@ class Mount {
 
   // Whether the kernel may keep its cached pages at open: the file has not changed since
   // it was last opened here (same size and mtime). Records the new state.
-  bool unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime_sec, uint32_t mtime_nsec);
+  bool unchanged_since_last_open(const pb::Attr& a);
   // Writes through this mount invalidate its cached pages for the next open.
   void forget_cache_state(uint64_t ino) { seen_.erase(ino); }
 
@@ -109,10 +109,13 @@ class Mount {
   bool may_hold_posix_locks(uint64_t ino) const { return posix_locked_.count(ino) != 0; }
 
  private:
+  // A file's content as far as caches can tell: size and mtime.
   struct Seen {
     uint64_t size;
     int64_t mtime_sec;
     uint32_t mtime_nsec;
+    static Seen of(const pb::Attr& a) { return Seen{a.size(), a.mtime_sec(), a.mtime_nsec()}; }
+    bool operator==(const Seen&) const = default;
   };
   awaitable<int> loop();
 

@@ -149,24 +149,21 @@ void Mount::note_without_capability(uint64_t ino, uint64_t asked_at) {
 
 void Mount::told_kernel(const pb::Attr& a) const {
   if (told_.size() >= 1000000) told_.clear();  // forgotten means "may be stale": safe
-  told_[a.inode()] = Seen{a.size(), a.mtime_sec(), a.mtime_nsec()};
+  told_[a.inode()] = Seen::of(a);
 }
 
 void Mount::refresh_kernel_attr_if_changed(const pb::Attr& fresh) {
   auto it = told_.find(fresh.inode());
-  if (it != told_.end() && it->second.size == fresh.size() && it->second.mtime_sec == fresh.mtime_sec() &&
-      it->second.mtime_nsec == fresh.mtime_nsec())
-    return;
+  if (it != told_.end() && it->second == Seen::of(fresh)) return;
   // Offset -1: attributes only. It takes no lock an open in progress holds.
   fuse_lowlevel_notify_inval_inode(se_, to_kernel(fresh.inode()), -1, 0);
   told_.erase(fresh.inode());
 }
 
-bool Mount::unchanged_since_last_open(uint64_t ino, uint64_t size, int64_t mtime_sec, uint32_t mtime_nsec) {
-  auto it = seen_.find(ino);
-  bool same = it != seen_.end() && it->second.size == size && it->second.mtime_sec == mtime_sec &&
-              it->second.mtime_nsec == mtime_nsec;
-  seen_[ino] = Seen{size, mtime_sec, mtime_nsec};
+bool Mount::unchanged_since_last_open(const pb::Attr& a) {
+  auto it = seen_.find(a.inode());
+  bool same = it != seen_.end() && it->second == Seen::of(a);
+  seen_[a.inode()] = Seen::of(a);
   return same;
 }
 
