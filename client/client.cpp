@@ -228,10 +228,12 @@ struct Client::Impl {
     if (recent_dirs.size() > 4096) {
       std::erase_if(recent_dirs, [&](const auto& e) { return now - e.second.at > std::chrono::seconds(60); });
     }
-    if (resp.has_parent()) recent_dirs[resp.parent().inode()] = {resp.parent(), now};
-    if (resp.has_new_parent()) recent_dirs[resp.new_parent().inode()] = {resp.new_parent(), now};
-    if (resp.has_parent()) snapshot_attr(resp.parent());
-    if (resp.has_new_parent()) snapshot_attr(resp.new_parent());
+    auto changed_dir = [&](const pb::Attr& dir) {
+      recent_dirs[dir.inode()] = {dir, now};
+      snapshot_attr(dir);
+    };
+    if (resp.has_parent()) changed_dir(resp.parent());
+    if (resp.has_new_parent()) changed_dir(resp.new_parent());
     // An answer about a directory itself (setattr, lookup) is newer than what was kept.
     if (resp.has_attr()) {
       auto it = recent_dirs.find(resp.attr().inode());
@@ -251,9 +253,10 @@ struct Client::Impl {
   // master: a file another client made and closed must be found at once (close-to-open).
   static constexpr uint32_t kSnapshotMax = 1024;
   using Clock = std::chrono::steady_clock;
+  using SnapshotEntries = std::unordered_map<std::string, pb::Attr>;  // name -> attributes
   struct DirSnapshot {
     Clock::time_point at;
-    std::unordered_map<std::string, pb::Attr> entries;
+    SnapshotEntries entries;
   };
   std::unordered_map<uint64_t, DirSnapshot> snapshots;
   std::unordered_map<uint64_t, std::pair<int, Clock::time_point>> lookup_misses;  // dir -> (count, since)
@@ -341,21 +344,25 @@ struct Client::Impl {
     if (auto it = snapshots.find(dir); it != snapshots.end()) it->second.entries.erase(name);
   }
 
+  // The snapshot entry that holds `ino`: its directory's entries and the entry, or null.
+  std::pair<SnapshotEntries*, SnapshotEntries::iterator> snapshot_entry(uint64_t ino) {
+    auto place = snapshot_place.find(ino);
+    if (place == snapshot_place.end()) return {};
+    auto dir = snapshots.find(place->second.first);
+    if (dir == snapshots.end()) return {};
+    auto e = dir->second.entries.find(place->second.second);
+    if (e == dir->second.entries.end() || e->second.inode() != ino) return {};
+    return {&dir->second.entries, e};
+  }
+
   // A change whose new attributes are not known here (its ctime moves).
   void forget_snapshot_entry(uint64_t ino) {
-    auto place = snapshot_place.find(ino);
-    if (place == snapshot_place.end()) return;
-    if (auto dir = snapshots.find(place->second.first); dir != snapshots.end()) dir->second.entries.erase(place->second.second);
+    if (auto [entries, e] = snapshot_entry(ino); entries) entries->erase(e);
   }
 
   // Newer attributes of an inode replace those a snapshot holds.
   void snapshot_attr(const pb::Attr& attr) {
-    auto place = snapshot_place.find(attr.inode());
-    if (place == snapshot_place.end()) return;
-    auto dir = snapshots.find(place->second.first);
-    if (dir == snapshots.end()) return;
-    auto e = dir->second.entries.find(place->second.second);
-    if (e != dir->second.entries.end() && e->second.inode() == attr.inode()) e->second = attr;
+    if (auto [entries, e] = snapshot_entry(attr.inode()); entries) e->second = attr;
   }
 
   // The master learns a file's new size at flush(); until then this client knows better.
