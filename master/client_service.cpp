@@ -113,11 +113,11 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::CREATE: {
       PARSE_OR_REPLY(pb::CreateReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      const bool existed = ns_->lookup(req.parent(), req.name()).ok();
-      auto attr = ns_->create(req, &freed);
+      bool created = false;
+      auto attr = ns_->create(req, &freed, &created);
       if (attr.ok() && req.open()) ns_->hold_open(session, attr->inode());
       delete_chunks(freed);
-      co_return changed_reply(*ns_, attr, req.parent(), 0, !existed);
+      co_return changed_reply(*ns_, attr, req.parent(), 0, created);
     }
     case pb::OPEN: {
       PARSE_OR_REPLY(pb::OpenReq, req);

@@ -81,8 +81,8 @@ class Namespace {
   // ---- creation (ops/create.cpp)
   Result<pb::Attr> mkdir(const pb::MkdirReq& req);
   // An existing regular file is returned as is (or truncated with req.truncate, its chunks
-  // added to `freed`) unless req.exclusive.
-  Result<pb::Attr> create(const pb::CreateReq& req, std::vector<FreedChunk>* freed);
+  // added to `freed`) unless req.exclusive. `created` (when given) says whether the file is new.
+  Result<pb::Attr> create(const pb::CreateReq& req, std::vector<FreedChunk>* freed, bool* created = nullptr);
   Result<pb::Attr> symlink(const pb::SymlinkReq& req);
   Result<pb::Attr> link(const pb::LinkReq& req);
 

@@ -29,7 +29,8 @@ Result<pb::Attr> Namespace::mkdir(const pb::MkdirReq& req) {
   return rec.attr();
 }
 
-Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedChunk>* freed) {
+Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedChunk>* freed, bool* created) {
+  if (created) *created = false;
   RETURN_IF_ERROR(check_name(req.name()));
   pb::FileType type = req.type() == pb::FT_NONE ? pb::FT_REGULAR : req.type();
   if (type == pb::FT_DIRECTORY || type == pb::FT_SYMLINK)
@@ -62,6 +63,7 @@ Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedCh
   auto& u = store_.usage(rec.attr().volume_id());
   u.set_files(u.files() + 1);
   RETURN_IF_ERROR(store_.commit(batch));
+  if (created) *created = true;
   return rec.attr();
 }
 

@@ -89,6 +89,14 @@ TEST_CASE("mkdir, create, lookup and the link counts of directories", "[namespac
   again.set_name("file");
   again.set_exclusive(true);
   REQUIRE(f.ns->create(again, nullptr).status().is(Code::kExists));
+  // Without O_EXCL the existing file is opened, and CREATE says it made nothing.
+  again.set_exclusive(false);
+  bool created = true;
+  REQUIRE(f.ns->create(again, nullptr, &created).ok());
+  REQUIRE(!created);
+  again.set_name("new-file");
+  REQUIRE(f.ns->create(again, nullptr, &created).ok());
+  REQUIRE(created);
   pb::MkdirReq bad;
   bad.set_parent(d);
   bad.set_name(std::string(300, 'x'));
