@@ -361,6 +361,7 @@ Result<int> cmd_health(Session& s, bool as_json) {
                       {"under_goal", h.under_goal()},
                       {"over_goal", h.over_goal()},
                       {"healing", h.healing()},
+                      {"waiting_for_writers", h.waiting_for_writers()},
                       {"stale_deleted", h.stale_deleted()},
                       {"damaged_reported", h.damaged_reported()},
                       {"servers_alive", h.servers_alive()},
@@ -376,8 +377,9 @@ Result<int> cmd_health(Session& s, bool as_json) {
   }
   std::cout << fmt::format("chunkservers: {} alive, {} dead, {} draining\n", h.servers_alive(), h.servers_dead(),
                            h.servers_draining());
-  std::cout << fmt::format("chunks: {}  missing: {}  under goal: {}  over goal: {}  being copied: {}\n", h.chunks(),
-                           h.missing(), h.under_goal(), h.over_goal(), h.healing());
+  std::cout << fmt::format(
+      "chunks: {}  missing: {}  under goal: {}  over goal: {}  being copied: {}  waiting for their writers: {}\n",
+      h.chunks(), h.missing(), h.under_goal(), h.over_goal(), h.healing(), h.waiting_for_writers());
   std::cout << fmt::format("since the master started: {} stale copies deleted, {} damaged copies reported\n",
                            h.stale_deleted(), h.damaged_reported());
   // Rows: goal; columns: valid copies (as MooseFS shows it).

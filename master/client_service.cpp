@@ -235,6 +235,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       SESSION_OR_REPLY(session, req.inode());
       uint64_t growth = 0;
       auto attr = ns_->write_end(req, &growth);
+      writing_.erase(req.chunk_id());  // the healer may copy it again
       // The chunk grew on its servers: count it against their free space now rather than
       // at their next heartbeat, so that a burst of new chunks does not overfill one.
       if (attr.ok() && growth > 0)
@@ -547,6 +548,7 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   std::vector<uint64_t> ids;
   for (ChunkServer* cs : chain) ids.push_back(cs->id);
   registry_.set_locations(info->chunk_id(), ids);
+  writing_[info->chunk_id()] = std::chrono::steady_clock::now();
   fill_replicas(info, kRightRead | kRightWrite);
   co_return reply_ok(resp);
 }
@@ -641,6 +643,7 @@ Reply Master::health() {
   resp.set_stale_deleted(stale_deleted_);
   resp.set_damaged_reported(damaged_reported_);
   resp.set_healing(healing_.size());
+  resp.set_waiting_for_writers(waiting_for_writers_);
   name_missing_chunks(&resp);
   return reply_ok(resp);
 }

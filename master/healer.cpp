@@ -10,6 +10,11 @@
 // holders first (a writer still holding the old version is refused and asks the master
 // again), the target pulls that version from a holder, and the copy counts only if the
 // version has not moved on meanwhile.
+// A chunk a client is writing is left alone until its writer ends (WRITE_END) or has not
+// asked for it again for kWriterHold: every copy bumps the version and so refuses the
+// writer, whose new lease bumps it again and drops the copy. Healing a chunk under a
+// steady writer would go round that loop until the writer ran out of retries (as MooseFS
+// does, a locked chunk waits for its writer).
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -23,6 +28,7 @@ namespace keelfs::master {
 namespace {
 
 constexpr auto kReplicateTimeout = std::chrono::minutes(10);
+constexpr auto kWriterHold = std::chrono::seconds(30);
 
 struct UnderGoal {
   uint32_t copies;  // valid ones
@@ -43,7 +49,15 @@ awaitable<void> Master::heal_loop() {
   }
 }
 
+bool Master::being_written(uint64_t chunk_id, std::chrono::steady_clock::time_point now) {
+  auto it = writing_.find(chunk_id);
+  return it != writing_.end() && now - it->second < kWriterHold;
+}
+
 void Master::heal_once() {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(writing_, [&](const auto& w) { return now - w.second >= kWriterHold; });
+  waiting_for_writers_ = 0;
   std::vector<UnderGoal> under;
   std::map<uint64_t, uint64_t> drain_left;  // cs id -> chunks that still need its copy
   Status st = store_->for_each_chunk([&](uint64_t id, const pb::ChunkRecord& rec) {
@@ -56,6 +70,10 @@ void Master::heal_once() {
     for (ChunkServer* h : holders)
       if (h->draining && valid.size() < goal) ++drain_left[h->id];
     if (holders.empty() || healing_.count(id)) return;  // missing ones: nothing to copy from
+    if (valid.size() != goal && being_written(id, now)) {
+      ++waiting_for_writers_;
+      return;
+    }
     if (valid.size() < goal) {
       under.push_back({static_cast<uint32_t>(valid.size()), id, rec, holders});
     } else if (valid.size() > goal) {

@@ -6,6 +6,7 @@
 // only the WAL sync runs on the store's syncer thread (MetaStore::durable()).
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
@@ -85,6 +86,8 @@ class Master {
   // ---- healer.cpp
   awaitable<void> heal_loop();
   void heal_once();
+  // Whether a client holds a write lease on the chunk that the healer should leave alone.
+  bool being_written(uint64_t chunk_id, std::chrono::steady_clock::time_point now);
   awaitable<void> heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
   awaitable<Status> copy_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
 
@@ -137,6 +140,9 @@ class Master {
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
   std::set<uint64_t> healing_;  // chunks being copied
+  // Chunks handed out by CHUNK_FOR_WRITE and not yet ended by WRITE_END: chunk id -> when.
+  std::map<uint64_t, std::chrono::steady_clock::time_point> writing_;
+  uint64_t waiting_for_writers_ = 0;  // chunks off goal that the last heal pass left to their writers
   std::set<uint64_t> draining_;  // chunkservers being drained (persisted)
   uint64_t stale_deleted_ = 0;     // since start, for health
   uint64_t damaged_reported_ = 0;
