@@ -92,9 +92,17 @@ struct Client::Impl {
 
   // Dials the master when the connection is gone; the sessions resume on the new
   // connection (or start anew after a master restart) and the admin login is redone.
+  // The master's connection; the master calls back on it (DIR_CHANGED).
+  awaitable<Result<ConnectionPtr>> dial_master() {
+    co_return co_await dial(
+        opts.master, pb::ROLE_CLIENT, opts.name,
+        [this](ConnectionPtr, Frame frame) { return serve_master(std::move(frame)); },
+        [this](ConnectionPtr, const Status&) { master_closed(); });
+  }
+
   awaitable<Status> ensure_master() {
     if (master && master->is_open()) co_return Status::Ok();
-    auto conn = co_await dial(opts.master, pb::ROLE_CLIENT, opts.name);
+    auto conn = co_await dial_master();
     if (!conn.ok()) co_return error(Code::kUnavailable, fmt::format("master {} unreachable: {}", opts.master, conn.status().message()));
     master = *conn;
     CO_RETURN_IF_ERROR(co_await remount_all());
@@ -249,15 +257,25 @@ struct Client::Impl {
   // while it is younger than the attribute timeout. This client's own changes are applied
   // to it; other clients' changes to those entries show when it expires, and the kernel is
   // told to keep an answer only for what is left of the timeout: the staleness of the
-  // kernel's own attribute cache, no more. A name the snapshot lacks is asked of the
-  // master: a file another client made and closed must be found at once (close-to-open).
+  // kernel's own attribute cache, no more.
+  // The read also asks the master to watch the directory: before another client's change
+  // to its names is answered, the master tells this client (DIR_CHANGED), which drops the
+  // snapshot. While the watch holds, a name the snapshot lacks does not exist, and the
+  // lookup is denied here (a mkdir or create then needs one trip to the master, not two).
+  // Without a watch (the master refused it, the connection closed, the listing came from
+  // opendir), a missing name is asked of the master: a file another client made and
+  // closed must be found at once (close-to-open).
   static constexpr uint32_t kSnapshotMax = 1024;
   using Clock = std::chrono::steady_clock;
   using SnapshotEntries = std::unordered_map<std::string, pb::Attr>;  // name -> attributes
   struct DirSnapshot {
     Clock::time_point at;
     SnapshotEntries entries;
+    bool watched = false;
+    std::set<std::string> unsure;  // names this client changed without knowing the outcome
   };
+  uint64_t snapshot_epoch = 0;  // moves on with every DIR_CHANGED and every lost connection
+  CacheStats cache_stats;
   std::unordered_map<uint64_t, DirSnapshot> snapshots;
   std::unordered_map<uint64_t, std::pair<int, Clock::time_point>> lookup_misses;  // dir -> (count, since)
   std::unordered_map<uint64_t, Clock::time_point> last_snapshot;  // dir -> when the last read was sent
@@ -289,10 +307,12 @@ struct Client::Impl {
   awaitable<void> take_snapshot(uint64_t dir) {
     snapshotting.insert(dir);
     const auto at = Clock::now();
+    const uint64_t epoch = snapshot_epoch;
     pb::ReaddirReq req;
     req.set_inode(dir);
     req.set_max_entries(kSnapshotMax);
     req.set_plus(true);
+    req.set_watch(true);
     auto listed = co_await ask<pb::ReaddirResp>(pb::READDIR, req);
     snapshotting.erase(dir);
     if (!listed.ok()) co_return;
@@ -300,13 +320,14 @@ struct Client::Impl {
       snapshot_refused[dir] = at + std::chrono::seconds(10);
       co_return;
     }
-    install_snapshot(dir, at, listed->entries());
+    // A change told meanwhile may be newer than the listing: then it is kept unwatched.
+    install_snapshot(dir, at, listed->entries(), listed->watched() && epoch == snapshot_epoch);
   }
 
   // A complete listing with attributes, asked for at `at` (a READDIR of the mount's opendir
   // serves as well as take_snapshot's).
   template <class Entries>
-  void install_snapshot(uint64_t dir, Clock::time_point at, const Entries& entries) {
+  void install_snapshot(uint64_t dir, Clock::time_point at, const Entries& entries, bool watched) {
     if (snapshots.size() >= 256) {  // a bound on memory: a few MB at most
       std::erase_if(snapshots, [&](const auto& e) { return at - e.second.at > std::chrono::seconds(2); });
       if (snapshots.size() >= 256) snapshots.clear();
@@ -314,6 +335,7 @@ struct Client::Impl {
     if (snapshot_place.size() > 256 * kSnapshotMax) snapshot_place.clear();
     DirSnapshot snap;
     snap.at = at;
+    snap.watched = watched;
     for (const pb::DirEntry& e : entries) {
       snap.entries[e.name()] = e.attr();
       snapshot_place[e.attr().inode()] = {dir, e.name()};
@@ -327,6 +349,7 @@ struct Client::Impl {
     auto it = snapshots.find(dir);
     if (it == snapshots.end()) return;
     it->second.entries[name] = attr;
+    it->second.unsure.erase(name);
     snapshot_place[attr.inode()] = {dir, name};
   }
 
@@ -335,13 +358,43 @@ struct Client::Impl {
     if (attr.ok())
       entry_added(dir, name, *attr);
     else
-      entry_removed(dir, name);
+      entry_unsure(dir, name);
   }
 
-  // `name` in `dir` is gone or no longer what the snapshot holds (unlink, rmdir, both names
-  // of a rename): lookups of it go to the master again.
+  // `name` in `dir` is gone (unlink, rmdir, the old name of a rename).
   void entry_removed(uint64_t dir, const std::string& name) {
     if (auto it = snapshots.find(dir); it != snapshots.end()) it->second.entries.erase(name);
+  }
+
+  // Whether `name` in `dir` exists, and as what, is not known here (a change that failed,
+  // the new name of a rename): lookups of it go to the master again.
+  void entry_unsure(uint64_t dir, const std::string& name) {
+    auto it = snapshots.find(dir);
+    if (it == snapshots.end()) return;
+    it->second.entries.erase(name);
+    it->second.unsure.insert(name);
+  }
+
+  // Another client changed names in `dir` (DIR_CHANGED), or they may have changed unseen.
+  void drop_snapshot(uint64_t dir) {
+    snapshots.erase(dir);
+    ++snapshot_epoch;
+    ++cache_stats.dir_changes_heard;
+  }
+
+  awaitable<Reply> serve_master(Frame frame) {
+    if (frame.header.msg_type() != pb::DIR_CHANGED)
+      co_return reply_error(error(Code::kInvalidArgument, fmt::format("a client serves no message type {}", frame.header.msg_type())));
+    pb::DirChangedReq req;
+    if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+    for (uint64_t dir : req.dirs()) drop_snapshot(dir);
+    co_return reply_ok(pb::EmptyResp());
+  }
+
+  // Watches end with the connection: no snapshot denies names any more.
+  void master_closed() {
+    ++snapshot_epoch;
+    for (auto& [dir, snap] : snapshots) snap.watched = false;
   }
 
   // The snapshot entry that holds `ino`: its directory's entries and the entry, or null.
@@ -357,7 +410,9 @@ struct Client::Impl {
 
   // A change whose new attributes are not known here (its ctime moves).
   void forget_snapshot_entry(uint64_t ino) {
-    if (auto [entries, e] = snapshot_entry(ino); entries) entries->erase(e);
+    auto place = snapshot_place.find(ino);
+    if (place == snapshot_place.end()) return;
+    if (auto [entries, e] = snapshot_entry(ino); entries) entry_unsure(place->second.first, place->second.second);
   }
 
   // Newer attributes of an inode replace those a snapshot holds.
@@ -729,7 +784,7 @@ Result<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   impl->thread = std::thread([raw] { raw->io.run(); });
   std::unique_ptr<Client> client(new Client(std::move(impl)));
   Status st = raw->run([](Impl* impl) -> awaitable<Status> {
-    auto conn = co_await dial(impl->opts.master, pb::ROLE_CLIENT, impl->opts.name);
+    auto conn = co_await impl->dial_master();
     if (!conn.ok())
       co_return error(Code::kUnavailable, fmt::format("cannot reach master at {}: {}", impl->opts.master, conn.status().message()));
     impl->master = *conn;
@@ -857,26 +912,28 @@ awaitable<Result<pb::Attr>> Client::co_lookup_cached(uint64_t parent, std::strin
   *age = 0;
   auto it = impl_->snapshots.find(parent);
   if (it != impl_->snapshots.end()) {
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.at).count();
-    if (seconds >= max_age) {
-      impl_->snapshots.erase(it);
-    } else if (auto e = it->second.entries.find(name);
-               e != it->second.entries.end() && (e->second.nlink() <= 1 || e->second.type() == pb::FT_DIRECTORY)) {
-      *age = seconds;
-      pb::Attr attr = e->second;
-      impl_->with_pending_size(&attr);
-      co_return attr;
-    } else {
-      // Not in the snapshot: another client may have made it since, and close-to-open
-      // wants it found, so the master answers. So it does for a file of several names:
-      // a change through another name (unlink, rename over it) moves its link count.
-      co_return co_await co_lookup(parent, std::move(name));
+    Impl::DirSnapshot& snap = it->second;
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - snap.at).count();
+    auto e = snap.entries.find(name);
+    if (e != snap.entries.end()) {
+      // A file of several names is asked of the master: a change through another name
+      // (unlink, rename over it) moves its link count.
+      if (seconds < max_age && (e->second.nlink() <= 1 || e->second.type() == pb::FT_DIRECTORY)) {
+        *age = seconds;
+        ++impl_->cache_stats.snapshot_hits;
+        pb::Attr attr = e->second;
+        impl_->with_pending_size(&attr);
+        co_return attr;
+      }
+    } else if (snap.watched && !snap.unsure.count(name)) {
+      ++impl_->cache_stats.snapshot_denials;
+      co_return error(Code::kNotFound, fmt::format("no '{}' in directory {}", name, parent));
     }
+    // Names stay right while watched; attributes only for the attribute timeout.
+    if (seconds >= max_age && !snap.watched) impl_->snapshots.erase(it);
   }
   auto found = co_await co_lookup(parent, std::move(name));
-  // Only names found count: a snapshot never answers for a missing one, so a directory
-  // that is only being filled (mkdir, create) is never read whole.
-  if (max_age > 0 && found.ok()) impl_->note_lookup_miss(parent);
+  if (max_age > 0 && (found.ok() || found.status().is(Code::kNotFound))) impl_->note_lookup_miss(parent);
   co_return found;
 }
 
@@ -959,7 +1016,7 @@ awaitable<Result<pb::Attr>> Client::co_mkdir(uint64_t parent, std::string name, 
 
 awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req, bool* created) {
   auto asked = co_await impl_->ask<pb::AttrResp>(pb::CREATE, req);
-  if (!asked.ok()) impl_->entry_removed(req.parent(), req.name());
+  if (!asked.ok()) impl_->entry_unsure(req.parent(), req.name());
   CO_ASSIGN_OR_RETURN(pb::AttrResp resp, std::move(asked));
   impl_->note_changed(resp);
   impl_->entry_added(req.parent(), req.name(), resp.attr());
@@ -1004,7 +1061,10 @@ awaitable<Status> Client::co_unlink(uint64_t parent, std::string name) {
   req.set_parent(parent);
   req.set_name(std::move(name));
   Status st = co_await impl_->ask_change(pb::UNLINK, req);
-  impl_->entry_removed(parent, req.name());
+  if (st.ok())
+    impl_->entry_removed(parent, req.name());
+  else
+    impl_->entry_unsure(parent, req.name());
   co_return st;
 }
 
@@ -1013,7 +1073,10 @@ awaitable<Status> Client::co_rmdir(uint64_t parent, std::string name) {
   req.set_parent(parent);
   req.set_name(std::move(name));
   Status st = co_await impl_->ask_change(pb::RMDIR, req);
-  impl_->entry_removed(parent, req.name());
+  if (st.ok())
+    impl_->entry_removed(parent, req.name());
+  else
+    impl_->entry_unsure(parent, req.name());
   co_return st;
 }
 
@@ -1029,8 +1092,11 @@ awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t 
   // The entry that moved (a directory, perhaps) changed too, and which one it was is not
   // known here: keep only what the answer brings.
   impl_->recent_dirs.clear();
-  impl_->entry_removed(req.parent(), req.name());
-  impl_->entry_removed(req.new_parent(), req.new_name());
+  if (resp.ok() && !(flags & pb::RF_EXCHANGE))
+    impl_->entry_removed(req.parent(), req.name());
+  else
+    impl_->entry_unsure(req.parent(), req.name());
+  impl_->entry_unsure(req.new_parent(), req.new_name());
   if (!resp.ok()) co_return resp.status();
   impl_->note_changed(*resp);
   co_return Status::Ok();
@@ -1059,7 +1125,7 @@ awaitable<Result<std::vector<pb::DirEntry>>> Client::co_readdir_all(uint64_t ino
     after = out.back().name();
   }
   // One page with attributes is a whole directory as of one moment: lookups may use it.
-  if (plus && pages == 1) impl_->install_snapshot(ino, at, out);
+  if (plus && pages == 1) impl_->install_snapshot(ino, at, out, false);
   co_return out;
 }
 
@@ -1173,6 +1239,15 @@ awaitable<Result<pb::LockResp>> Client::co_test_lock(pb::LockReq req) {
 
 Result<std::vector<pb::CsInfo>> Client::cs_list() { return impl_->run(co_cs_list()); }
 Result<pb::HealthResp> Client::health() { return impl_->run(co_health()); }
+CacheStats Client::cache_stats() {
+  return impl_->run([](Impl* impl) -> awaitable<CacheStats> { co_return impl->cache_stats; }(impl_.get()));
+}
+Result<pb::Attr> Client::lookup_cached(uint64_t parent, const std::string& name, double max_age) {
+  return impl_->run([](Client* c, uint64_t parent, std::string name, double max_age) -> awaitable<Result<pb::Attr>> {
+    double age = 0;
+    co_return co_await c->co_lookup_cached(parent, std::move(name), max_age, &age);
+  }(this, parent, name, max_age));
+}
 
 Result<pb::Attr> Client::lookup(uint64_t parent, const std::string& name) { return impl_->run(co_lookup(parent, name)); }
 Result<pb::Attr> Client::getattr(uint64_t ino) { return impl_->run(co_getattr(ino)); }

@@ -54,6 +54,13 @@ Result<std::string> find_volume_secret(const std::string& volume, const std::str
 // /etc/keelfs/region, else "default".
 std::string host_region(const std::string& region);
 
+// How often the directory snapshots answered lookups (for tests and diagnostics).
+struct CacheStats {
+  uint64_t snapshot_hits = 0;      // names found in a snapshot
+  uint64_t snapshot_denials = 0;   // missing names denied by a watched snapshot
+  uint64_t dir_changes_heard = 0;  // snapshots dropped because another client changed names
+};
+
 class Client {
  public:
   // Connects to the master; Unavailable (naming the address) when it cannot.
@@ -81,10 +88,13 @@ class Client {
   Result<std::vector<pb::CsInfo>> cs_list();
   Status cs_drain(const std::string& address, bool drain);
   Result<pb::HealthResp> health();
+  CacheStats cache_stats();
   Result<pb::FsckResp> fsck(const std::string& volume);
 
   // ---- namespace
   Result<pb::Attr> lookup(uint64_t parent, const std::string& name);
+  // As the mount looks names up: from a directory snapshot when there is one (co_lookup_cached).
+  Result<pb::Attr> lookup_cached(uint64_t parent, const std::string& name, double max_age);
   Result<pb::Attr> getattr(uint64_t ino);
   // Holds the file open for this client's session until release(): a file that loses its
   // last name meanwhile stays readable and writable (the mount's open and release; a

@@ -108,7 +108,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::MKDIR: {
       PARSE_OR_REPLY(pb::MkdirReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return changed_reply(*ns_, ns_->mkdir(req), req.parent());
+      co_return co_await after_change(conn, changed_reply(*ns_, ns_->mkdir(req), req.parent()), req.parent());
     }
     case pb::CREATE: {
       PARSE_OR_REPLY(pb::CreateReq, req);
@@ -117,7 +117,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       auto attr = ns_->create(req, &freed, &created);
       if (attr.ok() && req.open()) ns_->hold_open(session, attr->inode());
       delete_chunks(freed);
-      co_return changed_reply(*ns_, attr, req.parent(), 0, created);
+      co_return co_await after_change(conn, changed_reply(*ns_, attr, req.parent(), 0, created), created ? req.parent() : 0);
     }
     case pb::OPEN: {
       PARSE_OR_REPLY(pb::OpenReq, req);
@@ -136,12 +136,12 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::SYMLINK: {
       PARSE_OR_REPLY(pb::SymlinkReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return changed_reply(*ns_, ns_->symlink(req), req.parent());
+      co_return co_await after_change(conn, changed_reply(*ns_, ns_->symlink(req), req.parent()), req.parent());
     }
     case pb::LINK: {
       PARSE_OR_REPLY(pb::LinkReq, req);
       SESSION_OR_REPLY(session, req.inode(), req.new_parent());
-      co_return changed_reply(*ns_, ns_->link(req), req.new_parent());
+      co_return co_await after_change(conn, changed_reply(*ns_, ns_->link(req), req.new_parent()), req.new_parent());
     }
     case pb::READLINK: {
       PARSE_OR_REPLY(pb::ReadlinkReq, req);
@@ -157,24 +157,27 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       SESSION_OR_REPLY(session, req.parent());
       Reply r = changed_reply(*ns_, no_entry(ns_->unlink(req.parent(), req.name(), &freed)), req.parent());
       delete_chunks(freed);
-      co_return std::move(r);
+      co_return co_await after_change(conn, std::move(r), req.parent());
     }
     case pb::RMDIR: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
       SESSION_OR_REPLY(session, req.parent());
-      co_return changed_reply(*ns_, no_entry(ns_->rmdir(req.parent(), req.name())), req.parent());
+      co_return co_await after_change(conn, changed_reply(*ns_, no_entry(ns_->rmdir(req.parent(), req.name())), req.parent()),
+                                      req.parent());
     }
     case pb::RENAME: {
       PARSE_OR_REPLY(pb::RenameReq, req);
       SESSION_OR_REPLY(session, req.parent(), req.new_parent());
       Reply r = changed_reply(*ns_, no_entry(ns_->rename(req, &freed)), req.parent(), req.new_parent());
       delete_chunks(freed);
-      co_return std::move(r);
+      co_return co_await after_change(conn, std::move(r), req.parent(), req.new_parent());
     }
     case pb::READDIR: {
       PARSE_OR_REPLY(pb::ReaddirReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return result_reply(ns_->readdir(req));
+      auto listed = ns_->readdir(req);
+      if (listed.ok() && req.watch() && !listed->more()) listed->set_watched(dir_watches_.watch(req.inode(), conn));
+      co_return result_reply(listed);
     }
     case pb::SETXATTR: {
       PARSE_OR_REPLY(pb::SetxattrReq, req);
@@ -336,6 +339,42 @@ void Master::client_closed(ConnectionPtr conn) {
   // Its sessions wait for the client to dial again; they expire if it does not.
   if (conn->tag != 0) sessions_.detach_connection(conn->tag);
   admin_conns_.erase(conn->tag);
+  dir_watches_.forget(conn.get());
+}
+
+namespace {
+
+constexpr auto kWatchTimeout = std::chrono::seconds(2);
+
+// A watcher that does not confirm in time loses its connection, and a client drops its
+// watched snapshots when its connection closes: no client goes on denying a name that exists.
+awaitable<Status> tell_dir_changed(ConnectionPtr conn, pb::DirChangedReq req) {
+  auto r = co_await conn->call(pb::DIR_CHANGED, req, {}, kWatchTimeout);
+  if (r.ok() || !conn->is_open()) co_return r.status();
+  spdlog::warn("client {} ({}) did not confirm a change of directory {}: {}; closing its connection", conn->peer_name(),
+               conn->peer(), req.dirs(0), r.status().message());
+  conn->close(error(Code::kTimeout, "a directory change was not confirmed"));
+  co_return r.status();
+}
+
+}  // namespace
+
+awaitable<Reply> Master::after_change(const ConnectionPtr& changer, Reply r, uint64_t dir, uint64_t other_dir) {
+  if (!r.status.ok()) co_return std::move(r);
+  std::map<Connection*, std::pair<ConnectionPtr, pb::DirChangedReq>> to_tell;
+  for (uint64_t d : {dir, other_dir}) {
+    if (d == 0) continue;
+    for (ConnectionPtr& c : dir_watches_.take(d, changer.get())) {
+      auto& [conn, req] = to_tell[c.get()];
+      conn = c;
+      req.add_dirs(d);
+    }
+  }
+  if (to_tell.empty()) co_return std::move(r);
+  std::vector<awaitable<Status>> tells;
+  for (auto& [key, t] : to_tell) tells.push_back(tell_dir_changed(t.first, std::move(t.second)));
+  co_await when_all(std::move(tells));
+  co_return std::move(r);
 }
 
 Status Master::check_admin(const ConnectionPtr& conn) const {

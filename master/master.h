@@ -21,6 +21,7 @@
 #include "master/registry.h"
 #include "master/sessions.h"
 #include "master/store.h"
+#include "master/watches.h"
 
 namespace keelfs::master {
 
@@ -95,6 +96,8 @@ class Master {
   awaitable<Reply> serve_chunkserver(ConnectionPtr conn, Frame frame);
   void chunkserver_closed(ConnectionPtr conn, const Status& reason);
   void client_closed(ConnectionPtr conn);
+  // `r` once the other clients watching the changed directories heard of it (if it is OK).
+  awaitable<Reply> after_change(const ConnectionPtr& changer, Reply r, uint64_t dir, uint64_t other_dir = 0);
   // Declares dead every chunkserver whose heartbeats stopped; runs until stop().
   awaitable<void> liveness_loop();
   awaitable<void> check_reported_chunks(ChunkServer& cs, const google::protobuf::RepeatedPtrField<pb::ChunkReport>& chunks);
@@ -136,6 +139,7 @@ class Master {
   std::unique_ptr<RpcServer> cs_server_;
   LockTable locks_;         // flock and fcntl locks of the clients' sessions
   SessionTable sessions_;
+  DirWatches dir_watches_;  // clients' directory snapshots to tell of other clients' changes
   std::set<uint64_t> admin_conns_;  // client connections that proved the cluster secret (ADMIN_LOGIN)
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time

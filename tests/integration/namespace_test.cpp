@@ -662,3 +662,66 @@ TEST_CASE("unlink of a file frees its chunks on the chunkservers", "[namespace][
                      std::chrono::seconds(10)));
   REQUIRE(attr_of(c, keep).size() == 0);
 }
+
+namespace {
+
+// Looks missing names up on `c` until its snapshot of `dir` (with the master's watch) is
+// in and denies one without asking the master.
+bool snapshot_denies(client::Client& c, uint64_t dir) {
+  const uint64_t before = c.cache_stats().snapshot_denials;
+  return wait_until([&] {
+    auto r = c.lookup_cached(dir, "no-such-name", 1.0);
+    return r.status().is(Code::kNotFound) && c.cache_stats().snapshot_denials > before;
+  }, std::chrono::seconds(10));
+}
+
+}  // namespace
+
+TEST_CASE("a watched snapshot denies missing names itself and hears of another client's change before it is answered",
+          "[namespace][snapshots]") {
+  Cluster cluster(3);
+  uint64_t root = cluster.create_volume("v", 2);
+  auto& a = cluster.client();
+  auto b_made = cluster.new_client("v");
+  REQUIRE(b_made.ok());
+  auto& b = **b_made;
+  uint64_t dir = make_dir(a, root, "d");
+  uint64_t kept = make_dir(a, dir, "kept");
+
+  // Another client's new names, of every kind, are found at once: the master told B
+  // before A's change returned.
+  REQUIRE(snapshot_denies(b, dir));
+  uint64_t heard = b.cache_stats().dir_changes_heard;
+  REQUIRE(a.mkdir(dir, "made", 0755).ok());
+  REQUIRE(b.cache_stats().dir_changes_heard == heard + 1);
+  REQUIRE(b.lookup_cached(dir, "made", 1.0).ok());
+
+  REQUIRE(snapshot_denies(b, dir));
+  put_file(a, dir, "file", "some bytes");
+  REQUIRE(b.lookup_cached(dir, "file", 1.0).ok());
+
+  REQUIRE(snapshot_denies(b, dir));
+  REQUIRE(a.rename(dir, "file", dir, "renamed").ok());
+  REQUIRE(b.lookup_cached(dir, "renamed", 1.0).ok());
+  REQUIRE(b.lookup_cached(dir, "file", 1.0).status().is(Code::kNotFound));
+
+  REQUIRE(snapshot_denies(b, root));  // a rename into a watched directory from another one
+  REQUIRE(a.rename(dir, "renamed", root, "moved").ok());
+  REQUIRE(b.lookup_cached(root, "moved", 1.0).ok());
+
+  // B's own changes keep its snapshot right without the master telling it.
+  REQUIRE(snapshot_denies(b, dir));
+  heard = b.cache_stats().dir_changes_heard;
+  REQUIRE(b.rename(dir, "kept", dir, "kept2").ok());
+  REQUIRE(b.lookup_cached(dir, "kept2", 1.0)->inode() == kept);
+  REQUIRE(b.lookup_cached(dir, "kept", 1.0).status().is(Code::kNotFound));
+  REQUIRE(b.mkdir(kept, "inside", 0755).ok());
+  REQUIRE(b.rmdir(dir, "kept2").is(Code::kNotEmpty));  // failed: the name stays
+  REQUIRE(b.lookup_cached(dir, "kept2", 1.0).ok());
+  REQUIRE(b.cache_stats().dir_changes_heard == heard);
+
+  // A client that holds no watch costs the changer nothing and hears nothing.
+  heard = a.cache_stats().dir_changes_heard;
+  REQUIRE(b.mkdir(dir, "by-b", 0755).ok());
+  REQUIRE(a.cache_stats().dir_changes_heard == heard);
+}
