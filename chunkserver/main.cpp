@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
   app.add_option("--scrub-rate", scrub_rate,
                  "bytes per second read in the background to check every chunk's CRCs (0 = off)")
       ->capture_default_str();
+  int64_t scrub_every = 3600;
+  app.add_option("--scrub-every", scrub_every, "seconds: a scrub pass over every chunk starts at most this often")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   std::string replication_rate = "200M";
   app.add_option("--replication-rate", replication_rate,
                  "bytes per second this chunkserver copies chunks in for healing, over all copies (0 = no limit)")
@@ -161,7 +165,8 @@ int main(int argc, char** argv) {
     link.report_damaged(id, version, reason);
   };
   service.on_damaged(report_damaged);
-  Scrubber scrubber(io.get_executor(), *stores, disk, scrub_bytes_per_sec, report_damaged);
+  Scrubber scrubber(io.get_executor(), *stores, disk, scrub_bytes_per_sec, std::chrono::seconds(scrub_every),
+                    report_damaged);
   scrubber.start();
 
   asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -1,5 +1,7 @@
 #include "chunkserver/scrubber.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "chunkserver/store_set.h"
@@ -8,13 +10,20 @@
 namespace keelfs {
 namespace {
 constexpr uint64_t kPiece = 1 << 20;
-// A full pass over few chunks should not spin: passes start at most this often.
-constexpr auto kMinPass = std::chrono::seconds(5);
+// Opening and reading a small chunk costs the disk about as much as reading this many
+// bytes: the rate charges every piece at least this much, so that a disk of many small
+// chunks is not scrubbed a thousand files a second.
+constexpr uint64_t kMinCharge = 256 << 10;
 }  // namespace
 
 Scrubber::Scrubber(asio::any_io_executor ex, StoreSet& stores, asio::thread_pool& disk_pool, uint64_t bytes_per_sec,
-                   DamagedFn damaged)
-    : ex_(ex), stores_(stores), pool_(disk_pool), rate_(bytes_per_sec), damaged_(std::move(damaged)) {}
+                   std::chrono::seconds pass_every, DamagedFn damaged)
+    : ex_(ex),
+      stores_(stores),
+      pool_(disk_pool),
+      rate_(bytes_per_sec),
+      pass_every_(pass_every),
+      damaged_(std::move(damaged)) {}
 
 void Scrubber::start() {
   if (rate_ == 0) return;
@@ -31,7 +40,7 @@ awaitable<void> Scrubber::run() {
       if (!co_await scrub_chunk(c.id, c.version)) ++damaged;
     }
     if (damaged > 0) spdlog::warn("scrub pass: {} of {} chunks damaged", damaged, chunks.size());
-    auto next = pass_start + kMinPass;
+    auto next = pass_start + pass_every_;
     if (std::chrono::steady_clock::now() < next) co_await sleep_for(next - std::chrono::steady_clock::now());
   }
 }
@@ -52,7 +61,7 @@ awaitable<bool> Scrubber::scrub_chunk(uint64_t chunk_id, uint32_t version) {
       co_return true;  // deleted or moved to a new version meanwhile: nothing to check
     }
     // Pace: this piece may take at most its share of a second at the rate.
-    auto share = std::chrono::nanoseconds(data->size() * 1000000000ull / rate_);
+    auto share = std::chrono::nanoseconds(std::max<uint64_t>(data->size(), kMinCharge) * 1000000000ull / rate_);
     auto spent = std::chrono::steady_clock::now() - started;
     if (spent < share) co_await sleep_for(share - spent);
     offset += data->size();

@@ -3,6 +3,7 @@
 // so that the master deletes it and has it made again from a good copy.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -16,9 +17,10 @@ class StoreSet;
 class Scrubber {
  public:
   using DamagedFn = std::function<void(uint64_t chunk_id, uint32_t version, const std::string& reason)>;
-  // bytes_per_sec 0 = off. REQUIRES: stores and disk_pool outlive the scrubber.
+  // bytes_per_sec 0 = off; a pass over all chunks starts at most every `pass_every`.
+  // REQUIRES: stores and disk_pool outlive the scrubber.
   Scrubber(asio::any_io_executor ex, StoreSet& stores, asio::thread_pool& disk_pool, uint64_t bytes_per_sec,
-           DamagedFn damaged);
+           std::chrono::seconds pass_every, DamagedFn damaged);
   void start();
   void stop() { stopped_ = true; }
 
@@ -31,6 +33,7 @@ class Scrubber {
   StoreSet& stores_;
   asio::thread_pool& pool_;
   uint64_t rate_;
+  std::chrono::seconds pass_every_;
   DamagedFn damaged_;
   bool stopped_ = false;
 };

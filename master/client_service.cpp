@@ -361,6 +361,7 @@ awaitable<Status> tell_dir_changed(ConnectionPtr conn, pb::DirChangedReq req) {
 
 awaitable<Reply> Master::after_change(const ConnectionPtr& changer, Reply r, uint64_t dir, uint64_t other_dir) {
   if (!r.status.ok()) co_return std::move(r);
+  last_name_change_ = std::chrono::steady_clock::now();
   std::map<Connection*, std::pair<ConnectionPtr, pb::DirChangedReq>> to_tell;
   for (uint64_t d : {dir, other_dir}) {
     if (d == 0) continue;

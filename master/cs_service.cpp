@@ -154,10 +154,18 @@ void Master::delete_copy(ChunkServer& cs, uint64_t chunk_id, uint32_t version) {
   }
 }
 
-// Deletions wait a few milliseconds and leave in one request per chunkserver: an `rm -r`
-// of many small files then costs the chunkservers a handful of requests, not two per file.
+// Deletions are background work. They leave in one request per chunkserver, so an `rm -r`
+// of many small files costs the chunkservers a handful of requests, not two per file; and
+// they wait while clients keep changing names (up to kDeletionMaxDelay), so the
+// chunkservers' unlinking does not slow the `rm -r` itself on shared cores and disks.
 awaitable<void> Master::send_deletions() {
-  co_await sleep_for(std::chrono::milliseconds(20));
+  constexpr auto kQuiet = std::chrono::milliseconds(20);
+  constexpr auto kDeletionMaxDelay = std::chrono::seconds(5);
+  const auto first = std::chrono::steady_clock::now();
+  do {
+    co_await sleep_for(kQuiet);
+  } while (std::chrono::steady_clock::now() - last_name_change_ < kQuiet &&
+           std::chrono::steady_clock::now() - first < kDeletionMaxDelay && !stopping_);
   deletions_due_ = false;
   auto batches = std::move(deletions_);
   deletions_.clear();

@@ -153,6 +153,7 @@ class Master {
   std::map<uint64_t, int> copies_out_, copies_in_;  // cs id -> copies in flight
   std::map<uint64_t, pb::CsDeleteChunkReq> deletions_;  // cs id -> copies to delete soon
   bool deletions_due_ = false;
+  std::chrono::steady_clock::time_point last_name_change_;  // deletions wait while names keep changing
   std::map<SpareKey, std::deque<NewChunk>> spares_;
   std::set<SpareKey> refilling_;
   std::set<uint64_t> unfiled_ids_;  // created, no file holds them yet (spares): no orphans in a chunk report

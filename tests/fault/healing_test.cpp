@@ -216,7 +216,7 @@ TEST_CASE("a replica damaged on disk is found by the scrubber, deleted and made 
           "[fault][healing]") {
   ClusterOptions opts;
   opts.chunkservers = 3;
-  opts.cs_args = {"--scrub-rate", "256M"};
+  opts.cs_args = {"--scrub-rate", "256M", "--scrub-every", "1"};
   Cluster cluster(opts);
   uint64_t root = cluster.create_volume("v", 2);
   const std::string data = random_bytes(6 * MiB, 5);
