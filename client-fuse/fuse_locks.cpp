@@ -94,7 +94,10 @@ void op_getlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* 
 void op_setlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep) {
   Mount& m = mount_of(req);
   pb::LockReq r = posix_req(m, ino, fi, lock);
-  if (r.type() != pb::LT_UNLOCK) m.note_posix_lock(r.inode());
+  if (r.type() != pb::LT_UNLOCK) {
+    m.note_posix_lock(r.inode());
+    if (fi->fh == kNoFlushHandle) m.note_lock_without_flush(r.inode(), fi->lock_owner);
+  }
   m.spawn(acquire(req, std::move(r), sleep != 0));
 }
 

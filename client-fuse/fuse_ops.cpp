@@ -290,7 +290,6 @@ awaitable<Result<pb::Attr>> truncate_to_zero(Mount& m, uint64_t ino) {
 // O_APPEND handles append at the end of the file as the master knows it (the kernel's idea
 // of the size may be stale when another mount appended), and bypass the page cache, which
 // would hold the bytes at the kernel's offset.
-constexpr uint64_t kAppendHandle = 1;
 void mark_append(fuse_file_info* fi) {
   if (!(fi->flags & O_APPEND)) return;
   fi->fh = kAppendHandle;
@@ -318,6 +317,10 @@ awaitable<void> do_open(fuse_req_t req, uint64_t id, fuse_file_info fi) {
   fi.keep_cache = m.unchanged_since_last_open(*attr) ? 1 : 0;
   m.refresh_kernel_attr_if_changed(*attr);
   mark_append(&fi);
+  if ((fi.flags & O_ACCMODE) == O_RDONLY && fi.fh != kAppendHandle && !m.may_hold_posix_locks(id)) {
+    fi.noflush = 1;
+    fi.fh = kNoFlushHandle;
+  }
   // -ENOENT: the open was interrupted and the kernel will send no release for it.
   if (fuse_reply_open(req, &fi) == -ENOENT) m.client().release(id);
 }
@@ -422,12 +425,18 @@ void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   m.spawn(do_flush(req, m.to_master(ino), fi->lock_owner));
 }
 
-awaitable<void> do_release(fuse_req_t req, uint64_t ino, bool flock_release, uint64_t lock_owner) {
+awaitable<void> do_release(fuse_req_t req, uint64_t ino, bool flock_release, uint64_t lock_owner, bool no_flush) {
   Mount& m = mount_of(req);
   Status st = co_await m.client().co_flush(ino);
   if (flock_release) {
     Status unlocked = co_await release_flock(m, ino, lock_owner);
     if (st.ok()) st = unlocked;
+  }
+  if (no_flush) {
+    for (uint64_t owner : m.take_owners_without_flush(ino)) {
+      Status unlocked = co_await release_posix_locks(m, ino, owner);
+      if (st.ok()) st = unlocked;
+    }
   }
   // Last: an orphan (unlinked while open) is freed here, after its data was flushed.
   m.client().release(ino);
@@ -436,7 +445,7 @@ awaitable<void> do_release(fuse_req_t req, uint64_t ino, bool flock_release, uin
 
 void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Mount& m = mount_of(req);
-  m.spawn(do_release(req, m.to_master(ino), fi->flock_release, fi->lock_owner));
+  m.spawn(do_release(req, m.to_master(ino), fi->flock_release, fi->lock_owner, fi->fh == kNoFlushHandle));
 }
 
 awaitable<void> do_fsync(fuse_req_t req, uint64_t ino) {

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -43,6 +44,13 @@ struct RequestBytes {
 
 // State shared by every request of one mount.
 // REQUIRES: used on the client's thread only (serve() excepted).
+// fuse_file_info::fh of an open file: how it was opened.
+constexpr uint64_t kAppendHandle = 1;  // O_APPEND: every write goes to the end (direct I/O)
+// An open for reading only: nothing of it to flush at close, so the kernel sends no FLUSH
+// (one trip less per small file read). Not when this mount holds fcntl locks on the
+// file: closing any descriptor must release them, and FLUSH is where that happens.
+constexpr uint64_t kNoFlushHandle = 2;
+
 class Mount {
  public:
   Mount(client::Client& client, uint64_t root_inode, MountOptions options)
@@ -107,6 +115,13 @@ class Mount {
   // Files this mount took fcntl locks on: only their close needs a trip to the master.
   void note_posix_lock(uint64_t ino) { posix_locked_.insert(ino); }
   bool may_hold_posix_locks(uint64_t ino) const { return posix_locked_.count(ino) != 0; }
+  // A read-only open gets no FLUSH at close (FOPEN_NOFLUSH), so fcntl locks taken through
+  // it are released when the kernel releases it: the owners to release then.
+  void note_lock_without_flush(uint64_t ino, uint64_t owner) { owners_without_flush_[ino].insert(owner); }
+  std::set<uint64_t> take_owners_without_flush(uint64_t ino) {
+    auto node = owners_without_flush_.extract(ino);
+    return node.empty() ? std::set<uint64_t>() : std::move(node.mapped());
+  }
 
  private:
   // A file's content as far as caches can tell: size and mtime.
@@ -132,6 +147,7 @@ class Mount {
   std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> no_capability_;  // ino -> known until
   uint64_t capability_generation_ = 0;
   std::unordered_set<uint64_t> posix_locked_;
+  std::unordered_map<uint64_t, std::set<uint64_t>> owners_without_flush_;  // ino -> lock owners
 };
 
 // fuse_locks.cpp: flock and fcntl locks, kept by the master.

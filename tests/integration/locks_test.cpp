@@ -39,6 +39,24 @@ TEST_CASE("locks: flock and fcntl on one mount exclude the other mount", "[fuse]
                            "    print(subprocess.run([sys.executable, '-c', other, sys.argv[2], off], capture_output=True, text=True).stdout.strip())\n";
   REQUIRE(shell("python3 " + script + " " + a + "/f " + b + "/f", &out) == 0);
   REQUIRE(out == "held\nfree\n");
+
+  // A read lock through a read-only descriptor (which gets no FLUSH at close) excludes a
+  // writer on B, and its close lets B have it.
+  std::string reader = cluster.dir() + "/reader.py";
+  std::ofstream(reader) << "import fcntl, sys, subprocess\n"
+                           "f = open(sys.argv[1], 'r')\n"
+                           "fcntl.lockf(f, fcntl.LOCK_SH)\n"
+                           "print(subprocess.run(['python3', sys.argv[2], sys.argv[3]], capture_output=True, text=True).stdout.strip())\n"
+                           "f.close()\n";
+  std::string writer = cluster.dir() + "/writer.py";
+  std::ofstream(writer) << "import fcntl, sys\n"
+                           "f = open(sys.argv[1], 'r+')\n"
+                           "try:\n fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+                           "except OSError: print('held')\n";
+  REQUIRE(shell("python3 " + reader + " " + a + "/f " + writer + " " + b + "/f", &out) == 0);
+  REQUIRE(out == "held\n");
+  REQUIRE(wait_until([&] { return shell("python3 " + writer + " " + b + "/f", &out) == 0 && out == "free\n"; },
+                     std::chrono::seconds(5)));
 }
 
 TEST_CASE("locks: a mount that dies releases its locks", "[fuse][locks]") {
