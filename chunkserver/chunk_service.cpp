@@ -71,6 +71,27 @@ awaitable<Reply> ChunkService::handle_master(ConnectionPtr, Frame frame) {
   }
 }
 
+namespace {
+
+// Counts a client's disk task while it runs (the network thread's coroutines only).
+struct DiskTask {
+  explicit DiskTask(int& n) : n_(n) { ++n_; }
+  ~DiskTask() { --n_; }
+  DiskTask(const DiskTask&) = delete;
+  DiskTask& operator=(const DiskTask&) = delete;
+
+ private:
+  int& n_;
+};
+
+// Reads up to this size are done on the network thread when no other client request is
+// on the disk pool: the hand-over to a pool thread and back costs two thread wake-ups,
+// more than reading a few blocks (a small file's read is mostly that hand-over). Under
+// load the pool takes them, so that reads still run side by side.
+constexpr uint64_t kInlineReadMax = 64 << 10;
+
+}  // namespace
+
 awaitable<Reply> ChunkService::chunk_read(Frame frame) {
   pb::ChunkReadReq req;
   if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
@@ -83,11 +104,18 @@ awaitable<Reply> ChunkService::chunk_read(Frame frame) {
     Result<std::string> data = std::string();
     uint64_t chunk_length = 0;
   };
-  Out out = co_await run_in_pool(pool_, [this, &req] {
+  auto read = [this, &req] {
     Out o;
     o.data = stores_.read(req.chunk_id(), req.version(), req.offset(), req.length(), &o.chunk_length);
     return o;
-  });
+  };
+  Out out;
+  if (req.length() <= kInlineReadMax && client_disk_tasks_ == 0) {
+    out = read();
+  } else {
+    DiskTask busy(client_disk_tasks_);
+    out = co_await run_in_pool(pool_, read);
+  }
   if (!out.data.ok()) {
     spdlog::debug("read chunk {:016x} v{}: {}", req.chunk_id(), req.version(), out.data.status().to_string());
     if (out.data.status().is(Code::kCorruption) && damaged_)
@@ -130,8 +158,12 @@ awaitable<Reply> ChunkService::chunk_write(Frame frame) {
     asio::co_spawn(ex_, forward(fwd, pb::CHUNK_WRITE, req.chain(0), down, frame.payload), asio::detached);
   }
   const std::string& data = frame.payload;
-  Status local = co_await run_in_pool(
-      pool_, [this, &req, &data] { return stores_.write(req.chunk_id(), req.version(), req.offset(), data); });
+  Status local;
+  {
+    DiskTask busy(client_disk_tasks_);
+    local = co_await run_in_pool(
+        pool_, [this, &req, &data] { return stores_.write(req.chunk_id(), req.version(), req.offset(), data); });
+  }
   if (fwd) co_await fwd->done.wait();
 
   if (!local.ok()) {
@@ -160,7 +192,11 @@ awaitable<Reply> ChunkService::chunk_sync(Frame frame) {
     fwd = std::make_shared<Forward>(ex_);
     asio::co_spawn(ex_, forward(fwd, pb::CHUNK_SYNC, req.chain(0), down, {}), asio::detached);
   }
-  Status local = co_await run_in_pool(pool_, [this, &req] { return stores_.sync(req.chunk_id(), req.version()); });
+  Status local;
+  {
+    DiskTask busy(client_disk_tasks_);
+    local = co_await run_in_pool(pool_, [this, &req] { return stores_.sync(req.chunk_id(), req.version()); });
+  }
   if (fwd) co_await fwd->done.wait();
 
   if (!local.ok()) {

@@ -84,6 +84,7 @@ class ChunkService {
   uint64_t replication_rate_;  // bytes per second over all copies; 0 = no limit
   DamagedFn damaged_;
   std::chrono::steady_clock::time_point replication_clock_{};
+  int client_disk_tasks_ = 0;  // client reads, writes and syncs on the disk pool right now
 };
 
 }  // namespace keelfs
