@@ -64,8 +64,9 @@ struct stat to_stat(const Mount& m, const pb::Attr& a) {
   return s;
 }
 
-// `age`: how old the answer already is; the kernel keeps it for what is left of the timeouts.
-void reply_entry(fuse_req_t req, const Result<pb::Attr>& attr, double age = 0) {
+// `age`, `name_age`: how old the attributes and the name's answer already are; the kernel
+// keeps each for what is left of its timeout.
+void reply_entry(fuse_req_t req, const Result<pb::Attr>& attr, double age = 0, double name_age = 0) {
   if (!attr.ok()) return reply_status(req, attr.status());
   Mount& m = mount_of(req);
   fuse_entry_param e = {};
@@ -73,7 +74,7 @@ void reply_entry(fuse_req_t req, const Result<pb::Attr>& attr, double age = 0) {
   e.generation = 1;
   e.attr = to_stat(m, *attr);
   e.attr_timeout = std::max(0.0, m.options().attr_timeout - age);
-  e.entry_timeout = std::max(0.0, m.options().entry_timeout - age);
+  e.entry_timeout = std::max(0.0, m.options().entry_timeout - name_age);
   fuse_reply_entry(req, &e);
 }
 
@@ -92,16 +93,17 @@ void reply_attr(fuse_req_t req, const Result<pb::Attr>& attr) {
 
 awaitable<void> do_lookup(fuse_req_t req, uint64_t parent, std::string name) {
   Mount& m = mount_of(req);
-  double age = 0;
-  auto attr = co_await m.client().co_lookup_cached(parent, std::move(name), m.options().entry_timeout, &age);
+  double age = 0, name_age = 0;
+  auto attr =
+      co_await m.client().co_lookup_cached(parent, std::move(name), m.options().entry_timeout, &age, &name_age);
   if (!attr.ok() && attr.status().is(Code::kNotFound)) {
     // A negative entry, cached for the entry timeout like a positive one.
     fuse_entry_param e = {};
-    e.entry_timeout = std::max(0.0, m.options().entry_timeout - age);
+    e.entry_timeout = std::max(0.0, m.options().entry_timeout - name_age);
     fuse_reply_entry(req, &e);
     co_return;
   }
-  reply_entry(req, attr, age);
+  reply_entry(req, attr, age, name_age);
 }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

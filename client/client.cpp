@@ -908,8 +908,10 @@ awaitable<Result<pb::Attr>> Client::co_lookup(uint64_t parent, std::string name)
   co_return co_await impl_->ask_attr(pb::LOOKUP, req);
 }
 
-awaitable<Result<pb::Attr>> Client::co_lookup_cached(uint64_t parent, std::string name, double max_age, double* age) {
+awaitable<Result<pb::Attr>> Client::co_lookup_cached(uint64_t parent, std::string name, double max_age, double* age,
+                                                     double* name_age) {
   *age = 0;
+  *name_age = 0;
   auto it = impl_->snapshots.find(parent);
   if (it != impl_->snapshots.end()) {
     Impl::DirSnapshot& snap = it->second;
@@ -920,10 +922,19 @@ awaitable<Result<pb::Attr>> Client::co_lookup_cached(uint64_t parent, std::strin
       // (unlink, rename over it) moves its link count.
       if (seconds < max_age && (e->second.nlink() <= 1 || e->second.type() == pb::FT_DIRECTORY)) {
         *age = seconds;
+        *name_age = snap.watched ? 0 : seconds;
         ++impl_->cache_stats.snapshot_hits;
         pb::Attr attr = e->second;
         impl_->with_pending_size(&attr);
         co_return attr;
+      }
+      // A watched directory's subdirectory: the name is exact, its attributes come already
+      // expired (the kernel asks for them when it needs them; an rmdir or a path walk
+      // does not). Files' attributes (their size) are not handed out stale.
+      if (snap.watched && e->second.type() == pb::FT_DIRECTORY) {
+        *age = max_age;
+        ++impl_->cache_stats.snapshot_hits;
+        co_return e->second;
       }
     } else if (snap.watched && !snap.unsure.count(name)) {
       ++impl_->cache_stats.snapshot_denials;
@@ -1244,8 +1255,8 @@ CacheStats Client::cache_stats() {
 }
 Result<pb::Attr> Client::lookup_cached(uint64_t parent, const std::string& name, double max_age) {
   return impl_->run([](Client* c, uint64_t parent, std::string name, double max_age) -> awaitable<Result<pb::Attr>> {
-    double age = 0;
-    co_return co_await c->co_lookup_cached(parent, std::move(name), max_age, &age);
+    double age = 0, name_age = 0;
+    co_return co_await c->co_lookup_cached(parent, std::move(name), max_age, &age, &name_age);
   }(this, parent, name, max_age));
 }
 

@@ -168,8 +168,12 @@ class Client {
 
   awaitable<Result<pb::Attr>> co_lookup(uint64_t parent, std::string name);
   // co_lookup, answered from a snapshot of the directory when one younger than max_age
-  // seconds is held (*age tells how old): the mount's lookups. See Impl::take_snapshot.
-  awaitable<Result<pb::Attr>> co_lookup_cached(uint64_t parent, std::string name, double max_age, double* age);
+  // seconds is held: the mount's lookups. See Impl::take_snapshot. *age tells how old the
+  // attributes are, *name_age how old the name's answer is (0 when the master watches the
+  // directory for this client: then a directory's entry is answered even when its
+  // attributes are older than max_age, with *age = max_age).
+  awaitable<Result<pb::Attr>> co_lookup_cached(uint64_t parent, std::string name, double max_age, double* age,
+                                               double* name_age);
   awaitable<Result<pb::Attr>> co_getattr(uint64_t ino);
   // A directory's attributes as this client's last change in it left them, when that was
   // less than max_age seconds ago (*age says how long); otherwise co_getattr().

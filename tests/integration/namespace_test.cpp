@@ -720,6 +720,17 @@ TEST_CASE("a watched snapshot denies missing names itself and hears of another c
   REQUIRE(b.lookup_cached(dir, "kept2", 1.0).ok());
   REQUIRE(b.cache_stats().dir_changes_heard == heard);
 
+  // Past the attribute timeout, a watched snapshot still answers for a subdirectory (its
+  // name is exact; its attributes go out expired), not for a file (its size would be old).
+  put_file(a, dir, "late-file", "x");  // A's change: B's snapshot goes, the next one is whole
+  REQUIRE(snapshot_denies(b, dir));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // past max_age 0.2 below
+  uint64_t hits = b.cache_stats().snapshot_hits;
+  REQUIRE(b.lookup_cached(dir, "kept2", 0.2)->inode() == kept);
+  REQUIRE(b.cache_stats().snapshot_hits == hits + 1);
+  REQUIRE(b.lookup_cached(dir, "late-file", 0.2).ok());
+  REQUIRE(b.cache_stats().snapshot_hits == hits + 1);
+
   // A client that holds no watch costs the changer nothing and hears nothing.
   heard = a.cache_stats().dir_changes_heard;
   REQUIRE(b.mkdir(dir, "by-b", 0755).ok());
