@@ -155,29 +155,42 @@ void Master::delete_copy(ChunkServer& cs, uint64_t chunk_id, uint32_t version) {
 }
 
 // Deletions are background work. They leave in one request per chunkserver, so an `rm -r`
-// of many small files costs the chunkservers a handful of requests, not two per file; and
-// they wait while clients keep changing names (up to kDeletionMaxDelay), so the
-// chunkservers' unlinking does not slow the `rm -r` itself on shared cores and disks.
+// of many small files costs the chunkservers a handful of requests, not two per file. While
+// clients keep changing names they only trickle out (kTricklePerTick copies per chunkserver
+// every kTick, as MooseFS limits its deletions), so the chunkservers' unlinking does not
+// slow the `rm -r` itself, or what runs right after it, on shared cores and disks; the
+// rest leaves at the first pause.
 awaitable<void> Master::send_deletions() {
-  constexpr auto kQuiet = std::chrono::milliseconds(20);
-  constexpr auto kDeletionMaxDelay = std::chrono::seconds(5);
-  const auto first = std::chrono::steady_clock::now();
-  do {
-    co_await sleep_for(kQuiet);
-  } while (std::chrono::steady_clock::now() - last_name_change_ < kQuiet &&
-           std::chrono::steady_clock::now() - first < kDeletionMaxDelay && !stopping_);
-  deletions_due_ = false;
-  auto batches = std::move(deletions_);
-  deletions_.clear();
-  for (auto& [cs_id, req] : batches) {
-    ChunkServer* cs = registry_.server(cs_id);
-    if (!cs || !cs->conn) continue;  // it reports them again when it registers
-    auto run = [](ConnectionPtr conn, std::string address, pb::CsDeleteChunkReq req) -> awaitable<void> {
-      Status st = co_await call_status(conn, pb::CS_DELETE_CHUNK, req);
-      if (!st.ok()) spdlog::warn("deleting {} chunk copies on {}: {}", req.copies_size(), address, st.message());
-    };
-    asio::co_spawn(io_, run(cs->conn, cs->address, std::move(req)), asio::detached);
+  constexpr auto kTick = std::chrono::milliseconds(20);
+  constexpr int kTricklePerTick = 10;  // 500 copies a second per chunkserver
+  while (!deletions_.empty()) {
+    co_await sleep_for(kTick);
+    const bool busy = std::chrono::steady_clock::now() - last_name_change_ < kTick && !stopping_;
+    std::map<uint64_t, pb::CsDeleteChunkReq> batches;
+    if (busy) {
+      for (auto it = deletions_.begin(); it != deletions_.end();) {
+        auto* copies = it->second.mutable_copies();
+        const int n = std::min(copies->size(), kTricklePerTick);
+        auto* out = batches[it->first].mutable_copies();
+        for (int i = 0; i < n; ++i) *out->Add() = copies->Get(i);
+        copies->DeleteSubrange(0, n);
+        it = copies->empty() ? deletions_.erase(it) : std::next(it);
+      }
+    } else {
+      batches = std::move(deletions_);
+      deletions_.clear();
+    }
+    for (auto& [cs_id, req] : batches) {
+      ChunkServer* cs = registry_.server(cs_id);
+      if (!cs || !cs->conn) continue;  // it reports them again when it registers
+      auto run = [](ConnectionPtr conn, std::string address, pb::CsDeleteChunkReq req) -> awaitable<void> {
+        Status st = co_await call_status(conn, pb::CS_DELETE_CHUNK, req);
+        if (!st.ok()) spdlog::warn("deleting {} chunk copies on {}: {}", req.copies_size(), address, st.message());
+      };
+      asio::co_spawn(io_, run(cs->conn, cs->address, std::move(req)), asio::detached);
+    }
   }
+  deletions_due_ = false;
 }
 
 awaitable<Result<std::vector<ChunkServer*>>> Master::bump_version(const ChunkRef& chunk,
