@@ -42,8 +42,6 @@ struct RequestBytes {
   size_t size = 0;
 };
 
-// State shared by every request of one mount.
-// REQUIRES: used on the client's thread only (serve() excepted).
 // fuse_file_info::fh of an open file: how it was opened.
 constexpr uint64_t kAppendHandle = 1;  // O_APPEND: every write goes to the end (direct I/O)
 // An open for reading only: nothing of it to flush at close, so the kernel sends no FLUSH
@@ -51,6 +49,8 @@ constexpr uint64_t kAppendHandle = 1;  // O_APPEND: every write goes to the end 
 // file: closing any descriptor must release them, and FLUSH is where that happens.
 constexpr uint64_t kNoFlushHandle = 2;
 
+// State shared by every request of one mount.
+// REQUIRES: used on the client's thread only (serve() excepted).
 class Mount {
  public:
   Mount(client::Client& client, uint64_t root_inode, MountOptions options)

@@ -90,8 +90,6 @@ struct Client::Impl {
     }
   }
 
-  // Dials the master when the connection is gone; the sessions resume on the new
-  // connection (or start anew after a master restart) and the admin login is redone.
   // The master's connection; the master calls back on it (DIR_CHANGED).
   awaitable<Result<ConnectionPtr>> dial_master() {
     co_return co_await dial(
@@ -100,6 +98,8 @@ struct Client::Impl {
         [this](ConnectionPtr, const Status&) { master_closed(); });
   }
 
+  // Dials the master when the connection is gone; the sessions resume on the new
+  // connection (or start anew after a master restart) and the admin login is redone.
   awaitable<Status> ensure_master() {
     if (master && master->is_open()) co_return Status::Ok();
     auto conn = co_await dial_master();
@@ -301,9 +301,10 @@ struct Client::Impl {
     asio::co_spawn(io, take_snapshot(dir), asio::detached);
   }
 
-  // The READDIR and this client's changes travel on one connection and the master answers
-  // namespace requests in order: a change asked before the read is in it, one asked after
-  // is applied to the snapshot when its answer comes (entry_added, entry_removed).
+  // The master commits a change before it answers it, and answers a READDIR at once: a
+  // change whose answer comes before the listing's is in the listing, and one whose answer
+  // comes after is applied to the snapshot then (entry_added, entry_removed), which a
+  // listing that already holds it does not mind.
   awaitable<void> take_snapshot(uint64_t dir) {
     snapshotting.insert(dir);
     const auto at = Clock::now();
@@ -364,6 +365,15 @@ struct Client::Impl {
   // `name` in `dir` is gone (unlink, rmdir, the old name of a rename).
   void entry_removed(uint64_t dir, const std::string& name) {
     if (auto it = snapshots.find(dir); it != snapshots.end()) it->second.entries.erase(name);
+  }
+
+  // After a removal (unlink, rmdir, the old name of a rename): gone when it succeeded,
+  // doubtful when it failed.
+  void note_removed(uint64_t dir, const std::string& name, bool succeeded) {
+    if (succeeded)
+      entry_removed(dir, name);
+    else
+      entry_unsure(dir, name);
   }
 
   // Whether `name` in `dir` exists, and as what, is not known here (a change that failed,
@@ -1072,10 +1082,7 @@ awaitable<Status> Client::co_unlink(uint64_t parent, std::string name) {
   req.set_parent(parent);
   req.set_name(std::move(name));
   Status st = co_await impl_->ask_change(pb::UNLINK, req);
-  if (st.ok())
-    impl_->entry_removed(parent, req.name());
-  else
-    impl_->entry_unsure(parent, req.name());
+  impl_->note_removed(parent, req.name(), st.ok());
   co_return st;
 }
 
@@ -1084,10 +1091,7 @@ awaitable<Status> Client::co_rmdir(uint64_t parent, std::string name) {
   req.set_parent(parent);
   req.set_name(std::move(name));
   Status st = co_await impl_->ask_change(pb::RMDIR, req);
-  if (st.ok())
-    impl_->entry_removed(parent, req.name());
-  else
-    impl_->entry_unsure(parent, req.name());
+  impl_->note_removed(parent, req.name(), st.ok());
   co_return st;
 }
 
@@ -1103,10 +1107,8 @@ awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t 
   // The entry that moved (a directory, perhaps) changed too, and which one it was is not
   // known here: keep only what the answer brings.
   impl_->recent_dirs.clear();
-  if (resp.ok() && !(flags & pb::RF_EXCHANGE))
-    impl_->entry_removed(req.parent(), req.name());
-  else
-    impl_->entry_unsure(req.parent(), req.name());
+  // RENAME_EXCHANGE leaves both names in place, holding each other's entry.
+  impl_->note_removed(req.parent(), req.name(), resp.ok() && !(flags & pb::RF_EXCHANGE));
   impl_->entry_unsure(req.new_parent(), req.new_name());
   if (!resp.ok()) co_return resp.status();
   impl_->note_changed(*resp);

@@ -49,13 +49,9 @@ awaitable<void> Master::heal_loop() {
   }
 }
 
-bool Master::being_written(uint64_t chunk_id, std::chrono::steady_clock::time_point now) {
-  auto it = writing_.find(chunk_id);
-  return it != writing_.end() && now - it->second < kWriterHold;
-}
-
 void Master::heal_once() {
   const auto now = std::chrono::steady_clock::now();
+  // What is left in writing_ is written now: its writer asked within kWriterHold.
   std::erase_if(writing_, [&](const auto& w) { return now - w.second >= kWriterHold; });
   waiting_for_writers_ = 0;
   std::vector<UnderGoal> under;
@@ -70,7 +66,7 @@ void Master::heal_once() {
     for (ChunkServer* h : holders)
       if (h->draining && valid.size() < goal) ++drain_left[h->id];
     if (holders.empty() || healing_.count(id)) return;  // missing ones: nothing to copy from
-    if (valid.size() != goal && being_written(id, now)) {
+    if (valid.size() != goal && writing_.count(id)) {
       ++waiting_for_writers_;
       return;
     }

@@ -87,8 +87,6 @@ class Master {
   // ---- healer.cpp
   awaitable<void> heal_loop();
   void heal_once();
-  // Whether a client holds a write lease on the chunk that the healer should leave alone.
-  bool being_written(uint64_t chunk_id, std::chrono::steady_clock::time_point now);
   awaitable<void> heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
   awaitable<Status> copy_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
 
