@@ -66,15 +66,19 @@ struct stat to_stat(const Mount& m, const pb::Attr& a) {
 
 // `age`, `name_age`: how old the attributes and the name's answer already are; the kernel
 // keeps each for what is left of its timeout.
-void reply_entry(fuse_req_t req, const Result<pb::Attr>& attr, double age = 0, double name_age = 0) {
-  if (!attr.ok()) return reply_status(req, attr.status());
-  Mount& m = mount_of(req);
+fuse_entry_param entry_of(const Mount& m, const pb::Attr& attr, double age = 0, double name_age = 0) {
   fuse_entry_param e = {};
-  e.ino = m.to_kernel(attr->inode());
+  e.ino = m.to_kernel(attr.inode());
   e.generation = 1;
-  e.attr = to_stat(m, *attr);
+  e.attr = to_stat(m, attr);
   e.attr_timeout = std::max(0.0, m.options().attr_timeout - age);
   e.entry_timeout = std::max(0.0, m.options().entry_timeout - name_age);
+  return e;
+}
+
+void reply_entry(fuse_req_t req, const Result<pb::Attr>& attr, double age = 0, double name_age = 0) {
+  if (!attr.ok()) return reply_status(req, attr.status());
+  fuse_entry_param e = entry_of(mount_of(req), *attr, age, name_age);
   fuse_reply_entry(req, &e);
 }
 
@@ -340,12 +344,7 @@ awaitable<void> do_create(fuse_req_t req, pb::CreateReq r, fuse_file_info fi) {
     reply_status(req, attr.status());
     co_return;
   }
-  fuse_entry_param e = {};
-  e.ino = m.to_kernel(attr->inode());
-  e.generation = 1;
-  e.attr = to_stat(m, *attr);
-  e.attr_timeout = m.options().attr_timeout;
-  e.entry_timeout = m.options().entry_timeout;
+  fuse_entry_param e = entry_of(m, *attr);
   m.unchanged_since_last_open(*attr);
   if (created) m.note_without_capability(attr->inode(), m.capability_generation());  // new: no attributes yet
   mark_append(&fi);
