@@ -112,6 +112,7 @@ awaitable<void> do_lookup(fuse_req_t req, uint64_t parent, std::string name) {
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Mount& m = mount_of(req);
+  m.note_lookup(fuse_req_ctx(req)->pid, m.to_master(parent));
   m.spawn(do_lookup(req, m.to_master(parent), name));
 }
 
@@ -551,10 +552,14 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   m.spawn(do_opendir(req, m.to_master(ino), *fi));
 }
 
-// Answered in line: the listing is in the handle.
-void readdir_common(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+// Answered in line: the listing is in the handle. An entry of a READDIRPLUS batch without
+// an inode number (ino 0) is a name only: the kernel makes no inode of it.
+void readdir_common(fuse_req_t req, uint64_t dir, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   Mount& m = mount_of(req);
   auto* handle = reinterpret_cast<DirHandle*>(fi->fh);
+  const pid_t tid = fuse_req_ctx(req)->pid;
+  const bool with_attrs = plus && m.wants_attrs_in_listings(tid);
+  m.note_listing(tid, dir);
   std::vector<char> buf(size);
   size_t used = 0;
   for (size_t i = static_cast<size_t>(off); i < handle->entries.size(); ++i) {
@@ -562,7 +567,7 @@ void readdir_common(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, 
     size_t n;
     if (plus) {
       fuse_entry_param p = {};
-      if (e.has_attr() && e.name() != "." && e.name() != "..") {
+      if (with_attrs && e.has_attr() && e.name() != "." && e.name() != "..") {
         p.ino = m.to_kernel(e.inode());
         p.generation = 1;
         p.attr = to_stat(m, e.attr());
@@ -585,12 +590,12 @@ void readdir_common(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi, 
   fuse_reply_buf(req, buf.data(), used);
 }
 
-void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  readdir_common(req, size, off, fi, false);
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  readdir_common(req, mount_of(req).to_master(ino), size, off, fi, false);
 }
 
-void op_readdirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  readdir_common(req, size, off, fi, true);
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  readdir_common(req, mount_of(req).to_master(ino), size, off, fi, true);
 }
 
 void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {

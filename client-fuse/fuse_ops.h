@@ -11,6 +11,7 @@
 
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
@@ -30,6 +31,9 @@ namespace keelfs::fuse {
 struct MountOptions {
   double attr_timeout = 1.0;   // seconds the kernel may cache attributes
   double entry_timeout = 1.0;  // seconds the kernel may cache name -> inode
+  // After the last reply, read /dev/fuse without sleeping for this long (0: never): a
+  // program's next request is then taken without the kernel waking this thread.
+  int poll_us = 50;
 };
 
 // Bytes of one request that outlive its receive buffer (see Mount::hold_request_bytes).
@@ -112,6 +116,15 @@ class Mount {
   void told_kernel(const pb::Attr& a) const;
   void refresh_kernel_attr_if_changed(const pb::Attr& fresh);
 
+  // A listing's first batch may carry attributes, and the kernel makes an inode of every
+  // entry that has them (about 3 µs each, and memory), which a plain listing (ls,
+  // os.listdir, os.walk, find) never uses. Entries carry them for threads that looked up
+  // names of a directory they had just listed (ls -l, rsync, du, scandir + stat): learned
+  // from the lookups that followed a listing without them.
+  bool wants_attrs_in_listings(pid_t tid) const;
+  void note_listing(pid_t tid, uint64_t dir);
+  void note_lookup(pid_t tid, uint64_t parent);
+
   // Files this mount took fcntl locks on: only their close needs a trip to the master.
   void note_posix_lock(uint64_t ino) { posix_locked_.insert(ino); }
   bool may_hold_posix_locks(uint64_t ino) const { return posix_locked_.count(ino) != 0; }
@@ -133,6 +146,15 @@ class Mount {
     bool operator==(const Seen&) const = default;
   };
   awaitable<int> loop();
+  enum class Received { kRequest, kNone, kEnded };
+  // Reads and processes one request, if /dev/fuse has one. kEnded: the session ended (*rc
+  // says why when reading failed).
+  Received receive_one(fuse_buf* buf, int* rc);
+  void process(fuse_buf* buf);
+  // Up to kBatch requests: kNone once the device is empty, kRequest when more may wait.
+  Received drain(fuse_buf* buf, int* rc);
+  // Reads /dev/fuse without sleeping for up to options_.poll_us; true when a request came.
+  bool poll_briefly(fuse_buf* buf, int* rc);
 
   client::Client& client_;
   asio::thread_pool reply_thread_{1};
@@ -140,12 +162,19 @@ class Mount {
   MountOptions options_;
   fuse_session* se_ = nullptr;
   size_t in_flight_ = 0;           // request coroutines started and not yet ended
+  std::function<void()> stop_waiting_;  // while the loop waits for /dev/fuse: wakes it
   fuse_buf* receiving_ = nullptr;  // the loop's receive buffer, while a request is processed
   bool buffer_taken_ = false;      // hold_request_bytes took it: the loop needs a new one
   std::unordered_map<uint64_t, Seen> seen_;
   mutable std::unordered_map<uint64_t, Seen> told_;  // ino -> size and mtime the kernel has
   std::unordered_map<uint64_t, std::chrono::steady_clock::time_point> no_capability_;  // ino -> known until
   uint64_t capability_generation_ = 0;
+  struct Lister {
+    uint64_t dir = 0;  // the directory it listed last
+    std::chrono::steady_clock::time_point listed_at;
+    bool wants_attrs = false;
+  };
+  std::unordered_map<pid_t, Lister> listers_;  // by thread
   std::unordered_set<uint64_t> posix_locked_;
   std::unordered_map<uint64_t, std::set<uint64_t>> owners_without_flush_;  // ino -> lock owners
 };

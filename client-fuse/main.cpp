@@ -89,6 +89,8 @@ std::string take_own_options(const std::vector<std::string>& opts, fuse::MountOp
         mount_opts->attr_timeout = std::stod(opt.substr(13));
       } else if (opt.rfind("entry_timeout=", 0) == 0) {
         mount_opts->entry_timeout = std::stod(opt.substr(14));
+      } else if (opt.rfind("poll_us=", 0) == 0) {
+        mount_opts->poll_us = std::stoi(opt.substr(8));
       } else {
         fuse_opts += "," + opt;
       }

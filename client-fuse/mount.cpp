@@ -1,5 +1,6 @@
 // Mount: the session loop on the client's thread, and the state requests share.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <cerrno>
@@ -29,9 +30,15 @@ int Mount::serve(fuse_session* se) {
 
 void Mount::reply_off_thread(std::function<void()> reply) { asio::post(reply_thread_, std::move(reply)); }
 
-// Waits until /dev/fuse is readable, then receives and processes requests until it would
-// block (the reactor reports readiness edge-triggered, so the device is always drained
-// before waiting again). Processing a request only starts its coroutine.
+// Receives and processes requests until /dev/fuse has none (the reactor reports readiness
+// edge-triggered, so the device is always drained before waiting again), then waits until
+// it is readable. Processing a request only starts its coroutine.
+//
+// Waiting costs a wake-up per request: the kernel wakes this thread, on another CPU when
+// one is idle, which on virtual machines costs as much as the rest of a request answered
+// from memory. So when no request is running, the loop first reads the device without
+// sleeping for options_.poll_us (after the last reply, too): a program working through
+// files sends its next request within microseconds, and it is taken without a wake-up.
 awaitable<int> Mount::loop() {
   auto ex = co_await asio::this_coro::executor;
   int fd = fuse_session_fd(se_);
@@ -55,33 +62,30 @@ awaitable<int> Mount::loop() {
   fuse_buf buf = {};
   int rc = 0;
   while (!fuse_session_exited(se_)) {
+    Received r = drain(&buf, &rc);
+    if (r == Received::kEnded) break;
+    // Let the requests just taken run (one answered from memory replies at once), and the
+    // client's other work too when a full batch was taken.
+    co_await asio::post(ex, use_awaitable);
+    if (r == Received::kRequest) continue;
+    if (in_flight_ == 0 && poll_briefly(&buf, &rc)) continue;
     error_code ec;
+    stop_waiting_ = [&dev] {
+      error_code ignored;
+      dev.cancel(ignored);
+    };
     co_await dev.async_wait(asio::posix::descriptor_base::wait_read, asio::redirect_error(use_awaitable, ec));
-    if (ec && ec != asio::error::operation_aborted) {
+    stop_waiting_ = nullptr;
+    if (ec == asio::error::operation_aborted) {
+      // The last running request ended (or a signal ends the session): the program that
+      // made it usually sends its next one right away.
+      if (!fuse_session_exited(se_)) poll_briefly(&buf, &rc);
+      continue;
+    }
+    if (ec) {
       spdlog::error("waiting for /dev/fuse failed: {}", ec.message());
       rc = -EIO;
       break;
-    }
-    for (int n = 1; !fuse_session_exited(se_); ++n) {
-      if (n % kBatch == 0) co_await asio::post(ex, use_awaitable);
-      int res = fuse_session_receive_buf(se_, &buf);
-      if (res == -EINTR) continue;
-      if (res == -EAGAIN) break;
-      if (res <= 0) {  // 0: unmounted (libfuse ended the session)
-        if (res < 0) {
-          spdlog::error("reading /dev/fuse failed: {}", std::strerror(-res));
-          rc = res;
-        }
-        fuse_session_exit(se_);
-        break;
-      }
-      receiving_ = &buf;
-      fuse_session_process_buf(se_, &buf);
-      receiving_ = nullptr;
-      if (buffer_taken_) {
-        buf.mem = nullptr;  // a request owns it now; libfuse allocates the next one
-        buffer_taken_ = false;
-      }
     }
   }
   error_code ignored;
@@ -95,10 +99,57 @@ awaitable<int> Mount::loop() {
   co_return rc;
 }
 
+Mount::Received Mount::receive_one(fuse_buf* buf, int* rc) {
+  for (;;) {
+    int res = fuse_session_receive_buf(se_, buf);
+    if (res == -EINTR) continue;
+    if (res == -EAGAIN) return Received::kNone;
+    if (res > 0) {
+      process(buf);
+      return Received::kRequest;
+    }
+    if (res < 0) {  // 0: unmounted (libfuse ended the session)
+      spdlog::error("reading /dev/fuse failed: {}", std::strerror(-res));
+      *rc = res;
+    }
+    fuse_session_exit(se_);
+    return Received::kEnded;
+  }
+}
+
+void Mount::process(fuse_buf* buf) {
+  receiving_ = buf;
+  fuse_session_process_buf(se_, buf);
+  receiving_ = nullptr;
+  if (buffer_taken_) {
+    buf->mem = nullptr;  // a request owns it now; libfuse allocates the next one
+    buffer_taken_ = false;
+  }
+}
+
+Mount::Received Mount::drain(fuse_buf* buf, int* rc) {
+  for (int n = 1; n <= kBatch; ++n) {
+    Received r = receive_one(buf, rc);
+    if (r != Received::kRequest) return r;
+  }
+  return Received::kRequest;  // more may wait
+}
+
+bool Mount::poll_briefly(fuse_buf* buf, int* rc) {
+  if (options_.poll_us <= 0) return false;
+  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.poll_us);
+  for (;;) {
+    Received r = receive_one(buf, rc);
+    if (r != Received::kNone) return r == Received::kRequest;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    sched_yield();  // whatever else this CPU has to run goes first
+  }
+}
+
 void Mount::spawn(awaitable<void> request) {
   ++in_flight_;
   asio::co_spawn(client_.executor(), std::move(request), [this](std::exception_ptr e) {
-    --in_flight_;
+    if (--in_flight_ == 0 && stop_waiting_) stop_waiting_();
     if (!e) return;
     try {
       std::rethrow_exception(e);
@@ -158,6 +209,33 @@ void Mount::refresh_kernel_attr_if_changed(const pb::Attr& fresh) {
   // Offset -1: attributes only. It takes no lock an open in progress holds.
   fuse_lowlevel_notify_inval_inode(se_, to_kernel(fresh.inode()), -1, 0);
   told_.erase(fresh.inode());
+}
+
+namespace {
+// A lookup this soon after a listing of its directory is taken as using that listing.
+constexpr auto kListingUse = std::chrono::seconds(1);
+constexpr size_t kMaxListers = 4096;
+}  // namespace
+
+bool Mount::wants_attrs_in_listings(pid_t tid) const {
+  auto it = listers_.find(tid);
+  return it != listers_.end() && it->second.wants_attrs;
+}
+
+void Mount::note_listing(pid_t tid, uint64_t dir) {
+  auto now = std::chrono::steady_clock::now();
+  if (listers_.size() >= kMaxListers && !listers_.count(tid))
+    std::erase_if(listers_, [&](const auto& e) { return now - e.second.listed_at > 10 * kListingUse; });
+  if (listers_.size() >= kMaxListers) listers_.clear();  // forgetting costs attributes, not correctness
+  Lister& l = listers_[tid];
+  l.dir = dir;
+  l.listed_at = now;
+}
+
+void Mount::note_lookup(pid_t tid, uint64_t parent) {
+  auto it = listers_.find(tid);
+  if (it == listers_.end() || it->second.dir != parent) return;
+  if (std::chrono::steady_clock::now() - it->second.listed_at < kListingUse) it->second.wants_attrs = true;
 }
 
 bool Mount::unchanged_since_last_open(const pb::Attr& a) {

@@ -1,4 +1,5 @@
 // keelfs-mount: a real FUSE mount used through system calls and real programs.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -109,6 +111,74 @@ TEST_CASE("mount: namespace operations and attributes", "[fuse]") {
   REQUIRE(statvfs(m.c_str(), &sv) == 0);
   REQUIRE(sv.f_blocks > 0);
   REQUIRE(sv.f_namemax == 255);
+}
+
+namespace {
+
+struct Listed {
+  unsigned char type;
+  ino_t ino;
+  bool operator==(const Listed&) const = default;
+};
+
+// Names of `dir` with their d_type and d_ino, after the kernel's caches were dropped (so
+// the listing comes from the mount).
+std::map<std::string, Listed> list_cold(const std::string& dir) {
+  sync();
+  std::ofstream("/proc/sys/vm/drop_caches") << "3\n";
+  std::map<std::string, Listed> out;
+  DIR* d = opendir(dir.c_str());
+  REQUIRE(d != nullptr);
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") out[name] = Listed{e->d_type, e->d_ino};
+  }
+  closedir(d);
+  return out;
+}
+
+}  // namespace
+
+// A listing carries names only until the listing thread looks names up (then attributes
+// too, Mount::wants_attrs_in_listings); either way names, types and inode numbers are
+// those stat() gives. The loop that reads /dev/fuse without sleeping can be turned off.
+TEST_CASE("mount: listings without and with attributes agree with stat, with and without polling", "[fuse]") {
+  Cluster cluster(3);
+  cluster.create_volume("v", 2);
+  for (const std::string& opts : {std::string(), std::string("poll_us=0")}) {
+    INFO("mount options '" << opts << "'");
+    std::vector<std::string> args;
+    if (!opts.empty()) args = {"-o", opts};
+    std::string m = cluster.mount("v", args);
+    std::string dir = m + "/list" + std::to_string(opts.size());
+    REQUIRE(mkdir(dir.c_str(), 0755) == 0);
+    for (int i = 0; i < 40; ++i) write_file(dir + "/f" + std::to_string(i), "x");
+    for (int i = 0; i < 3; ++i) REQUIRE(mkdir((dir + "/d" + std::to_string(i)).c_str(), 0755) == 0);
+    REQUIRE(symlink("f0", (dir + "/link").c_str()) == 0);
+
+    auto names_only = list_cold(dir);  // a thread that listed nothing before: names only
+    REQUIRE(names_only.size() == 44);
+    for (auto& [name, l] : names_only) {
+      INFO(name);
+      struct stat st;
+      REQUIRE(lstat((dir + "/" + name).c_str(), &st) == 0);  // looked up after the listing
+      REQUIRE(st.st_ino == l.ino);
+      unsigned char type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
+      REQUIRE(l.type == type);
+      REQUIRE(type == (name[0] == 'd' ? DT_DIR : name == "link" ? DT_LNK : DT_REG));
+    }
+    auto with_attrs = list_cold(dir);  // this thread now gets attributes with its listings
+    REQUIRE(with_attrs == names_only);
+    for (auto& [name, l] : with_attrs) {
+      struct stat st;
+      REQUIRE(lstat((dir + "/" + name).c_str(), &st) == 0);
+      REQUIRE(st.st_ino == l.ino);
+    }
+    struct stat st;
+    REQUIRE(lstat((dir + "/f7").c_str(), &st) == 0);
+    REQUIRE(st.st_size == 1);
+    cluster.unmount(m);
+  }
 }
 
 TEST_CASE("mount: mmap reads and a shared writable map reaches the file", "[fuse]") {
