@@ -401,12 +401,12 @@ void Master::end_session(uint64_t id, const std::string& why) {
 }
 
 Result<uint64_t> Master::session_for(const ConnectionPtr& conn, uint64_t inode) {
-  ASSIGN_OR_RETURN(pb::Attr attr, ns_->getattr(inode));
-  Session* s = sessions_.of(conn->tag, attr.volume_id());
+  ASSIGN_OR_RETURN(uint64_t volume_id, ns_->volume_of(inode));
+  Session* s = sessions_.of(conn->tag, volume_id);
   if (s) return s->id;
-  auto vol = ns_->volume_by_id(attr.volume_id());
+  auto vol = ns_->volume_by_id(volume_id);
   return error(Code::kNoSession, fmt::format("volume '{}' is not mounted on this connection (or its session expired)",
-                                             vol.ok() ? vol->name() : std::to_string(attr.volume_id())));
+                                             vol.ok() ? vol->name() : std::to_string(volume_id)));
 }
 
 Result<uint64_t> Master::session_for(const ConnectionPtr& conn, uint64_t inode, uint64_t other) {

@@ -75,6 +75,9 @@ class Namespace {
   // ---- lookups (ops/lookup.cpp)
   Result<pb::Attr> lookup(uint64_t parent, const std::string& name);
   Result<pb::Attr> getattr(uint64_t ino);
+  // The volume an inode belongs to. Cached: an inode never changes volume, and inode
+  // numbers are never reused (so a deleted inode's entry misleads no one).
+  Result<uint64_t> volume_of(uint64_t ino);
   Result<std::string> readlink(uint64_t ino);
   Result<pb::ReaddirResp> readdir(const pb::ReaddirReq& req);
 
@@ -172,6 +175,7 @@ class Namespace {
   std::map<uint64_t, pb::VolumeRecord> volumes_;  // by id
   std::map<std::pair<uint64_t, uint64_t>, uint32_t> opens_;  // (session, inode) -> open count
   std::unordered_map<uint64_t, uint32_t> open_count_;        // inode -> opens of all sessions
+  std::unordered_map<uint64_t, uint64_t> volume_of_;         // inode -> volume id (volume_of)
 };
 
 // Key of the KeyedMutex that keeps two set-ups of one chunk (a writer, a truncate, a

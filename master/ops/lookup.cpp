@@ -27,6 +27,15 @@ Result<pb::Attr> Namespace::getattr(uint64_t ino) {
   return rec.attr();
 }
 
+Result<uint64_t> Namespace::volume_of(uint64_t ino) {
+  if (auto it = volume_of_.find(ino); it != volume_of_.end()) return it->second;
+  ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
+  constexpr size_t kMaxCached = 1 << 20;
+  if (volume_of_.size() >= kMaxCached) volume_of_.clear();
+  volume_of_[ino] = rec.attr().volume_id();
+  return rec.attr().volume_id();
+}
+
 Result<std::string> Namespace::readlink(uint64_t ino) {
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
   if (rec.attr().type() != pb::FT_SYMLINK)

@@ -317,3 +317,19 @@ TEST_CASE("rename over an open file keeps it; a restart frees what no session ho
   REQUIRE(f.ns->list_volumes()[0].files() == 1);
   REQUIRE(f.ns->drop_orphans(&freed).ok());  // nothing left to do
 }
+
+TEST_CASE("namespace: volume_of names the volume of every inode, cached or not, and nothing for a missing inode") {
+  Fixture f;
+  pb::VolumeCreateReq req;
+  req.set_name("other");
+  auto other = f.ns->create_volume(req);
+  REQUIRE(other.ok());
+  uint64_t a = f.create(f.root, "a");
+  uint64_t b = f.mkdir(other->info.root_inode(), "b");
+  for (int round = 0; round < 2; ++round) {  // the second round is answered from the cache
+    REQUIRE(*f.ns->volume_of(a) == *f.ns->volume_of(f.root));
+    REQUIRE(*f.ns->volume_of(b) == other->info.id());
+    REQUIRE(*f.ns->volume_of(f.root) != other->info.id());
+  }
+  REQUIRE(f.ns->volume_of(b + 1000).status().is(Code::kNotFound));
+}
