@@ -31,8 +31,9 @@ namespace keelfs::fuse {
 struct MountOptions {
   double attr_timeout = 1.0;   // seconds the kernel may cache attributes
   double entry_timeout = 1.0;  // seconds the kernel may cache name -> inode
-  // After the last reply, read /dev/fuse without sleeping for this long (0: never): a
-  // program's next request is then taken without the kernel waking this thread.
+  // After the last answer, read /dev/fuse (and the sockets) without sleeping for this long
+  // (0: never): the master's answer and a program's next request are then taken without
+  // the kernel waking this thread (Mount::loop).
   int poll_us = 50;
 };
 
@@ -153,8 +154,9 @@ class Mount {
   void process(fuse_buf* buf);
   // Up to kBatch requests: kNone once the device is empty, kRequest when more may wait.
   Received drain(fuse_buf* buf, int* rc);
-  // Reads /dev/fuse without sleeping for up to options_.poll_us; true when a request came.
-  bool poll_briefly(fuse_buf* buf, int* rc);
+  // Reads /dev/fuse, and lets the reactor poll, without sleeping while at most one request
+  // runs, until options_.poll_us passed since the last answer; true when a request came.
+  awaitable<bool> poll_briefly(fuse_buf* buf, int* rc);
 
   client::Client& client_;
   asio::thread_pool reply_thread_{1};

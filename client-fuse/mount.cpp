@@ -36,9 +36,12 @@ void Mount::reply_off_thread(std::function<void()> reply) { asio::post(reply_thr
 //
 // Waiting costs a wake-up per request: the kernel wakes this thread, on another CPU when
 // one is idle, which on virtual machines costs as much as the rest of a request answered
-// from memory. So when no request is running, the loop first reads the device without
-// sleeping for options_.poll_us (after the last reply, too): a program working through
-// files sends its next request within microseconds, and it is taken without a wake-up.
+// from memory. So while at most one request runs (a program waiting for one answer, or
+// for nothing), the loop keeps reading the device and lets the reactor look at the
+// sockets without blocking, for options_.poll_us after the last answer went out: the
+// master's answer and the program's next request (which follows within microseconds) are
+// then taken without a wake-up. More requests in flight (streaming I/O) park the loop at
+// once: their answers come fast enough to keep the thread awake anyway.
 awaitable<int> Mount::loop() {
   auto ex = co_await asio::this_coro::executor;
   int fd = fuse_session_fd(se_);
@@ -68,7 +71,8 @@ awaitable<int> Mount::loop() {
     // client's other work too when a full batch was taken.
     co_await asio::post(ex, use_awaitable);
     if (r == Received::kRequest) continue;
-    if (in_flight_ == 0 && poll_briefly(&buf, &rc)) continue;
+    if (co_await poll_briefly(&buf, &rc)) continue;
+    if (fuse_session_exited(se_)) break;
     error_code ec;
     stop_waiting_ = [&dev] {
       error_code ignored;
@@ -76,12 +80,7 @@ awaitable<int> Mount::loop() {
     };
     co_await dev.async_wait(asio::posix::descriptor_base::wait_read, asio::redirect_error(use_awaitable, ec));
     stop_waiting_ = nullptr;
-    if (ec == asio::error::operation_aborted) {
-      // The last running request ended (or a signal ends the session): the program that
-      // made it usually sends its next one right away.
-      if (!fuse_session_exited(se_)) poll_briefly(&buf, &rc);
-      continue;
-    }
+    if (ec == asio::error::operation_aborted) continue;  // the last request ended, or a signal
     if (ec) {
       spdlog::error("waiting for /dev/fuse failed: {}", ec.message());
       rc = -EIO;
@@ -135,15 +134,23 @@ Mount::Received Mount::drain(fuse_buf* buf, int* rc) {
   return Received::kRequest;  // more may wait
 }
 
-bool Mount::poll_briefly(fuse_buf* buf, int* rc) {
-  if (options_.poll_us <= 0) return false;
-  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(options_.poll_us);
-  for (;;) {
+awaitable<bool> Mount::poll_briefly(fuse_buf* buf, int* rc) {
+  if (options_.poll_us <= 0) co_return false;
+  const auto window = std::chrono::microseconds(options_.poll_us);
+  auto until = std::chrono::steady_clock::now() + window;
+  size_t running = in_flight_;
+  while (in_flight_ <= 1) {
     Received r = receive_one(buf, rc);
-    if (r != Received::kNone) return r == Received::kRequest;
-    if (std::chrono::steady_clock::now() >= until) return false;
+    if (r != Received::kNone) co_return r == Received::kRequest;
+    auto now = std::chrono::steady_clock::now();
+    if (in_flight_ < running) until = now + window;  // an answer went out: its program's next request comes
+    running = in_flight_;
+    if (now >= until) co_return false;
     sched_yield();  // whatever else this CPU has to run goes first
+    // The reactor looks at the sockets without blocking, and what came in runs.
+    co_await asio::post(client_.executor(), use_awaitable);
   }
+  co_return false;
 }
 
 void Mount::spawn(awaitable<void> request) {
