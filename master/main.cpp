@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/run_loop.h"
 #include "common/ticket.h"
 #include "common/util.h"
 #include "master/master.h"
@@ -52,6 +53,12 @@ int main(int argc, char** argv) {
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
   app.add_option("--ready-file", ready_file, "once listening, write 'CLIENT_PORT CS_PORT' here");
+  int poll_us = 50;
+  app.add_option("--poll-us", poll_us,
+                 "after each request, keep polling the sockets this long before sleeping (0 = never): a "
+                 "client's next request is taken without a wake-up")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.set_config("--config", "", "read options from this file (key = value lines)");
   CLI11_PARSE(app, argc, argv);
 
@@ -86,7 +93,7 @@ int main(int argc, char** argv) {
     m.stop();
     io.stop();
   });
-  io.run();
+  run_io(io, std::chrono::microseconds(poll_us));
   spdlog::info("stopped");
   return 0;
 }

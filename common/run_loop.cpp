@@ -1,0 +1,25 @@
+#include "common/run_loop.h"
+
+#include <sched.h>
+
+namespace keelfs {
+
+void run_io(asio::io_context& io, std::chrono::microseconds poll) {
+  if (poll.count() <= 0) {
+    io.run();
+    return;
+  }
+  auto worked = std::chrono::steady_clock::now();
+  while (!io.stopped()) {
+    if (io.poll() > 0) {
+      worked = std::chrono::steady_clock::now();
+    } else if (std::chrono::steady_clock::now() - worked < poll) {
+      sched_yield();  // whatever else this CPU has to run goes first
+    } else {
+      io.run_one();  // blocks until something happens
+      worked = std::chrono::steady_clock::now();
+    }
+  }
+}
+
+}  // namespace keelfs
