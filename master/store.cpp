@@ -84,8 +84,12 @@ void Batch::put_extent(uint64_t ino, uint64_t index, const pb::FileExtent& exten
 void Batch::delete_extent(uint64_t ino, uint64_t index) { wb_->Delete(CF(kExtents), key2(ino, index)); }
 void Batch::put_chunk(uint64_t chunk_id, const pb::ChunkRecord& rec) {
   wb_->Put(CF(kChunks), be64(chunk_id), rec.SerializeAsString());
+  chunk_changes_.emplace_back(chunk_id, rec);
 }
-void Batch::delete_chunk(uint64_t chunk_id) { wb_->Delete(CF(kChunks), be64(chunk_id)); }
+void Batch::delete_chunk(uint64_t chunk_id) {
+  wb_->Delete(CF(kChunks), be64(chunk_id));
+  chunk_changes_.emplace_back(chunk_id, std::nullopt);
+}
 void Batch::put_volume(const pb::VolumeRecord& rec) { wb_->Put(CF(kVolumes), rec.name(), rec.SerializeAsString()); }
 void Batch::delete_volume(const std::string& name) { wb_->Delete(CF(kVolumes), name); }
 void Batch::put_xattr(uint64_t ino, const std::string& name, const std::string& value) {
@@ -139,6 +143,7 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, asio:
   store->db_.reset(db);
   store->ex_ = ex;
   RETURN_IF_ERROR(store->load_counters());
+  RETURN_IF_ERROR(store->load_chunks());
   store->syncer_ = std::thread([s = store.get()] { s->sync_thread(); });
   return store;
 }
@@ -169,6 +174,16 @@ Status MetaStore::load_counters() {
     usage_[from_be64(it->key().data())] = rec;
   }
   return from_rocks(it->status(), "loading usage");
+}
+
+Status MetaStore::load_chunks() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kChunks]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    pb::ChunkRecord rec;
+    rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
+    chunks_.emplace_hint(chunks_.end(), from_be64(it->key().data()), std::move(rec));
+  }
+  return from_rocks(it->status(), "loading chunks");
 }
 
 uint64_t MetaStore::allocate_inode() {
@@ -224,6 +239,13 @@ Status MetaStore::commit(Batch& batch) {
   RETURN_IF_ERROR(from_rocks(db_->Write(wo, batch.wb_.get()), "write"));
   ++committed_seq_;
   batch.wb_->Clear();
+  for (auto& [id, rec] : batch.chunk_changes_) {
+    if (rec)
+      chunks_[id] = std::move(*rec);
+    else
+      chunks_.erase(id);
+  }
+  batch.chunk_changes_.clear();
   bool wake;
   {
     std::lock_guard lk(sync_mu_);
@@ -368,13 +390,9 @@ Status MetaStore::list_extents(uint64_t ino, uint64_t first, uint64_t count,
 }
 
 Result<std::optional<pb::ChunkRecord>> MetaStore::get_chunk(uint64_t chunk_id) {
-  std::string v;
-  auto s = db_->Get({}, cfs_[kChunks], be64(chunk_id), &v);
-  if (s.IsNotFound()) return std::optional<pb::ChunkRecord>();
-  RETURN_IF_ERROR(from_rocks(s, "reading chunk"));
-  pb::ChunkRecord rec;
-  rec.ParseFromString(v);
-  return std::optional<pb::ChunkRecord>(rec);
+  auto it = chunks_.find(chunk_id);
+  if (it == chunks_.end()) return std::optional<pb::ChunkRecord>();
+  return std::optional<pb::ChunkRecord>(it->second);
 }
 
 Result<std::optional<pb::VolumeRecord>> MetaStore::get_volume(const std::string& name) {
@@ -408,13 +426,14 @@ std::vector<pb::VolumeRecord> MetaStore::list_volumes() {
 }
 
 Status MetaStore::for_each_chunk(const std::function<void(uint64_t, const pb::ChunkRecord&)>& fn) {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kChunks]));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    pb::ChunkRecord rec;
-    rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
-    fn(from_be64(it->key().data()), rec);
+  // fn may commit, which changes chunks_: each step finds the next id afresh.
+  for (auto it = chunks_.begin(); it != chunks_.end();) {
+    const uint64_t id = it->first;
+    const pb::ChunkRecord rec = it->second;
+    fn(id, rec);
+    it = chunks_.upper_bound(id);
   }
-  return from_rocks(it->status(), "listing chunks");
+  return Status::Ok();
 }
 
 Result<std::optional<std::string>> MetaStore::get_xattr(uint64_t ino, const std::string& name) {

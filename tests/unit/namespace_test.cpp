@@ -333,3 +333,40 @@ TEST_CASE("namespace: volume_of names the volume of every inode, cached or not, 
   }
   REQUIRE(f.ns->volume_of(b + 1000).status().is(Code::kNotFound));
 }
+
+TEST_CASE("store: chunk records kept in memory follow every commit, survive a reopen, and may change during a scan") {
+  Fixture f;
+  auto put = [&](uint64_t id, uint32_t version) {
+    Batch b = f.store->batch();
+    pb::ChunkRecord rec;
+    rec.set_version(version);
+    b.put_chunk(id, rec);
+    REQUIRE(f.store->commit(b).ok());
+  };
+  for (uint64_t id = 10; id < 20; ++id) put(id, 1);
+  put(12, 7);
+  {
+    Batch b = f.store->batch();
+    b.delete_chunk(13);
+    REQUIRE(f.store->commit(b).ok());
+  }
+  REQUIRE((*f.store->get_chunk(12))->version() == 7);
+  REQUIRE(!*f.store->get_chunk(13));
+  f.reopen();  // loaded from RocksDB again
+  REQUIRE((*f.store->get_chunk(12))->version() == 7);
+  REQUIRE(!*f.store->get_chunk(13));
+  // A scan whose callback deletes the record it is given and the next one still visits
+  // every remaining record once, in id order.
+  std::vector<uint64_t> seen;
+  REQUIRE(f.store->for_each_chunk([&](uint64_t id, const pb::ChunkRecord&) {
+    seen.push_back(id);
+    if (id == 15) {
+      Batch b = f.store->batch();
+      b.delete_chunk(15);
+      b.delete_chunk(16);
+      REQUIRE(f.store->commit(b).ok());
+    }
+  }).ok());
+  REQUIRE(seen == std::vector<uint64_t>{10, 11, 12, 14, 15, 17, 18, 19});
+  REQUIRE(!*f.store->get_chunk(16));
+}
