@@ -112,12 +112,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_option("--ready-file", ready_file, "write the bound data port here once listening");
-  int poll_us = 50;
-  app.add_option("--poll-us", poll_us,
-                 "after each request, keep polling the sockets this long before sleeping (0 = never): a "
-                 "client's next request is taken without a wake-up")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  int poll_us = 0;
+  add_poll_option(app, &poll_us);
   app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval to the master")
       ->capture_default_str()
       ->check(CLI::Range(50, 600000));

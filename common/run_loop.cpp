@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <CLI/CLI.hpp>
+
 namespace keelfs {
 
 void run_io(asio::io_context& io, std::chrono::microseconds poll) {
@@ -20,6 +22,15 @@ void run_io(asio::io_context& io, std::chrono::microseconds poll) {
       worked = std::chrono::steady_clock::now();
     }
   }
+}
+
+void add_poll_option(CLI::App& app, int* poll_us) {
+  *poll_us = 50;
+  app.add_option("--poll-us", *poll_us,
+                 "after each request, keep polling the sockets this long before sleeping (0 = never): a "
+                 "client's next request is taken without a wake-up")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 }
 
 }  // namespace keelfs

@@ -6,6 +6,10 @@
 
 #include "common/asio.h"
 
+namespace CLI {
+class App;
+}
+
 namespace keelfs {
 
 // Runs `io` until it is stopped. After work, it keeps polling (running what is ready,
@@ -15,5 +19,8 @@ namespace keelfs {
 // which costs 20–40 µs on the other CPU of a virtual machine. poll 0: block at once, as
 // io.run() does. The cost is up to `poll` of one CPU after each piece of work.
 void run_io(asio::io_context& io, std::chrono::microseconds poll);
+
+// The servers' --poll-us flag (50 by default) for run_io.
+void add_poll_option(CLI::App& app, int* poll_us);
 
 }  // namespace keelfs
