@@ -110,20 +110,61 @@ struct Client::Impl {
     co_return Status::Ok();
   }
 
-  awaitable<Result<Frame>> call_master(uint16_t type, const google::protobuf::MessageLite& req) {
-    for (int attempt = 0;; ++attempt) {
-      CO_RETURN_IF_ERROR(co_await ensure_master());
+  // Sends a request to the master. When the connection breaks under it, the master is
+  // dialled again (sessions resumed) for up to opts.master_wait_ms and the request sent
+  // again; a namespace change carries its OpId (name_change()), marked as a retry, so
+  // that a master that already committed it answers instead of applying it twice.
+  awaitable<Result<Frame>> call_master(uint16_t type, const google::protobuf::MessageLite& req,
+                                       pb::OpId* op = nullptr) {
+    constexpr int kMaxSends = 50;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.master_wait_ms);
+    auto waited_enough = [&] { return closing || std::chrono::steady_clock::now() >= give_up; };
+    struct Answered {  // the change leaves ops_in_flight however this returns
+      Impl* impl;
+      pb::OpId* op;
+      ~Answered() {
+        if (op) impl->ops_in_flight.erase(op->seq());
+      }
+    } answered{this, op};
+    bool sent = false, remounted = false;
+    for (int sends = 0;;) {
+      Status up = co_await ensure_master();
+      if (!up.ok()) {
+        if (!up.is(Code::kUnavailable) || waited_enough()) co_return up;
+        co_await sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      if (op) {
+        op->set_retry(sent);
+        op->set_answered_below(ops_in_flight.empty() ? next_op_seq : *ops_in_flight.begin());
+      }
       auto r = co_await master->call(type, req);
-      if (r.ok() || attempt > 0) co_return r;
-      // A closed connection (master restarted) is dialled again once.
-      if (r.status().is(Code::kUnavailable) && !master->is_open()) continue;
+      sent = true;
+      ++sends;
+      if (r.ok()) co_return r;
+      // The connection closed under the request (the master restarted or failed over).
+      if (r.status().is(Code::kUnavailable) && !master->is_open() && sends < kMaxSends && !waited_enough()) continue;
       // The session expired while this client was not heard from (a stopped process).
-      if (r.status().is(Code::kNoSession) && !mounts.empty()) {
+      if (r.status().is(Code::kNoSession) && !mounts.empty() && !remounted) {
         CO_RETURN_IF_ERROR(co_await remount_all());
+        remounted = true;
         continue;
       }
       co_return r;
     }
+  }
+
+  // ---- named changes (OpId): this client's identity and its changes not answered yet.
+  const uint64_t op_client = random_u64_nonzero();
+  uint64_t next_op_seq = 1;
+  std::set<uint64_t> ops_in_flight;
+
+  // Gives a namespace change its OpId. REQUIRES: the request is then sent with
+  // call_master(..., op).
+  void name_change(pb::OpId* op) {
+    op->set_client(op_client);
+    op->set_seq(next_op_seq++);
+    ops_in_flight.insert(op->seq());
   }
 
   // ---- sessions
@@ -199,15 +240,15 @@ struct Client::Impl {
   }
 
   template <class Resp>
-  awaitable<Result<Resp>> ask(uint16_t type, const google::protobuf::MessageLite& req) {
-    CO_ASSIGN_OR_RETURN(Frame f, co_await call_master(type, req));
+  awaitable<Result<Resp>> ask(uint16_t type, const google::protobuf::MessageLite& req, pb::OpId* op = nullptr) {
+    CO_ASSIGN_OR_RETURN(Frame f, co_await call_master(type, req, op));
     Resp resp;
     CO_RETURN_IF_ERROR(parse_body(f, &resp));
     co_return resp;
   }
 
-  awaitable<Result<pb::Attr>> ask_attr(uint16_t type, const google::protobuf::MessageLite& req) {
-    CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req));
+  awaitable<Result<pb::Attr>> ask_attr(uint16_t type, const google::protobuf::MessageLite& req, pb::OpId* op = nullptr) {
+    CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req, op));
     note_changed(resp);
     if (resp.has_attr()) snapshot_attr(resp.attr());
     pb::Attr attr = resp.attr();
@@ -216,8 +257,8 @@ struct Client::Impl {
   }
 
   // A namespace change without a new entry (unlink, rmdir, rename).
-  awaitable<Status> ask_change(uint16_t type, const google::protobuf::MessageLite& req) {
-    CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req));
+  awaitable<Status> ask_change(uint16_t type, const google::protobuf::MessageLite& req, pb::OpId* op = nullptr) {
+    CO_ASSIGN_OR_RETURN(pb::AttrResp resp, co_await ask<pb::AttrResp>(type, req, op));
     note_changed(resp);
     co_return Status::Ok();
   }
@@ -1030,13 +1071,15 @@ awaitable<Result<pb::Attr>> Client::co_mkdir(uint64_t parent, std::string name, 
   req.set_mode(mode);
   req.set_uid(uid);
   req.set_gid(gid);
-  auto attr = co_await impl_->ask_attr(pb::MKDIR, req);
+  impl_->name_change(req.mutable_op());
+  auto attr = co_await impl_->ask_attr(pb::MKDIR, req, req.mutable_op());
   impl_->note_added(parent, req.name(), attr);
   co_return attr;
 }
 
 awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req, bool* created) {
-  auto asked = co_await impl_->ask<pb::AttrResp>(pb::CREATE, req);
+  impl_->name_change(req.mutable_op());
+  auto asked = co_await impl_->ask<pb::AttrResp>(pb::CREATE, req, req.mutable_op());
   if (!asked.ok()) impl_->entry_unsure(req.parent(), req.name());
   CO_ASSIGN_OR_RETURN(pb::AttrResp resp, std::move(asked));
   impl_->note_changed(resp);
@@ -1055,7 +1098,8 @@ awaitable<Result<pb::Attr>> Client::co_symlink(uint64_t parent, std::string name
   req.set_target(std::move(target));
   req.set_uid(uid);
   req.set_gid(gid);
-  auto attr = co_await impl_->ask_attr(pb::SYMLINK, req);
+  impl_->name_change(req.mutable_op());
+  auto attr = co_await impl_->ask_attr(pb::SYMLINK, req, req.mutable_op());
   impl_->note_added(parent, req.name(), attr);
   co_return attr;
 }
@@ -1072,7 +1116,8 @@ awaitable<Result<pb::Attr>> Client::co_link(uint64_t ino, uint64_t new_parent, s
   req.set_inode(ino);
   req.set_new_parent(new_parent);
   req.set_new_name(std::move(new_name));
-  auto attr = co_await impl_->ask_attr(pb::LINK, req);
+  impl_->name_change(req.mutable_op());
+  auto attr = co_await impl_->ask_attr(pb::LINK, req, req.mutable_op());
   impl_->note_added(new_parent, req.new_name(), attr);
   co_return attr;
 }
@@ -1081,7 +1126,8 @@ awaitable<Status> Client::co_unlink(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
   req.set_name(std::move(name));
-  Status st = co_await impl_->ask_change(pb::UNLINK, req);
+  impl_->name_change(req.mutable_op());
+  Status st = co_await impl_->ask_change(pb::UNLINK, req, req.mutable_op());
   impl_->note_removed(parent, req.name(), st.ok());
   co_return st;
 }
@@ -1090,7 +1136,8 @@ awaitable<Status> Client::co_rmdir(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
   req.set_name(std::move(name));
-  Status st = co_await impl_->ask_change(pb::RMDIR, req);
+  impl_->name_change(req.mutable_op());
+  Status st = co_await impl_->ask_change(pb::RMDIR, req, req.mutable_op());
   impl_->note_removed(parent, req.name(), st.ok());
   co_return st;
 }
@@ -1103,7 +1150,8 @@ awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t 
   req.set_new_parent(new_parent);
   req.set_new_name(std::move(new_name));
   req.set_flags(flags);
-  auto resp = co_await impl_->ask<pb::AttrResp>(pb::RENAME, req);
+  impl_->name_change(req.mutable_op());
+  auto resp = co_await impl_->ask<pb::AttrResp>(pb::RENAME, req, req.mutable_op());
   // The entry that moved (a directory, perhaps) changed too, and which one it was is not
   // known here: keep only what the answer brings.
   impl_->recent_dirs.clear();

@@ -34,6 +34,9 @@ struct ClientOptions {
   size_t window = 16;                  // requests in flight per read or write call
   size_t write_behind = 4 << 20;       // a buffered run of this size starts on its way
   size_t max_in_flight = 64 << 20;     // write-back bytes on their way per file
+  // When the master's connection breaks under a request, the request waits this long for
+  // the master to come back (a restart, a failover) and is sent again, then fails.
+  int64_t master_wait_ms = 30 * 1000;
 };
 
 inline constexpr const char* kVersion = "0.1.0";

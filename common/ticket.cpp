@@ -123,6 +123,15 @@ std::string random_secret() {
 
 std::string random_salt() { return random_bytes(16); }
 
+uint64_t random_u64_nonzero() {
+  for (;;) {
+    std::string b = random_bytes(8);
+    uint64_t v = 0;
+    std::memcpy(&v, b.data(), sizeof v);
+    if (v != 0) return v;
+  }
+}
+
 std::string hash_secret(const std::string& salt, const std::string& secret) {
   std::string msg = salt + secret;
   unsigned char out[SHA256_DIGEST_LENGTH];

@@ -41,6 +41,7 @@ Status check_admin_proof(const std::string& secret, int64_t unix_ms, const std::
 // SHA-256(salt || secret).
 std::string random_secret();            // 64 hex characters (256 random bits)
 std::string random_salt();              // 16 random bytes
+uint64_t random_u64_nonzero();          // 64 random bits, never 0 (ids that must not collide)
 std::string hash_secret(const std::string& salt, const std::string& secret);
 bool secret_matches(const std::string& salt, const std::string& hash, const std::string& secret);
 

@@ -21,7 +21,11 @@ build() {
   cmake -S . -B "$BUILD_DIR"
 
   local -a targets=(keelfs-master keelfs-chunkserver keelfs)
-  if cmake --build "$BUILD_DIR" --target help | grep -Eq '(^|[[:space:]])keelfs-mount(:|[[:space:]]|$)'; then
+  # The list is read whole before it is searched: `cmake ... | grep -q` under pipefail
+  # fails when grep exits at the first match and cmake dies of SIGPIPE.
+  local target_list
+  target_list=$(cmake --build "$BUILD_DIR" --target help)
+  if grep -Eq '(^|[[:space:]])keelfs-mount(:|[[:space:]]|$)' <<<"$target_list"; then
     targets+=(keelfs-mount)
   fi
   step "building ${targets[*]} with $(nproc) jobs"

@@ -1,4 +1,8 @@
 // Where a client's or admin's request enters the master: one case per message type.
+#include <unistd.h>
+
+#include <fstream>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -63,6 +67,21 @@ Reply result_reply(const Result<Resp>& r) {
   [[maybe_unused]] const uint64_t var = *var##_found
 
 awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
+  const uint16_t type = frame.header.msg_type();
+  Reply reply = co_await handle_client(std::move(conn), std::move(frame));
+  if (config_.crash_after_commit != 0 && type == config_.crash_after_commit && reply.status.ok()) {
+    // Once per data directory: the restarted master answers the client's retry.
+    const std::string marker = config_.data_dir + "/crashed-after-commit";
+    if (::access(marker.c_str(), F_OK) != 0 && std::ofstream(marker)) {
+      spdlog::critical("--crash-after-commit {}: exiting before the answer", type);
+      spdlog::default_logger()->flush();
+      ::_exit(137);
+    }
+  }
+  co_return reply;
+}
+
+awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
   if (conn->tag == 0) conn->tag = next_conn_id_++;
   sessions_.heard_from(conn->tag, unix_ms());
   std::vector<FreedChunk> freed;
@@ -107,11 +126,13 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::MKDIR: {
       PARSE_OR_REPLY(pb::MkdirReq, req);
+      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
       co_return co_await after_change(conn, changed_reply(*ns_, ns_->mkdir(req), req.parent()), req.parent());
     }
     case pb::CREATE: {
       PARSE_OR_REPLY(pb::CreateReq, req);
+      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
       bool created = false;
       auto attr = ns_->create(req, &freed, &created);
@@ -135,11 +156,13 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::SYMLINK: {
       PARSE_OR_REPLY(pb::SymlinkReq, req);
+      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
       co_return co_await after_change(conn, changed_reply(*ns_, ns_->symlink(req), req.parent()), req.parent());
     }
     case pb::LINK: {
       PARSE_OR_REPLY(pb::LinkReq, req);
+      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.inode(), req.new_parent());
       co_return co_await after_change(conn, changed_reply(*ns_, ns_->link(req), req.new_parent()), req.new_parent());
     }
@@ -154,19 +177,22 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::UNLINK: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
+      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
-      Reply r = changed_reply(*ns_, no_entry(ns_->unlink(req.parent(), req.name(), &freed)), req.parent());
+      Reply r = changed_reply(*ns_, no_entry(ns_->unlink(req, &freed)), req.parent());
       delete_chunks(freed);
       co_return co_await after_change(conn, std::move(r), req.parent());
     }
     case pb::RMDIR: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
+      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
-      co_return co_await after_change(conn, changed_reply(*ns_, no_entry(ns_->rmdir(req.parent(), req.name())), req.parent()),
+      co_return co_await after_change(conn, changed_reply(*ns_, no_entry(ns_->rmdir(req)), req.parent()),
                                       req.parent());
     }
     case pb::RENAME: {
       PARSE_OR_REPLY(pb::RenameReq, req);
+      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent(), req.new_parent());
       Reply r = changed_reply(*ns_, no_entry(ns_->rename(req, &freed)), req.parent(), req.new_parent());
       delete_chunks(freed);
@@ -225,6 +251,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     case pb::APPEND: {
       PARSE_OR_REPLY(pb::AppendReq, req);
       SESSION_OR_REPLY(session, req.inode());
+      if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
       auto offset = ns_->reserve_append(req.inode(), req.length());
       if (!offset.ok()) co_return reply_error(offset.status());
       pb::AppendResp resp;
@@ -260,6 +287,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       co_return co_await durable(reply_ok(resp));
     }
     case pb::VOLUME_LIST: {
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       pb::VolumeListResp resp;
       int64_t now = unix_ms();
       for (auto& v : ns_->list_volumes()) {
@@ -286,12 +314,15 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::SESSION_LIST: {
       PARSE_OR_REPLY(pb::SessionListReq, req);
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       co_return session_list(req);
     }
     case pb::CS_LIST:
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       co_return cs_list();
     case pb::FSCK: {
       PARSE_OR_REPLY(pb::FsckReq, req);
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       co_return fsck(req);
     }
     case pb::CS_DRAIN: {
@@ -300,6 +331,7 @@ awaitable<Reply> Master::serve_client(ConnectionPtr conn, Frame frame) {
       co_return co_await cs_drain(req);
     }
     case pb::HEALTH:
+      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       co_return health();
     case pb::LOCK: {
       PARSE_OR_REPLY(pb::LockReq, req);
@@ -381,8 +413,8 @@ awaitable<Reply> Master::after_change(const ConnectionPtr& changer, Reply r, uin
 Status Master::check_admin(const ConnectionPtr& conn) const {
   if (admin_conns_.count(conn->tag)) return Status::Ok();
   return error(Code::kPermissionDenied,
-               "changing volumes and chunkservers needs the cluster secret (keelfs --cluster-secret-file, or "
-               "$KEELFS_HOME/cluster.secret)");
+               "administration (volumes, sessions, chunkservers, health, fsck) needs the cluster secret "
+               "(keelfs --cluster-secret-file, or $KEELFS_HOME/cluster.secret)");
 }
 
 void Master::end_session(uint64_t id, const std::string& why) {
@@ -542,6 +574,8 @@ void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
 
 awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   if (req.index() >= (1ull << 32)) co_return reply_error(error(Code::kInvalidArgument, "chunk index out of range"));
+  // A write may grow the file past a truncate whose cut is not made yet: make it first.
+  if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
   auto guard = co_await chunk_locks_.lock(chunk_lock_key(req.inode(), req.index()));
   auto attr = ns_->getattr(req.inode());
   if (!attr.ok()) co_return reply_error(attr.status());
@@ -601,22 +635,35 @@ awaitable<Reply> Master::chunk_locate(const pb::ChunkLocateReq& req) {
 }
 
 awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
-  std::optional<KeyedMutex::Guard> guard;
-  if (req.mask() & pb::SET_SIZE) {
-    // A new size inside a chunk: cut that chunk on its servers first (with a new version,
-    // so a copy that missed the cut is stale), then change the namespace.
-    auto tail = ns_->tail_chunk_for_truncate(req.inode(), req.size());
-    if (!tail.ok()) co_return reply_error(tail.status());
-    if (*tail) {
-      guard.emplace(co_await chunk_locks_.lock(chunk_lock_key(req.inode(), req.size() / kChunkSize)));
-      auto bumped = co_await bump_version((*tail)->first, (*tail)->second);
-      if (!bumped.ok()) co_return reply_error(bumped.status());
-    }
-  }
+  const bool sizing = req.mask() & pb::SET_SIZE;
+  // Growing past a cut not made yet: it is made first, so that the bytes between the old
+  // end and the new one read as zeros.
+  if (sizing)
+    if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
   std::vector<FreedChunk> freed;
-  Reply r = attr_reply(ns_->setattr(req, &freed));
+  auto attr = ns_->setattr(req, &freed);
   delete_chunks(freed);
-  co_return std::move(r);
+  if (attr.ok() && sizing) {
+    // Committed: now the chunk the new end cuts is cut on its servers. When that cannot be
+    // done now, the cut stays pending and is made before the chunk is written again.
+    if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok())
+      spdlog::warn("inode {}: truncated to {} bytes; the cut of its last chunk waits: {}", req.inode(), req.size(),
+                   st.message());
+  }
+  co_return attr_reply(attr);
+}
+
+awaitable<Status> Master::finish_cut_at_end(uint64_t ino) {
+  CO_ASSIGN_OR_RETURN(auto index, ns_->cut_pending_at_end(ino));
+  if (!index) co_return Status::Ok();
+  co_return co_await finish_cut(ino, *index);
+}
+
+awaitable<Status> Master::finish_cut(uint64_t ino, uint64_t index) {
+  auto guard = co_await chunk_locks_.lock(chunk_lock_key(ino, index));
+  CO_ASSIGN_OR_RETURN(auto chunk, ns_->chunk_at(ino, index));
+  if (!chunk || !chunk->pending_cut) co_return Status::Ok();  // made meanwhile, or gone
+  co_return (co_await bump_version(*chunk, chunk->pending_cut)).status();
 }
 
 Reply Master::statfs(const pb::StatfsReq& req) {

@@ -88,6 +88,10 @@ awaitable<void> Master::liveness_loop() {
   while (!stopping_) {
     co_await sleep_for(period);
     int64_t now = unix_ms();
+    if (now - last_op_prune_ms_ >= kOpPruneEveryMs) {
+      op_memory_->prune(now, config_.op_memory_ms);
+      last_op_prune_ms_ = now;
+    }
     for (uint64_t id : sessions_.expired(now, config_.session_timeout_ms))
       end_session(id, fmt::format("expired: not heard from for more than {} ms", config_.session_timeout_ms));
     for (ChunkServer* cs : registry_.servers()) {
@@ -195,6 +199,7 @@ awaitable<void> Master::send_deletions() {
 
 awaitable<Result<std::vector<ChunkServer*>>> Master::bump_version(const ChunkRef& chunk,
                                                                   std::optional<uint64_t> truncate) {
+  if (!truncate) truncate = chunk.pending_cut;
   std::vector<ChunkServer*> holders = registry_.holders(chunk.chunk_id);
   if (holders.empty())
     co_return error(Code::kUnavailable, fmt::format("chunk {:016x} has no live copy", chunk.chunk_id));

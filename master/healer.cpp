@@ -50,6 +50,7 @@ awaitable<void> Master::heal_loop() {
 }
 
 void Master::heal_once() {
+  finish_pending_cuts();
   const auto now = std::chrono::steady_clock::now();
   // What is left in writing_ is written now: its writer asked within kWriterHold.
   std::erase_if(writing_, [&](const auto& w) { return now - w.second >= kWriterHold; });
@@ -105,6 +106,23 @@ void Master::heal_once() {
     ++copies_out_[source->id];
     ++copies_in_[target->id];
     asio::co_spawn(io_, heal_chunk(u.chunk_id, source->id, target->id), asio::detached);
+  }
+}
+
+// Truncates whose cut could not be made when they committed (no live copy then, or a
+// master that died half-way): made as soon as the chunk's servers are back.
+void Master::finish_pending_cuts() {
+  for (uint64_t id : store_->chunks_with_pending_cut()) {
+    if (cutting_.count(id) || registry_.holders(id).empty()) continue;
+    auto rec = store_->get_chunk(id);
+    if (!rec.ok() || !*rec) continue;
+    cutting_.insert(id);
+    auto run = [this](uint64_t id, uint64_t ino, uint64_t index) -> awaitable<void> {
+      Status st = co_await finish_cut(ino, index);
+      if (!st.ok()) spdlog::warn("chunk {:016x}: pending cut: {}", id, st.message());
+      cutting_.erase(id);
+    };
+    asio::co_spawn(io_, run(id, (*rec)->inode(), (*rec)->index()), asio::detached);
   }
 }
 

@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
   app.add_option("--ready-file", ready_file, "once listening, write 'CLIENT_PORT CS_PORT' here");
+  app.add_option("--crash-after-commit", config.crash_after_commit,
+                 "testing only: exit right after committing a change of this message type, before answering")
+      ->group("");
   int poll_us = 0;
   add_poll_option(app, &poll_us);
   app.set_config("--config", "", "read options from this file (key = value lines)");

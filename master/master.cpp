@@ -1,5 +1,7 @@
 #include "master/master.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "common/util.h"
@@ -14,6 +16,7 @@ Master::~Master() = default;
 Result<std::pair<uint16_t, uint16_t>> Master::start() {
   ASSIGN_OR_RETURN(store_, MetaStore::open(config_.data_dir, io_.get_executor()));
   ns_ = std::make_unique<Namespace>(*store_);
+  op_memory_ = std::make_unique<OpMemory>(*store_, unix_ms());
   // Files unlinked while open stay until released; no session survives a restart. Their
   // chunks are deleted when chunkservers report them, as chunks the namespace does not know.
   std::vector<FreedChunk> orphan_chunks;

@@ -18,6 +18,7 @@
 #include "common/rpc.h"
 #include "master/locks.h"
 #include "master/namespace.h"
+#include "master/op_memory.h"
 #include "master/registry.h"
 #include "master/sessions.h"
 #include "master/store.h"
@@ -42,6 +43,13 @@ struct MasterConfig {
   // copies may flow into and out of one chunkserver at a time.
   int64_t heal_interval_ms = 1000;
   int replications_per_cs = 2;
+  // Changes named by a client (OpId) are remembered until the client says they were
+  // answered, or for this long after the client was last heard from.
+  int64_t op_memory_ms = 10 * 60 * 1000;
+  // Testing only: the master exits, as kill -9 would, right after it committed a change
+  // of this message type and before it answers (0: never); once per data directory (a
+  // file there remembers it). Proves that a retried change is applied once.
+  uint16_t crash_after_commit = 0;
 };
 
 class Master {
@@ -54,10 +62,16 @@ class Master {
 
  private:
   // ---- client_service.cpp
+  // Where client requests enter: handle_client(), then the answer.
   awaitable<Reply> serve_client(ConnectionPtr conn, Frame frame);
+  awaitable<Reply> handle_client(ConnectionPtr conn, Frame frame);
   awaitable<Reply> chunk_for_write(const pb::ChunkForWriteReq& req);
   awaitable<Reply> chunk_locate(const pb::ChunkLocateReq& req);
   awaitable<Reply> setattr(const pb::SetattrReq& req);
+  // Makes the pending cut of the file's last chunk (ChunkRecord.pending_cut) on its
+  // chunkservers, if there is one; finish_cut() the one of chunk `index`.
+  awaitable<Status> finish_cut_at_end(uint64_t ino);
+  awaitable<Status> finish_cut(uint64_t ino, uint64_t index);
   awaitable<Reply> mount(const ConnectionPtr& conn, const pb::MountReq& req);
   Reply statfs(const pb::StatfsReq& req);
   Reply session_list(const pb::SessionListReq& req);
@@ -87,6 +101,7 @@ class Master {
   // ---- healer.cpp
   awaitable<void> heal_loop();
   void heal_once();
+  void finish_pending_cuts();
   awaitable<void> heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
   awaitable<Status> copy_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
 
@@ -103,8 +118,9 @@ class Master {
   void delete_chunks(const std::vector<FreedChunk>& freed);
   void delete_copy(ChunkServer& cs, uint64_t chunk_id, uint32_t version);
   awaitable<void> send_deletions();
-  // Moves the chunk to new_version on its live copies (cutting it when `truncate`); returns
-  // the servers that did, in order. Records the version (and length) in the namespace.
+  // Moves the chunk to new_version on its live copies (cutting it when `truncate`, or when
+  // a cut is pending); returns the servers that did, in order. Records the version (and
+  // length) in the namespace.
   awaitable<Result<std::vector<ChunkServer*>>> bump_version(const ChunkRef& chunk, std::optional<uint64_t> truncate);
   // Creates a new chunk on the chosen servers; returns those that did.
   awaitable<std::vector<ChunkServer*>> create_on(uint64_t chunk_id, const std::vector<ChunkServer*>& servers);
@@ -137,11 +153,15 @@ class Master {
   std::unique_ptr<RpcServer> cs_server_;
   LockTable locks_;         // flock and fcntl locks of the clients' sessions
   SessionTable sessions_;
+  std::unique_ptr<OpMemory> op_memory_;  // which named changes to keep remembering
+  static constexpr int64_t kOpPruneEveryMs = 2000;
+  int64_t last_op_prune_ms_ = 0;
   DirWatches dir_watches_;  // clients' directory snapshots to tell of other clients' changes
   std::set<uint64_t> admin_conns_;  // client connections that proved the cluster secret (ADMIN_LOGIN)
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
   std::set<uint64_t> healing_;  // chunks being copied
+  std::set<uint64_t> cutting_;  // chunks whose pending cut finish_pending_cuts() is making
   // Chunks handed out by CHUNK_FOR_WRITE and not yet ended by WRITE_END: chunk id -> when.
   std::map<uint64_t, std::chrono::steady_clock::time_point> writing_;
   uint64_t waiting_for_writers_ = 0;  // chunks off goal that the last heal pass left to their writers

@@ -64,7 +64,27 @@ pb::InodeRecord Namespace::new_inode(pb::FileType type, uint32_t mode, uint32_t 
   return rec;
 }
 
-Status Namespace::drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch, std::vector<FreedChunk>* freed) {
+Result<std::optional<pb::OpRecord>> Namespace::replayed(const pb::OpId& op) {
+  // Only a retry can have been applied before: a first attempt costs no lookup.
+  if (!op.retry() || op.client() == 0) return std::optional<pb::OpRecord>();
+  return store_.get_op(op);
+}
+
+pb::OpRecord op_record(pb::MsgType type, uint64_t inode, bool created) {
+  pb::OpRecord rec;
+  rec.set_msg_type(type);
+  rec.set_inode(inode);
+  rec.set_created(created);
+  return rec;
+}
+
+Status Namespace::commit(Batch& batch, std::vector<FreedChunk>* freed) {
+  RETURN_IF_ERROR(store_.commit(batch));
+  batch.take_freed(freed);
+  return Status::Ok();
+}
+
+Status Namespace::drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch) {
   std::vector<uint64_t> indexes;
   std::vector<uint64_t> chunk_ids;
   RETURN_IF_ERROR(store_.list_extents(ino, first_index, 0, [&](uint64_t index, const pb::FileExtent& e) {
@@ -76,15 +96,15 @@ Status Namespace::drop_data_from(uint64_t ino, uint64_t first_index, Batch& batc
     ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(chunk_ids[i]));
     if (!chunk) continue;
     batch.delete_chunk(chunk_ids[i]);
-    auto& u = store_.usage(chunk->volume_id());
-    u.set_chunks(u.chunks() > 0 ? u.chunks() - 1 : 0);
-    u.set_chunk_bytes(u.chunk_bytes() >= chunk->length() ? u.chunk_bytes() - chunk->length() : 0);
-    if (freed) freed->push_back(FreedChunk{chunk_ids[i], chunk->version()});
+    UsageDelta& u = batch.usage(chunk->volume_id());
+    u.chunks -= 1;
+    u.chunk_bytes -= static_cast<int64_t>(chunk->length());
+    batch.free_chunk(FreedChunk{chunk_ids[i], chunk->version()});
   }
   return Status::Ok();
 }
 
-Status Namespace::drop_link(pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed) {
+Status Namespace::drop_link(pb::InodeRecord& rec, Batch& batch) {
   pb::Attr* a = rec.mutable_attr();
   uint32_t nlink = a->nlink();
   if (!is_dir(*a) && nlink > 1) {
@@ -100,27 +120,24 @@ Status Namespace::drop_link(pb::InodeRecord& rec, Batch& batch, std::vector<Free
     batch.put_dentry(kOrphanDir, std::to_string(a->inode()), a->inode(), a->type());
     return Status::Ok();
   }
-  return drop_inode(rec, batch, freed);
+  return drop_inode(rec, batch);
 }
 
-Status Namespace::drop_inode(const pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed) {
+Status Namespace::drop_inode(const pb::InodeRecord& rec, Batch& batch) {
   const pb::Attr& a = rec.attr();
   batch.delete_inode(a.inode());
-  RETURN_IF_ERROR(drop_data_from(a.inode(), 0, batch, freed));
+  if (a.type() == pb::FT_REGULAR) RETURN_IF_ERROR(drop_data_from(a.inode(), 0, batch));
   std::vector<std::string> names;
   RETURN_IF_ERROR(store_.list_xattrs(a.inode(), &names));
   for (auto& n : names) batch.delete_xattr(a.inode(), n);
-  auto& u = store_.usage(a.volume_id());
-  u.set_files(u.files() > 0 ? u.files() - 1 : 0);
-  account_size(rec, a.size(), 0);
+  batch.usage(a.volume_id()).files -= 1;
+  account_size(rec, a.size(), 0, batch);
   return Status::Ok();
 }
 
-void Namespace::account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size) {
+void Namespace::account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size, Batch& batch) {
   if (rec.attr().type() != pb::FT_REGULAR || old_size == new_size) return;
-  auto& u = store_.usage(rec.attr().volume_id());
-  uint64_t bytes = u.logical_bytes() + new_size;
-  u.set_logical_bytes(bytes >= old_size ? bytes - old_size : 0);
+  batch.usage(rec.attr().volume_id()).logical_bytes += static_cast<int64_t>(new_size) - static_cast<int64_t>(old_size);
 }
 
 Status Namespace::walk(uint64_t root,

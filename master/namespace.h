@@ -2,6 +2,10 @@
 // Each mutation reads what it needs, builds one Batch and commits it; the change is
 // visible and in the WAL at once, and on disk after MetaStore::durable().
 //
+// All or nothing: an operation that fails changes nothing, neither in RocksDB nor in the
+// volumes' usage, and frees no chunk. Chunks an operation frees reach its `freed`
+// argument only once its batch has committed (commit() below).
+//
 // Operations never talk to chunkservers: where a change needs them (a new chunk, a version
 // bump, a truncated tail chunk, chunks to delete), the service does that part and calls in
 // here before or after, as the operation's comment says.
@@ -30,12 +34,6 @@ constexpr uint32_t kMaxLinks = 65000;
 // which no inode has, named by their inode number: a restart finds and frees them.
 constexpr uint64_t kOrphanDir = 0;
 
-// A chunk the caller should delete from its chunkservers (the metadata is already gone).
-struct FreedChunk {
-  uint64_t chunk_id;
-  uint32_t version;
-};
-
 // Chunkservers and volumes that name no region are in this one.
 inline constexpr const char* kDefaultRegion = "default";
 
@@ -49,6 +47,7 @@ struct ChunkRef {
   uint32_t version = 0;
   uint64_t length = 0;
   uint32_t goal = 0;
+  std::optional<uint64_t> pending_cut;  // see ChunkRecord.pending_cut
 };
 
 class Namespace {
@@ -81,6 +80,10 @@ class Namespace {
   Result<std::string> readlink(uint64_t ino);
   Result<pb::ReaddirResp> readdir(const pb::ReaddirReq& req);
 
+  // Changes that carry an OpId (mkdir, create, symlink, link, unlink, rmdir, rename) are
+  // remembered with their batch; a retry of one that committed is answered from that
+  // record (the same inode, no second change) instead of failing with EEXIST or ENOENT.
+
   // ---- creation (ops/create.cpp)
   Result<pb::Attr> mkdir(const pb::MkdirReq& req);
   // An existing regular file is returned as is (or truncated with req.truncate, its chunks
@@ -90,16 +93,19 @@ class Namespace {
   Result<pb::Attr> link(const pb::LinkReq& req);
 
   // ---- removal (ops/remove.cpp)
-  Status unlink(uint64_t parent, const std::string& name, std::vector<FreedChunk>* freed);
-  Status rmdir(uint64_t parent, const std::string& name);
+  Status unlink(const pb::UnlinkReq& req, std::vector<FreedChunk>* freed);
+  Status rmdir(const pb::UnlinkReq& req);
 
   // ---- rename (ops/rename.cpp)
   Status rename(const pb::RenameReq& req, std::vector<FreedChunk>* freed);
 
   // ---- attributes (ops/setattr.cpp)
-  // With SET_SIZE: chunks wholly past the new size are dropped (added to `freed`).
-  // REQUIRES: a chunk the new size cuts in the middle was already cut on its chunkservers
-  // (the service does that first, see tail_chunk_for_truncate()).
+  // With SET_SIZE: chunks wholly past the new size are dropped (added to `freed`), and a
+  // chunk the new size cuts in the middle is marked for its cut (ChunkRecord.pending_cut),
+  // which the service then makes on the chunkservers. The namespace change comes first, so
+  // a refused truncate, or a master that dies half-way, never destroys bytes the file
+  // still references.
+  // REQUIRES (growing): no cut is pending at the file's current end (see cut_pending_at_end()).
   Result<pb::Attr> setattr(const pb::SetattrReq& req, std::vector<FreedChunk>* freed);
 
   // ---- open files (ops/open.cpp)
@@ -130,7 +136,8 @@ class Namespace {
   Result<std::optional<ChunkRef>> chunk_at(uint64_t ino, uint64_t index);
   // Records a new chunk (version 1) at `index` of the file. REQUIRES: none there yet.
   Result<ChunkRef> add_chunk(uint64_t ino, uint64_t index, uint64_t chunk_id);
-  // Records that the chunk's replicas now carry `version` (and, when truncated, `length`).
+  // Records that the chunk's replicas now carry `version` (and, when truncated, `length`:
+  // a pending cut is then done).
   Status set_chunk_version(uint64_t chunk_id, uint32_t version, std::optional<uint64_t> length);
   // O_APPEND: the file grows by `length` at once; returns where those bytes go. Appends
   // from several clients thus never overlap.
@@ -140,9 +147,9 @@ class Namespace {
   Result<pb::Attr> write_end(const pb::WriteEndReq& req, uint64_t* chunk_growth = nullptr);
   // Attributes and the chunks of [first, first + count) (count 0 = all), without replicas.
   Result<pb::ChunkLocateResp> locate(uint64_t ino, uint64_t first, uint64_t count);
-  // When truncating `ino` to `size` cuts a chunk in the middle: that chunk and the length
-  // it must be cut to.
-  Result<std::optional<std::pair<ChunkRef, uint64_t>>> tail_chunk_for_truncate(uint64_t ino, uint64_t size);
+  // The index of the file's last, partly used chunk when a cut of it is pending. Before a
+  // file grows, that cut is made: the bytes past it must read as zeros.
+  Result<std::optional<uint64_t>> cut_pending_at_end(uint64_t ino);
   // Every (chunk id, version) the namespace knows, for checking chunkserver reports.
   Result<std::optional<ChunkRef>> chunk(uint64_t chunk_id);
 
@@ -158,18 +165,25 @@ class Namespace {
   // helpers (namespace.cpp)
   Result<pb::InodeRecord> dir_inode(uint64_t ino);
   pb::InodeRecord new_inode(pb::FileType type, uint32_t mode, uint32_t uid, uint32_t gid, const pb::InodeRecord& parent);
-  // Drops a file's data: extents and chunk records, adding the chunks to `freed`.
-  Status drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch, std::vector<FreedChunk>* freed);
+  // Drops a file's data from chunk index `first_index` on: extents and chunk records, the
+  // chunks freed with the batch.
+  Status drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch);
   // nlink - 1; deletes the inode and its data when no link is left, unless a session
   // holds the file open: then it becomes an orphan (see open()).
-  Status drop_link(pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed);
-  // Deletes the inode with its data and xattrs, and takes it out of the volume's usage.
-  Status drop_inode(const pb::InodeRecord& rec, Batch& batch, std::vector<FreedChunk>* freed);
+  Status drop_link(pb::InodeRecord& rec, Batch& batch);
+  // Deletes the inode with its data and xattrs, and takes it out of the volume's usage:
+  // the last step of unlink, rmdir, rename over a name, releasing an orphan and removing
+  // a volume. REQUIRES: a directory is empty.
+  Status drop_inode(const pb::InodeRecord& rec, Batch& batch);
   // `count` opens of the session end.
   Status release_opens(uint64_t session, uint64_t ino, uint32_t count, std::vector<FreedChunk>* freed);
   // Frees the inode if it is an orphan.
   Status drop_if_orphan(uint64_t ino, std::vector<FreedChunk>* freed);
-  void account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size);
+  void account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size, Batch& batch);
+  // When `op` is a retry of a change that committed: what it did.
+  Result<std::optional<pb::OpRecord>> replayed(const pb::OpId& op);
+  // Commits the batch; then, and only then, hands the chunks it freed to `freed`.
+  Status commit(Batch& batch, std::vector<FreedChunk>* freed = nullptr);
 
   MetaStore& store_;
   std::map<uint64_t, pb::VolumeRecord> volumes_;  // by id
@@ -184,6 +198,8 @@ inline uint64_t chunk_lock_key(uint64_t ino, uint64_t index) { return (ino << 24
 
 // Shared by ops.
 Status check_name(const std::string& name);
+// What Batch::put_op() remembers of a change.
+pb::OpRecord op_record(pb::MsgType type, uint64_t inode, bool created = false);
 void touch_times(pb::Attr* attr, bool mtime, bool ctime);
 bool is_dir(const pb::Attr& attr);
 

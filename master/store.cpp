@@ -13,8 +13,9 @@
 namespace keelfs::master {
 namespace {
 
-enum Cf { kInodes = 1, kDentries, kExtents, kChunks, kVolumes, kXattrs, kCounters, kUsage, kNumCfs };
-const char* kCfNames[] = {"default", "inodes", "dentries", "extents", "chunks", "volumes", "xattrs", "counters", "usage"};
+enum Cf { kInodes = 1, kDentries, kExtents, kChunks, kVolumes, kXattrs, kCounters, kUsage, kOps, kNumCfs };
+const char* kCfNames[] = {"default", "inodes",   "dentries", "extents", "chunks",
+                          "volumes", "xattrs",   "counters", "usage",   "ops"};
 
 std::string be64(uint64_t v) {
   std::string s(8, '\0');
@@ -102,8 +103,23 @@ void Batch::set_draining(uint64_t cs_id, bool draining) {
   else
     wb_->Delete(CF(kCounters), "draining/" + be64(cs_id));
 }
-bool Batch::empty() const { return wb_->Count() == 0; }
+bool Batch::empty() const { return wb_->Count() == 0 && usage_deltas_.empty() && forgotten_usage_.empty(); }
 #undef CF
+
+void Batch::put_op(const pb::OpId& op, const pb::OpRecord& rec) {
+  if (op.client() == 0) return;  // a client that does not name its changes
+  wb_->Put(store_->cfs_[kOps], key2(op.client(), op.seq()), rec.SerializeAsString());
+}
+
+void Batch::forget_usage(uint64_t volume_id) {
+  usage_deltas_.erase(volume_id);
+  forgotten_usage_.push_back(volume_id);
+}
+
+void Batch::take_freed(std::vector<FreedChunk>* out) {
+  if (out && committed_) out->insert(out->end(), freed_.begin(), freed_.end());
+  freed_.clear();
+}
 
 // ------------------------------------------------------------------ MetaStore
 
@@ -181,7 +197,9 @@ Status MetaStore::load_chunks() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     pb::ChunkRecord rec;
     rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
-    chunks_.emplace_hint(chunks_.end(), from_be64(it->key().data()), std::move(rec));
+    const uint64_t id = from_be64(it->key().data());
+    if (rec.has_pending_cut()) pending_cuts_.insert(id);
+    chunks_.emplace_hint(chunks_.end(), id, std::move(rec));
   }
   return from_rocks(it->status(), "loading chunks");
 }
@@ -203,26 +221,35 @@ pb::UsageRecord MetaStore::usage_of(uint64_t volume_id) const {
   return it == usage_.end() ? pb::UsageRecord() : it->second;
 }
 
-pb::UsageRecord& MetaStore::usage(uint64_t volume_id) {
-  usage_dirty_.push_back(volume_id);
-  return usage_[volume_id];
-}
-
-void MetaStore::forget_usage(uint64_t volume_id, Batch& batch) {
-  usage_.erase(volume_id);
-  std::erase(usage_dirty_, volume_id);
-  batch.wb_->Delete(cfs_[kUsage], be64(volume_id));
-}
-
 void MetaStore::add_pending_counters(rocksdb::WriteBatch* wb) {
-  if (counters_dirty_) {
-    wb->Put(cfs_[kCounters], "next_inode", be64(next_inode_));
-    wb->Put(cfs_[kCounters], "next_chunk", be64(next_chunk_));
-    wb->Put(cfs_[kCounters], "next_volume", be64(next_volume_));
-    counters_dirty_ = false;
+  if (!counters_dirty_) return;
+  wb->Put(cfs_[kCounters], "next_inode", be64(next_inode_));
+  wb->Put(cfs_[kCounters], "next_chunk", be64(next_chunk_));
+  wb->Put(cfs_[kCounters], "next_volume", be64(next_volume_));
+}
+
+namespace {
+// A counter moved by a delta, never below zero (a count that would go negative is a bug
+// elsewhere; fsck reports the difference).
+uint64_t moved(uint64_t value, int64_t delta) {
+  if (delta < 0 && static_cast<uint64_t>(-delta) > value) return 0;
+  return value + static_cast<uint64_t>(delta);
+}
+}  // namespace
+
+std::map<uint64_t, pb::UsageRecord> MetaStore::apply_usage(Batch& batch) {
+  std::map<uint64_t, pb::UsageRecord> out;
+  for (auto& [id, d] : batch.usage_deltas_) {
+    pb::UsageRecord u = usage_of(id);
+    u.set_logical_bytes(moved(u.logical_bytes(), d.logical_bytes));
+    u.set_files(moved(u.files(), d.files));
+    u.set_chunks(moved(u.chunks(), d.chunks));
+    u.set_chunk_bytes(moved(u.chunk_bytes(), d.chunk_bytes));
+    batch.wb_->Put(cfs_[kUsage], be64(id), u.SerializeAsString());
+    out[id] = std::move(u);
   }
-  for (uint64_t id : usage_dirty_) wb->Put(cfs_[kUsage], be64(id), usage_[id].SerializeAsString());
-  usage_dirty_.clear();
+  for (uint64_t id : batch.forgotten_usage_) batch.wb_->Delete(cfs_[kUsage], be64(id));
+  return out;
 }
 
 Batch MetaStore::batch() {
@@ -232,14 +259,27 @@ Batch MetaStore::batch() {
 }
 
 Status MetaStore::commit(Batch& batch) {
+  if (batch.empty() && !counters_dirty_) return Status::Ok();
+  if (commit_fault_) RETURN_IF_ERROR(commit_fault_());
   add_pending_counters(batch.wb_.get());
-  if (batch.empty()) return Status::Ok();
+  std::map<uint64_t, pb::UsageRecord> usage = apply_usage(batch);
   rocksdb::WriteOptions wo;
   wo.sync = false;  // the syncer thread syncs the WAL for many commits at once
   RETURN_IF_ERROR(from_rocks(db_->Write(wo, batch.wb_.get()), "write"));
+  // Committed: now, and only now, memory follows.
   ++committed_seq_;
+  counters_dirty_ = false;
   batch.wb_->Clear();
+  for (auto& [id, u] : usage) usage_[id] = std::move(u);
+  for (uint64_t id : batch.forgotten_usage_) usage_.erase(id);
+  batch.usage_deltas_.clear();
+  batch.forgotten_usage_.clear();
+  batch.committed_ = true;
   for (auto& [id, rec] : batch.chunk_changes_) {
+    if (rec && rec->has_pending_cut())
+      pending_cuts_.insert(id);
+    else
+      pending_cuts_.erase(id);
     if (rec)
       chunks_[id] = std::move(*rec);
     else
@@ -393,6 +433,43 @@ Result<std::optional<pb::ChunkRecord>> MetaStore::get_chunk(uint64_t chunk_id) {
   auto it = chunks_.find(chunk_id);
   if (it == chunks_.end()) return std::optional<pb::ChunkRecord>();
   return std::optional<pb::ChunkRecord>(it->second);
+}
+
+Result<std::optional<pb::OpRecord>> MetaStore::get_op(const pb::OpId& op) {
+  std::string v;
+  auto s = db_->Get({}, cfs_[kOps], key2(op.client(), op.seq()), &v);
+  if (s.IsNotFound()) return std::optional<pb::OpRecord>();
+  RETURN_IF_ERROR(from_rocks(s, "reading operation record"));
+  pb::OpRecord rec;
+  if (!rec.ParseFromString(v)) return error(Code::kCorruption, "operation record does not parse");
+  return std::optional<pb::OpRecord>(std::move(rec));
+}
+
+Status MetaStore::for_each_record(
+    const std::function<void(const std::string&, const std::string&, const std::string&)>& fn) {
+  for (int cf = 1; cf < kNumCfs; ++cf) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[cf]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) fn(kCfNames[cf], it->key().ToString(), it->value().ToString());
+    RETURN_IF_ERROR(from_rocks(it->status(), "listing records"));
+  }
+  return Status::Ok();
+}
+
+Status MetaStore::forget_ops(uint64_t client, uint64_t below) {
+  rocksdb::WriteOptions wo;
+  return from_rocks(db_->DeleteRange(wo, cfs_[kOps], key2(client, 0), key2(client, below)), "forgetting operations");
+}
+
+std::vector<uint64_t> MetaStore::op_clients() {
+  std::vector<uint64_t> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kOps]));
+  for (it->SeekToFirst(); it->Valid() && it->key().size() == 16;) {
+    const uint64_t client = from_be64(it->key().data());
+    out.push_back(client);
+    if (client == UINT64_MAX) break;
+    it->Seek(be64(client + 1));
+  }
+  return out;
 }
 
 Result<std::optional<pb::VolumeRecord>> MetaStore::get_volume(const std::string& name) {

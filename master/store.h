@@ -11,6 +11,7 @@
 //   counters    name                     -> u64 (next inode, next chunk id, next volume id);
 //               "draining/" cs id (8)   -> "" (chunkservers being drained)
 //   usage       volume id                -> UsageRecord
+//   ops         client (8) | seq (8)     -> OpRecord (changes committed, for retries)
 //
 // Every mutation is one Batch written atomically. commit() makes it visible at once and
 // writes it to the WAL in the operating system's page cache, so a crash of the master
@@ -29,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,9 +53,26 @@ struct Dentry {
   pb::FileType type = pb::FT_NONE;
 };
 
+// A chunk whose last owner let go: the caller deletes it from its chunkservers, once the
+// change that freed it is committed.
+struct FreedChunk {
+  uint64_t chunk_id;
+  uint32_t version;
+};
+
+// How one change moves a volume's usage counters (signed: a change may add or take away).
+struct UsageDelta {
+  int64_t logical_bytes = 0;
+  int64_t files = 0;
+  int64_t chunks = 0;
+  int64_t chunk_bytes = 0;
+};
+
 class MetaStore;
 
-// The writes of one mutation. Nothing is visible before MetaStore::commit().
+// The writes of one mutation, with everything that follows from it: usage deltas and
+// chunks freed. Nothing is visible, counted or released before MetaStore::commit()
+// succeeds; a batch that is dropped or fails to commit leaves no trace.
 class Batch {
  public:
   Batch();
@@ -74,6 +93,17 @@ class Batch {
   void delete_xattr(uint64_t ino, const std::string& name);
   // Chunkservers being drained, by id (kept with the counters).
   void set_draining(uint64_t cs_id, bool draining);
+  // Remembers that the change named `op` is this batch (no-op for op.client() == 0).
+  void put_op(const pb::OpId& op, const pb::OpRecord& rec);
+  // The volume's usage moves by this much when the batch commits.
+  UsageDelta& usage(uint64_t volume_id) { return usage_deltas_[volume_id]; }
+  // The volume is gone: its usage record goes with the batch.
+  void forget_usage(uint64_t volume_id);
+  // The chunk is to be deleted from its chunkservers once the batch has committed.
+  void free_chunk(FreedChunk chunk) { freed_.push_back(chunk); }
+  // Appends the chunks this (committed) batch freed to *out (when given).
+  // REQUIRES: MetaStore::commit() of this batch succeeded.
+  void take_freed(std::vector<FreedChunk>* out);
   bool empty() const;
 
  private:
@@ -82,6 +112,10 @@ class Batch {
   std::unique_ptr<rocksdb::WriteBatch> wb_;
   // Chunk records put (a record) or deleted (none), for the store's copy in memory.
   std::vector<std::pair<uint64_t, std::optional<pb::ChunkRecord>>> chunk_changes_;
+  std::map<uint64_t, UsageDelta> usage_deltas_;
+  std::vector<uint64_t> forgotten_usage_;
+  std::vector<FreedChunk> freed_;
+  bool committed_ = false;
 };
 
 class MetaStore {
@@ -92,9 +126,13 @@ class MetaStore {
   static Result<std::unique_ptr<MetaStore>> open(const std::string& dir, asio::any_io_executor ex);
 
   Batch batch();
-  // Applies the batch atomically (with the usage and counter changes made since the last
-  // commit). Visible to reads at once; durable after durable().
+  // Applies the batch atomically, with its usage deltas and the id counters moved since the
+  // last commit. Visible to reads at once; durable after durable(). On error nothing of
+  // the batch is applied, in RocksDB or in memory.
   Status commit(Batch& batch);
+  // Tests inject failures here: when set, every commit first asks it, and a non-OK answer
+  // fails that commit as a failed write would.
+  void set_commit_fault(std::function<Status()> fault) { commit_fault_ = std::move(fault); }
   // Waits until every commit made so far is synced to disk. The error of a failed sync
   // sticks: nothing is reported durable after it.
   awaitable<Status> durable();
@@ -118,23 +156,37 @@ class MetaStore {
   // healer looks at every one each second, and a scan of RocksDB walked every deleted
   // record's tombstone too (15 ms a second with no chunk left after the benchmarks).
   Status for_each_chunk(const std::function<void(uint64_t chunk_id, const pb::ChunkRecord&)>& fn);
+  // Every record of every column family in key order, with the family's name: for tests
+  // that compare the whole store before and after, and for diagnostics.
+  Status for_each_record(const std::function<void(const std::string& cf, const std::string& key,
+                                                  const std::string& value)>& fn);
+  // The committed change named `op`, if it was.
+  Result<std::optional<pb::OpRecord>> get_op(const pb::OpId& op);
+  // Forgets the client's changes with seq below `below` (UINT64_MAX: all of them). Its own
+  // write, not part of any change: losing it to a crash only keeps records longer.
+  Status forget_ops(uint64_t client, uint64_t below);
+  // Every client that has changes remembered (at start-up).
+  std::vector<uint64_t> op_clients();
+  // Chunks whose truncate cut is not made on their chunkservers yet (ChunkRecord.pending_cut).
+  std::vector<uint64_t> chunks_with_pending_cut() const { return {pending_cuts_.begin(), pending_cuts_.end()}; }
   Result<std::optional<std::string>> get_xattr(uint64_t ino, const std::string& name);
   Status list_xattrs(uint64_t ino, std::vector<std::string>* names);
 
-  // ---- counters and usage; changes are written with the next commit.
+  // ---- counters and usage. Ids are written with the next commit; an id allocated by a
+  // change that then fails is skipped, never handed out twice.
   uint64_t allocate_inode();
   uint64_t allocate_chunk_id();
   uint64_t allocate_volume_id();
-  pb::UsageRecord& usage(uint64_t volume_id);  // marks it to be written
-  pb::UsageRecord usage_of(uint64_t volume_id) const;  // for reading only
-  // The volume is gone: its usage record is deleted with `batch`.
-  void forget_usage(uint64_t volume_id, Batch& batch);
+  // The volume's usage as committed (Batch::usage() changes it).
+  pb::UsageRecord usage_of(uint64_t volume_id) const;
 
  private:
   MetaStore() = default;
   Status load_counters();
   Status load_chunks();
   void add_pending_counters(rocksdb::WriteBatch* wb);
+  // The usage records `batch` leaves behind, written into it.
+  std::map<uint64_t, pb::UsageRecord> apply_usage(Batch& batch);
   void sync_thread();
   void synced(uint64_t seq, Status st);
 
@@ -142,9 +194,10 @@ class MetaStore {
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   uint64_t next_inode_ = 0, next_chunk_ = 0, next_volume_ = 0;
   bool counters_dirty_ = false;
-  std::map<uint64_t, pb::UsageRecord> usage_;
+  std::map<uint64_t, pb::UsageRecord> usage_;  // as committed
   std::map<uint64_t, pb::ChunkRecord> chunks_;  // every chunk record, as committed
-  std::vector<uint64_t> usage_dirty_;
+  std::set<uint64_t> pending_cuts_;             // ids of those with a pending_cut
+  std::function<Status()> commit_fault_;
 
   // group commit; committed_seq_, durable_seq_, sync_error_ and waiters_ belong to the
   // master's thread, the rest is shared with the syncer thread under sync_mu_.

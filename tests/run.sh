@@ -32,7 +32,7 @@ main() {
   setup_ccache
 
   step "configuring ($BUILD_DIR)"
-  cmake -S . -B "$BUILD_DIR"
+  cmake -S . -B "$BUILD_DIR" -DKEELFS_WERROR=ON
 
   step "building with $(nproc) jobs"
   cmake --build "$BUILD_DIR" -j"$(nproc)"

@@ -6,6 +6,8 @@
 namespace keelfs::master {
 
 Result<pb::Attr> Namespace::mkdir(const pb::MkdirReq& req) {
+  ASSIGN_OR_RETURN(auto done, replayed(req.op()));
+  if (done) return getattr(done->inode());
   RETURN_IF_ERROR(check_name(req.name()));
   ASSIGN_OR_RETURN(pb::InodeRecord parent, dir_inode(req.parent()));
   ASSIGN_OR_RETURN(auto existing, store_.get_dentry(req.parent(), req.name()));
@@ -23,14 +25,19 @@ Result<pb::Attr> Namespace::mkdir(const pb::MkdirReq& req) {
   batch.put_inode(rec);
   batch.put_inode(parent);
   batch.put_dentry(req.parent(), req.name(), rec.attr().inode(), pb::FT_DIRECTORY);
-  auto& u = store_.usage(rec.attr().volume_id());
-  u.set_files(u.files() + 1);
-  RETURN_IF_ERROR(store_.commit(batch));
+  batch.put_op(req.op(), op_record(pb::MKDIR, rec.attr().inode()));
+  batch.usage(rec.attr().volume_id()).files += 1;
+  RETURN_IF_ERROR(commit(batch));
   return rec.attr();
 }
 
 Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedChunk>* freed, bool* created) {
   if (created) *created = false;
+  ASSIGN_OR_RETURN(auto done, replayed(req.op()));
+  if (done) {
+    if (created) *created = done->created();
+    return getattr(done->inode());
+  }
   RETURN_IF_ERROR(check_name(req.name()));
   pb::FileType type = req.type() == pb::FT_NONE ? pb::FT_REGULAR : req.type();
   if (type == pb::FT_DIRECTORY || type == pb::FT_SYMLINK)
@@ -43,12 +50,13 @@ Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedCh
     if (is_dir(rec.attr())) return error(Code::kIsDir, fmt::format("'{}' is a directory", req.name()));
     if (!req.truncate() || rec.attr().size() == 0) return rec.attr();
     Batch batch = store_.batch();
-    RETURN_IF_ERROR(drop_data_from(rec.attr().inode(), 0, batch, freed));
-    account_size(rec, rec.attr().size(), 0);
+    RETURN_IF_ERROR(drop_data_from(rec.attr().inode(), 0, batch));
+    account_size(rec, rec.attr().size(), 0, batch);
     rec.mutable_attr()->set_size(0);
     touch_times(rec.mutable_attr(), true, true);
     batch.put_inode(rec);
-    RETURN_IF_ERROR(store_.commit(batch));
+    batch.put_op(req.op(), op_record(pb::CREATE, rec.attr().inode()));
+    RETURN_IF_ERROR(commit(batch, freed));
     return rec.attr();
   }
 
@@ -60,14 +68,16 @@ Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedCh
   batch.put_inode(rec);
   batch.put_inode(parent);
   batch.put_dentry(req.parent(), req.name(), rec.attr().inode(), type);
-  auto& u = store_.usage(rec.attr().volume_id());
-  u.set_files(u.files() + 1);
-  RETURN_IF_ERROR(store_.commit(batch));
+  batch.put_op(req.op(), op_record(pb::CREATE, rec.attr().inode(), true));
+  batch.usage(rec.attr().volume_id()).files += 1;
+  RETURN_IF_ERROR(commit(batch));
   if (created) *created = true;
   return rec.attr();
 }
 
 Result<pb::Attr> Namespace::symlink(const pb::SymlinkReq& req) {
+  ASSIGN_OR_RETURN(auto done, replayed(req.op()));
+  if (done) return getattr(done->inode());
   RETURN_IF_ERROR(check_name(req.name()));
   if (req.target().empty() || req.target().size() > 4096)
     return error(Code::kInvalidArgument, "symlink target must be 1 to 4096 bytes");
@@ -84,13 +94,15 @@ Result<pb::Attr> Namespace::symlink(const pb::SymlinkReq& req) {
   batch.put_inode(rec);
   batch.put_inode(parent);
   batch.put_dentry(req.parent(), req.name(), rec.attr().inode(), pb::FT_SYMLINK);
-  auto& u = store_.usage(rec.attr().volume_id());
-  u.set_files(u.files() + 1);
-  RETURN_IF_ERROR(store_.commit(batch));
+  batch.put_op(req.op(), op_record(pb::SYMLINK, rec.attr().inode()));
+  batch.usage(rec.attr().volume_id()).files += 1;
+  RETURN_IF_ERROR(commit(batch));
   return rec.attr();
 }
 
 Result<pb::Attr> Namespace::link(const pb::LinkReq& req) {
+  ASSIGN_OR_RETURN(auto done, replayed(req.op()));
+  if (done) return getattr(done->inode());
   RETURN_IF_ERROR(check_name(req.new_name()));
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(req.inode()));
   if (is_dir(rec.attr())) return error(Code::kPermissionDenied, "hard links to directories are not allowed");
@@ -109,7 +121,8 @@ Result<pb::Attr> Namespace::link(const pb::LinkReq& req) {
   batch.put_inode(rec);
   batch.put_inode(parent);
   batch.put_dentry(req.new_parent(), req.new_name(), rec.attr().inode(), rec.attr().type());
-  RETURN_IF_ERROR(store_.commit(batch));
+  batch.put_op(req.op(), op_record(pb::LINK, rec.attr().inode()));
+  RETURN_IF_ERROR(commit(batch));
   return rec.attr();
 }
 

@@ -6,7 +6,11 @@
 namespace keelfs::master {
 namespace {
 
-ChunkRef ref_of(uint64_t id, const pb::ChunkRecord& rec) { return ChunkRef{id, rec.version(), rec.length(), rec.goal()}; }
+ChunkRef ref_of(uint64_t id, const pb::ChunkRecord& rec) {
+  ChunkRef ref{id, rec.version(), rec.length(), rec.goal(), std::nullopt};
+  if (rec.has_pending_cut()) ref.pending_cut = rec.pending_cut();
+  return ref;
+}
 
 }  // namespace
 
@@ -38,9 +42,8 @@ Result<ChunkRef> Namespace::add_chunk(uint64_t ino, uint64_t index, uint64_t chu
   Batch batch = store_.batch();
   batch.put_chunk(chunk_id, chunk);
   batch.put_extent(ino, index, extent);
-  auto& u = store_.usage(rec.attr().volume_id());
-  u.set_chunks(u.chunks() + 1);
-  RETURN_IF_ERROR(store_.commit(batch));
+  batch.usage(rec.attr().volume_id()).chunks += 1;
+  RETURN_IF_ERROR(commit(batch));
   return ref_of(chunk_id, chunk);
 }
 
@@ -48,15 +51,14 @@ Status Namespace::set_chunk_version(uint64_t chunk_id, uint32_t version, std::op
   ASSIGN_OR_RETURN(auto rec, store_.get_chunk(chunk_id));
   if (!rec) return error(Code::kNotFound, fmt::format("chunk {:016x} does not exist", chunk_id));
   rec->set_version(version);
+  Batch batch = store_.batch();
   if (length && *length != rec->length()) {
-    auto& u = store_.usage(rec->volume_id());
-    uint64_t bytes = u.chunk_bytes() + *length;
-    u.set_chunk_bytes(bytes >= rec->length() ? bytes - rec->length() : 0);
+    batch.usage(rec->volume_id()).chunk_bytes += static_cast<int64_t>(*length) - static_cast<int64_t>(rec->length());
     rec->set_length(*length);
   }
-  Batch batch = store_.batch();
+  if (length) rec->clear_pending_cut();
   batch.put_chunk(chunk_id, *rec);
-  return store_.commit(batch);
+  return commit(batch);
 }
 
 Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length) {
@@ -65,12 +67,12 @@ Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length) {
   pb::Attr* a = rec.mutable_attr();
   uint64_t offset = a->size();
   RETURN_IF_ERROR(check_bytes(a->volume_id(), offset, offset + length));
-  account_size(rec, offset, offset + length);
+  Batch batch = store_.batch();
+  account_size(rec, offset, offset + length, batch);
   a->set_size(offset + length);
   touch_times(a, true, true);
-  Batch batch = store_.batch();
   batch.put_inode(rec);
-  RETURN_IF_ERROR(store_.commit(batch));
+  RETURN_IF_ERROR(commit(batch));
   return offset;
 }
 
@@ -81,25 +83,25 @@ Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req, uint64_t* chun
   // size it had, and the writer hears QuotaExceeded (EDQUOT) at fsync or close.
   RETURN_IF_ERROR(check_bytes(rec.attr().volume_id(), rec.attr().size(), req.file_size()));
   Batch batch = store_.batch();
+  uint64_t growth = 0;
   if (req.chunk_id() != 0) {
     ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(req.chunk_id()));
     if (chunk && chunk->inode() == req.inode() && req.chunk_length() > chunk->length()) {
-      const uint64_t growth = req.chunk_length() - chunk->length();
-      auto& u = store_.usage(chunk->volume_id());
-      u.set_chunk_bytes(u.chunk_bytes() + growth);
-      if (chunk_growth) *chunk_growth = growth;
+      growth = req.chunk_length() - chunk->length();
+      batch.usage(chunk->volume_id()).chunk_bytes += static_cast<int64_t>(growth);
       chunk->set_length(req.chunk_length());
       batch.put_chunk(req.chunk_id(), *chunk);
     }
   }
   pb::Attr* a = rec.mutable_attr();
   if (req.file_size() > a->size()) {
-    account_size(rec, a->size(), req.file_size());
+    account_size(rec, a->size(), req.file_size(), batch);
     a->set_size(req.file_size());
   }
   touch_times(a, true, true);
   batch.put_inode(rec);
-  RETURN_IF_ERROR(store_.commit(batch));
+  RETURN_IF_ERROR(commit(batch));
+  if (chunk_growth) *chunk_growth = growth;
   return rec.attr();
 }
 
@@ -124,13 +126,13 @@ Result<pb::ChunkLocateResp> Namespace::locate(uint64_t ino, uint64_t first, uint
   return resp;
 }
 
-Result<std::optional<std::pair<ChunkRef, uint64_t>>> Namespace::tail_chunk_for_truncate(uint64_t ino, uint64_t size) {
-  using Out = std::optional<std::pair<ChunkRef, uint64_t>>;
+Result<std::optional<uint64_t>> Namespace::cut_pending_at_end(uint64_t ino) {
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
-  if (rec.attr().type() != pb::FT_REGULAR || size >= rec.attr().size() || size % kChunkSize == 0) return Out();
+  const uint64_t size = rec.attr().size();
+  if (rec.attr().type() != pb::FT_REGULAR || size % kChunkSize == 0) return std::optional<uint64_t>();
   ASSIGN_OR_RETURN(auto chunk, chunk_at(ino, size / kChunkSize));
-  if (!chunk) return Out();
-  return Out(std::make_pair(*chunk, size % kChunkSize));
+  if (!chunk || !chunk->pending_cut) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(size / kChunkSize);
 }
 
 }  // namespace keelfs::master

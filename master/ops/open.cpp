@@ -52,9 +52,9 @@ Status Namespace::drop_if_orphan(uint64_t ino, std::vector<FreedChunk>* freed) {
   if (!rec.ok()) return rec.status().is(Code::kNotFound) ? Status::Ok() : rec.status();
   if (rec->attr().nlink() != 0 || is_dir(rec->attr())) return Status::Ok();
   Batch batch = store_.batch();
-  RETURN_IF_ERROR(drop_inode(*rec, batch, freed));
+  RETURN_IF_ERROR(drop_inode(*rec, batch));
   batch.delete_dentry(kOrphanDir, std::to_string(ino));
-  return store_.commit(batch);
+  return commit(batch, freed);
 }
 
 Status Namespace::drop_orphans(std::vector<FreedChunk>* freed) {
@@ -67,12 +67,12 @@ Status Namespace::drop_orphans(std::vector<FreedChunk>* freed) {
       Batch batch = store_.batch();
       auto rec = store_.get_inode(d.inode);
       if (rec.ok()) {
-        RETURN_IF_ERROR(drop_inode(*rec, batch, freed));
+        RETURN_IF_ERROR(drop_inode(*rec, batch));
       } else if (!rec.status().is(Code::kNotFound)) {
         return rec.status();
       }
       batch.delete_dentry(kOrphanDir, d.name);
-      RETURN_IF_ERROR(store_.commit(batch));
+      RETURN_IF_ERROR(commit(batch, freed));
     }
   }
 }

@@ -5,7 +5,11 @@
 
 namespace keelfs::master {
 
-Status Namespace::unlink(uint64_t parent_ino, const std::string& name, std::vector<FreedChunk>* freed) {
+Status Namespace::unlink(const pb::UnlinkReq& req, std::vector<FreedChunk>* freed) {
+  ASSIGN_OR_RETURN(auto done, replayed(req.op()));
+  if (done) return Status::Ok();
+  const uint64_t parent_ino = req.parent();
+  const std::string& name = req.name();
   RETURN_IF_ERROR(check_name(name));
   ASSIGN_OR_RETURN(pb::InodeRecord parent, dir_inode(parent_ino));
   ASSIGN_OR_RETURN(auto entry, store_.get_dentry(parent_ino, name));
@@ -17,11 +21,16 @@ Status Namespace::unlink(uint64_t parent_ino, const std::string& name, std::vect
   batch.delete_dentry(parent_ino, name);
   touch_times(parent.mutable_attr(), true, true);
   batch.put_inode(parent);
-  RETURN_IF_ERROR(drop_link(rec, batch, freed));
-  return store_.commit(batch);
+  RETURN_IF_ERROR(drop_link(rec, batch));
+  batch.put_op(req.op(), op_record(pb::UNLINK, entry->inode));
+  return commit(batch, freed);
 }
 
-Status Namespace::rmdir(uint64_t parent_ino, const std::string& name) {
+Status Namespace::rmdir(const pb::UnlinkReq& req) {
+  ASSIGN_OR_RETURN(auto done, replayed(req.op()));
+  if (done) return Status::Ok();
+  const uint64_t parent_ino = req.parent();
+  const std::string& name = req.name();
   RETURN_IF_ERROR(check_name(name));
   ASSIGN_OR_RETURN(pb::InodeRecord parent, dir_inode(parent_ino));
   ASSIGN_OR_RETURN(auto entry, store_.get_dentry(parent_ino, name));
@@ -33,17 +42,13 @@ Status Namespace::rmdir(uint64_t parent_ino, const std::string& name) {
 
   Batch batch = store_.batch();
   batch.delete_dentry(parent_ino, name);
-  batch.delete_inode(entry->inode);
+  RETURN_IF_ERROR(drop_inode(rec, batch));
   pb::Attr* pa = parent.mutable_attr();
   pa->set_nlink(pa->nlink() > 2 ? pa->nlink() - 1 : 2);
   touch_times(pa, true, true);
   batch.put_inode(parent);
-  std::vector<std::string> names;
-  RETURN_IF_ERROR(store_.list_xattrs(entry->inode, &names));
-  for (auto& n : names) batch.delete_xattr(entry->inode, n);
-  auto& u = store_.usage(rec.attr().volume_id());
-  u.set_files(u.files() > 0 ? u.files() - 1 : 0);
-  return store_.commit(batch);
+  batch.put_op(req.op(), op_record(pb::RMDIR, entry->inode));
+  return commit(batch);
 }
 
 }  // namespace keelfs::master

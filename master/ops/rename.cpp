@@ -32,6 +32,8 @@ class Touched {
 }  // namespace
 
 Status Namespace::rename(const pb::RenameReq& req, std::vector<FreedChunk>* freed) {
+  ASSIGN_OR_RETURN(auto done, replayed(req.op()));
+  if (done) return Status::Ok();
   RETURN_IF_ERROR(check_name(req.name()));
   RETURN_IF_ERROR(check_name(req.new_name()));
   bool noreplace = req.flags() & pb::RF_NOREPLACE;
@@ -100,16 +102,13 @@ Status Namespace::rename(const pb::RenameReq& req, std::vector<FreedChunk>* free
       if (dst_dir) {
         ASSIGN_OR_RETURN(bool empty, store_.dir_is_empty(dst_entry->inode));
         if (!empty) return error(Code::kNotEmpty, fmt::format("directory '{}' is not empty", req.new_name()));
-        batch.delete_inode(dst_entry->inode);
-        std::vector<std::string> xattr_names;  // the replaced directory's xattrs go with it, as in rmdir
-        RETURN_IF_ERROR(store_.list_xattrs(dst_entry->inode, &xattr_names));
-        for (auto& n : xattr_names) batch.delete_xattr(dst_entry->inode, n);
+        RETURN_IF_ERROR(drop_inode(*dst, batch));  // as rmdir does: inode, xattrs and usage
         dst_parent->mutable_attr()->set_nlink(dst_parent->attr().nlink() - 1);
         t.forget(dst_entry->inode);
       } else {
         pb::InodeRecord victim = *dst;
         t.forget(dst_entry->inode);
-        RETURN_IF_ERROR(drop_link(victim, batch, freed));
+        RETURN_IF_ERROR(drop_link(victim, batch));
       }
     }
     batch.delete_dentry(req.parent(), req.name());
@@ -124,7 +123,8 @@ Status Namespace::rename(const pb::RenameReq& req, std::vector<FreedChunk>* free
   touch_times(src_parent->mutable_attr(), true, true);
   touch_times(dst_parent->mutable_attr(), true, true);
   t.put_all(batch);
-  return store_.commit(batch);
+  batch.put_op(req.op(), op_record(pb::RENAME, src_entry->inode));
+  return commit(batch, freed);
 }
 
 }  // namespace keelfs::master

@@ -1,6 +1,8 @@
 // setattr: mode, owner, times, size (truncate) and goal.
 #include <sys/stat.h>
 
+#include <map>
+
 #include <fmt/format.h>
 
 #include "master/namespace.h"
@@ -11,7 +13,16 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(req.inode()));
   pb::Attr* a = rec.mutable_attr();
   uint32_t m = req.mask();
+  // Everything that can refuse the request is checked before anything is built.
+  if ((m & pb::SET_GOAL) && (req.goal() < 1 || req.goal() > kMaxGoal))
+    return error(Code::kInvalidArgument, fmt::format("goal {} is not between 1 and {}", req.goal(), kMaxGoal));
+  if (m & pb::SET_SIZE) {
+    if (a->type() == pb::FT_DIRECTORY) return error(Code::kIsDir, fmt::format("inode {} is a directory", req.inode()));
+    if (a->type() != pb::FT_REGULAR) return error(Code::kInvalidArgument, "only regular files have a size to set");
+    RETURN_IF_ERROR(check_bytes(a->volume_id(), a->size(), req.size()));
+  }
   Batch batch = store_.batch();
+  std::map<uint64_t, pb::ChunkRecord> chunks;  // chunk records this change rewrites, by id
 
   if (m & pb::SET_MODE) a->set_mode(req.mode() & 07777);
   if (m & pb::SET_UID) a->set_uid(req.uid());
@@ -20,22 +31,27 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
   if ((m & (pb::SET_UID | pb::SET_GID)) && !(m & pb::SET_MODE) && a->type() == pb::FT_REGULAR)
     a->set_mode(a->mode() & ~(S_ISUID | S_ISGID));
   if (m & pb::SET_SIZE) {
-    if (a->type() == pb::FT_DIRECTORY) return error(Code::kIsDir, fmt::format("inode {} is a directory", req.inode()));
-    if (a->type() != pb::FT_REGULAR) return error(Code::kInvalidArgument, "only regular files have a size to set");
-    uint64_t new_size = req.size();
-    RETURN_IF_ERROR(check_bytes(a->volume_id(), a->size(), new_size));
+    const uint64_t new_size = req.size();
     if (new_size < a->size()) {
-      // Chunks that start at or past the new end go entirely.
+      // Chunks that start at or past the new end go entirely; one the new end cuts in the
+      // middle is cut on its chunkservers after this commits (pending_cut).
       uint64_t first_dropped = (new_size + kChunkSize - 1) / kChunkSize;
-      RETURN_IF_ERROR(drop_data_from(a->inode(), first_dropped, batch, freed));
+      RETURN_IF_ERROR(drop_data_from(a->inode(), first_dropped, batch));
+      if (new_size % kChunkSize != 0) {
+        ASSIGN_OR_RETURN(auto extent, store_.get_extent(a->inode(), new_size / kChunkSize));
+        ASSIGN_OR_RETURN(auto chunk, extent ? store_.get_chunk(extent->chunk_id()) : std::optional<pb::ChunkRecord>());
+        const uint64_t cut = new_size % kChunkSize;
+        if (chunk && (!chunk->has_pending_cut() || cut < chunk->pending_cut())) {
+          chunk->set_pending_cut(cut);
+          chunks[extent->chunk_id()] = *chunk;
+        }
+      }
     }
-    account_size(rec, a->size(), new_size);
+    account_size(rec, a->size(), new_size, batch);
     a->set_size(new_size);
     touch_times(a, true, false);
   }
   if (m & pb::SET_GOAL) {
-    if (req.goal() < 1 || req.goal() > kMaxGoal)
-      return error(Code::kInvalidArgument, fmt::format("goal {} is not between 1 and {}", req.goal(), kMaxGoal));
     a->set_goal(req.goal());
     // The file's chunks take the new goal: the healer then adds or removes copies.
     if (a->type() == pb::FT_REGULAR) {
@@ -44,10 +60,14 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
         chunk_ids.push_back(e.chunk_id());
       }));
       for (uint64_t id : chunk_ids) {
+        if (chunks.count(id)) {
+          chunks[id].set_goal(req.goal());
+          continue;
+        }
         ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(id));
         if (!chunk || chunk->goal() == req.goal()) continue;
         chunk->set_goal(req.goal());
-        batch.put_chunk(id, *chunk);
+        chunks[id] = *chunk;
       }
     }
   }
@@ -72,8 +92,9 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
   } else {
     touch_times(a, false, true);
   }
+  for (auto& [id, chunk] : chunks) batch.put_chunk(id, chunk);
   batch.put_inode(rec);
-  RETURN_IF_ERROR(store_.commit(batch));
+  RETURN_IF_ERROR(commit(batch, freed));
   return rec.attr();
 }
 

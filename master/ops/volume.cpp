@@ -78,8 +78,8 @@ Result<NewVolume> Namespace::create_volume(const pb::VolumeCreateReq& req) {
   Batch batch = store_.batch();
   batch.put_inode(root);
   batch.put_volume(vol);
-  store_.usage(vol.id());
-  RETURN_IF_ERROR(store_.commit(batch));
+  batch.usage(vol.id());  // the volume starts with a usage record of zeros
+  RETURN_IF_ERROR(commit(batch));
   volumes_[vol.id()] = vol;
   out.info = volume_info(vol);
   return out;
@@ -137,7 +137,7 @@ Result<pb::VolumeInfo> Namespace::resize_volume(const pb::VolumeResizeReq& req) 
   if (req.max_inodes() != 0) vol.set_max_inodes(req.max_inodes());
   Batch batch = store_.batch();
   batch.put_volume(vol);
-  RETURN_IF_ERROR(store_.commit(batch));
+  RETURN_IF_ERROR(commit(batch));
   volumes_[vol.id()] = vol;
   return volume_info(vol);
 }
@@ -151,13 +151,13 @@ Status Namespace::remove_volume(const std::string& name, std::vector<FreedChunk>
     batch.delete_dentry(parent, d.name);
     if (!dropped.insert(d.inode).second) return Status::Ok();
     ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(d.inode));
-    return drop_inode(rec, batch, freed);
+    return drop_inode(rec, batch);
   }));
   ASSIGN_OR_RETURN(pb::InodeRecord root, store_.get_inode(vol.root_inode()));
-  RETURN_IF_ERROR(drop_inode(root, batch, freed));
+  RETURN_IF_ERROR(drop_inode(root, batch));
   batch.delete_volume(vol.name());
-  store_.forget_usage(vol.id(), batch);
-  RETURN_IF_ERROR(store_.commit(batch));
+  batch.forget_usage(vol.id());
+  RETURN_IF_ERROR(commit(batch, freed));
   volumes_.erase(vol.id());
   return Status::Ok();
 }

@@ -21,7 +21,7 @@ Status Namespace::setxattr(const pb::SetxattrReq& req) {
   Batch batch = store_.batch();
   batch.put_xattr(req.inode(), req.name(), req.value());
   batch.put_inode(rec);
-  return store_.commit(batch);
+  return commit(batch);
 }
 
 Result<std::string> Namespace::getxattr(uint64_t ino, const std::string& name) {
@@ -46,7 +46,7 @@ Status Namespace::removexattr(uint64_t ino, const std::string& name) {
   Batch batch = store_.batch();
   batch.delete_xattr(ino, name);
   batch.put_inode(rec);
-  return store_.commit(batch);
+  return commit(batch);
 }
 
 }  // namespace keelfs::master

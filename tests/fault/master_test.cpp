@@ -112,3 +112,49 @@ TEST_CASE("master kill -9 during creates, renames and writes from a mount loses 
   REQUIRE(rc == 0);
   REQUIRE(out.find("clean") != std::string::npos);
 }
+
+TEST_CASE("a change whose answer the master's crash swallowed is applied once when the client sends it again",
+          "[fault][master][ops]") {
+  for (pb::MsgType type : {pb::RENAME, pb::MKDIR, pb::UNLINK}) {
+    DYNAMIC_SECTION("message type " << type) {
+      ClusterOptions options;
+      options.chunkservers = 2;
+      options.master_args = {"--crash-after-commit", std::to_string(type)};
+      Cluster cluster(options);
+      uint64_t root = cluster.create_volume("v", 2);
+      auto c = cluster.new_client("v");
+      REQUIRE(c.ok());
+      const std::string data = random_bytes(5000, 1);
+      put_file(**c, root, "a", data);
+
+      // The master commits the change, then dies before it answers; the client dials the
+      // restarted master and sends the same change again, marked as a retry. (The master
+      // is restarted from this thread: a child dies with the thread that started it.)
+      Status st;
+      std::thread change([&] {
+        if (type == pb::RENAME) st = (*c)->rename(root, "a", root, "b");
+        if (type == pb::MKDIR) st = (*c)->mkdir(root, "d", 0755).status();
+        if (type == pb::UNLINK) st = (*c)->unlink(root, "a");
+      });
+      bool crashed = wait_until(
+          [&] { return read_text_file(cluster.dir() + "/master.log").find("exiting before the answer") != std::string::npos; },
+          std::chrono::seconds(20));
+      cluster.kill_master();  // reaps it
+      cluster.restart_master();
+      change.join();
+      REQUIRE(crashed);
+      INFO(st.to_string());
+      // Without the master remembering the change, the retry fails: ENOENT for the rename
+      // and the unlink (the name is gone), EEXIST for the mkdir.
+      REQUIRE(st.ok());
+      auto fresh = cluster.new_client("v");
+      REQUIRE(fresh.ok());
+      if (type == pb::RENAME) {
+        REQUIRE((*fresh)->lookup(root, "a").status().is(Code::kNotFound));
+        REQUIRE(get_file(**fresh, (*fresh)->lookup(root, "b")->inode()) == data);
+      }
+      if (type == pb::MKDIR) REQUIRE((*fresh)->lookup(root, "d")->type() == pb::FT_DIRECTORY);
+      if (type == pb::UNLINK) REQUIRE((*fresh)->lookup(root, "a").status().is(Code::kNotFound));
+    }
+  }
+}

@@ -6,75 +6,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "master/namespace.h"
-#include "master/store.h"
+#include "tests/unit/namespace_fixture.h"
 
 using namespace keelfs;
 using namespace keelfs::master;
-
-namespace {
-
-struct Fixture {
-  asio::io_context io;  // the store's executor; outlives the store
-  Fixture() {
-    char tmpl[] = "/tmp/keelfs-ns-XXXXXX";
-    dir = mkdtemp(tmpl);
-    reopen();
-    pb::VolumeCreateReq req;
-    req.set_name("vol");
-    auto v = ns->create_volume(req);
-    REQUIRE(v.ok());
-    root = v->info.root_inode();
-  }
-  ~Fixture() {
-    ns.reset();
-    store.reset();
-    std::filesystem::remove_all(dir);
-  }
-  void reopen() {
-    ns.reset();
-    store.reset();
-    auto s = MetaStore::open(dir + "/meta", io.get_executor());
-    REQUIRE(s.ok());
-    store = std::move(*s);
-    ns = std::make_unique<Namespace>(*store);
-  }
-  uint64_t mkdir(uint64_t parent, const std::string& name) {
-    pb::MkdirReq req;
-    req.set_parent(parent);
-    req.set_name(name);
-    req.set_mode(0755);
-    auto a = ns->mkdir(req);
-    REQUIRE(a.ok());
-    return a->inode();
-  }
-  uint64_t create(uint64_t parent, const std::string& name) {
-    pb::CreateReq req;
-    req.set_parent(parent);
-    req.set_name(name);
-    req.set_mode(0644);
-    req.set_exclusive(true);
-    auto a = ns->create(req, nullptr);
-    REQUIRE(a.ok());
-    return a->inode();
-  }
-  Status rename(uint64_t p, const std::string& n, uint64_t np, const std::string& nn, uint32_t flags = 0) {
-    pb::RenameReq req;
-    req.set_parent(p);
-    req.set_name(n);
-    req.set_new_parent(np);
-    req.set_new_name(nn);
-    req.set_flags(flags);
-    return ns->rename(req, nullptr);
-  }
-
-  std::string dir;
-  std::unique_ptr<MetaStore> store;
-  std::unique_ptr<Namespace> ns;
-  uint64_t root = 0;
-};
-
-}  // namespace
+using namespace keelfs::master::test;
 
 TEST_CASE("mkdir, create, lookup and the link counts of directories", "[namespace]") {
   Fixture f;
@@ -109,9 +45,9 @@ TEST_CASE("rmdir refuses a non-empty directory", "[namespace]") {
   Fixture f;
   uint64_t d = f.mkdir(f.root, "d");
   f.create(d, "x");
-  REQUIRE(f.ns->rmdir(f.root, "d").is(Code::kNotEmpty));
-  REQUIRE(f.ns->unlink(d, "x", nullptr).ok());
-  REQUIRE(f.ns->rmdir(f.root, "d").ok());
+  REQUIRE(f.rmdir(f.root, "d").is(Code::kNotEmpty));
+  REQUIRE(f.unlink(d, "x", nullptr).ok());
+  REQUIRE(f.rmdir(f.root, "d").ok());
   REQUIRE(f.ns->getattr(f.root)->nlink() == 2);
   REQUIRE(f.ns->getattr(d).status().is(Code::kNotFound));
 }
@@ -162,10 +98,10 @@ TEST_CASE("hard links count, and the data goes with the last one", "[namespace]"
   link.set_new_name("x2");
   REQUIRE(f.ns->link(link)->nlink() == 2);
   std::vector<FreedChunk> freed;
-  REQUIRE(f.ns->unlink(f.root, "x", &freed).ok());
+  REQUIRE(f.unlink(f.root, "x", &freed).ok());
   REQUIRE(freed.empty());
   REQUIRE(f.ns->getattr(x)->nlink() == 1);
-  REQUIRE(f.ns->unlink(f.root, "x2", &freed).ok());
+  REQUIRE(f.unlink(f.root, "x2", &freed).ok());
   REQUIRE(freed.size() == 1);
   REQUIRE(freed[0].chunk_id == 77);
   REQUIRE(f.ns->getattr(x).status().is(Code::kNotFound));
@@ -191,7 +127,7 @@ TEST_CASE("readdir pages are stable while entries come and go", "[namespace]") {
     after = page->entries().rbegin()->name();
     // Changes between pages: an already listed name goes, a new one comes after the cursor.
     if (pages == 1) {
-      REQUIRE(f.ns->unlink(f.root, "f1000", nullptr).ok());
+      REQUIRE(f.unlink(f.root, "f1000", nullptr).ok());
       f.create(f.root, "zz-new");
     }
   }
@@ -270,7 +206,7 @@ TEST_CASE("a file unlinked while open lives until its last release", "[namespace
   REQUIRE(f.ns->open(kB, x).ok());
   REQUIRE(f.ns->open(kB, x).ok());
   std::vector<FreedChunk> freed;
-  REQUIRE(f.ns->unlink(f.root, "x", &freed).ok());
+  REQUIRE(f.unlink(f.root, "x", &freed).ok());
   REQUIRE(freed.empty());
   REQUIRE(f.ns->lookup(f.root, "x").status().is(Code::kNotFound));
   REQUIRE(f.ns->getattr(x)->nlink() == 0);  // fstat of the open file
@@ -295,7 +231,7 @@ TEST_CASE("a file unlinked while open lives until its last release", "[namespace
   uint64_t y = f.create(f.root, "y");
   REQUIRE(f.ns->open(kA, y).ok());
   REQUIRE(f.ns->release(kA, y, nullptr).ok());
-  REQUIRE(f.ns->unlink(f.root, "y", nullptr).ok());
+  REQUIRE(f.unlink(f.root, "y", nullptr).ok());
   REQUIRE(f.ns->getattr(y).status().is(Code::kNotFound));
 }
 
