@@ -117,13 +117,17 @@ void Master::finish_pending_cuts() {
     auto rec = store_->get_chunk(id);
     if (!rec.ok() || !*rec) continue;
     cutting_.insert(id);
-    auto run = [this](uint64_t id, uint64_t ino, uint64_t index) -> awaitable<void> {
-      Status st = co_await finish_cut(ino, index);
-      if (!st.ok()) spdlog::warn("chunk {:016x}: pending cut: {}", id, st.message());
-      cutting_.erase(id);
-    };
-    asio::co_spawn(io_, run(id, (*rec)->inode(), (*rec)->index()), asio::detached);
+    asio::co_spawn(io_, finish_pending_cut(id, (*rec)->inode(), (*rec)->index()), asio::detached);
   }
+}
+
+awaitable<void> Master::finish_pending_cut(uint64_t chunk_id, uint64_t ino, uint64_t index) {
+  Status st = co_await finish_cut(ino, index);
+  if (st.ok())
+    spdlog::info("chunk {:016x}: the cut a truncate left pending is made", chunk_id);
+  else
+    spdlog::warn("chunk {:016x}: pending cut: {}", chunk_id, st.message());
+  cutting_.erase(chunk_id);
 }
 
 awaitable<void> Master::heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id) {

@@ -102,6 +102,7 @@ class Master {
   awaitable<void> heal_loop();
   void heal_once();
   void finish_pending_cuts();
+  awaitable<void> finish_pending_cut(uint64_t chunk_id, uint64_t ino, uint64_t index);
   awaitable<void> heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
   awaitable<Status> copy_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
 
