@@ -63,15 +63,6 @@ bool write_atomically(const std::string& path, const std::string& text) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-// Open chunk files are cached (chunk_store.cpp, fd_cache_capacity): take the open-files
-// limit up to the hard limit the system allows (services often start with a soft 1024).
-void raise_open_files_limit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
-  rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, rlim_t{1} << 20);
-  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) spdlog::warn("cannot raise the open-files limit: {}", std::strerror(errno));
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -142,6 +133,7 @@ int main(int argc, char** argv) {
     return fail(fmt::format("cannot set up logging: {}", e.what()));
   }
 
+  // Open chunk files are cached (chunk_store.cpp, fd_cache_capacity), and clients connect.
   raise_open_files_limit();
   auto opened = StoreSet::open(data_dirs);
   if (!opened.ok()) return fail(opened.status().message());

@@ -1,5 +1,6 @@
 #include "common/rpc.h"
 
+#include <atomic>
 #include <cstring>
 #include <deque>
 
@@ -10,6 +11,42 @@
 #include "keelfs.pb.h"
 
 namespace keelfs {
+namespace {
+
+// What a peer may make this process hold (docs/security.md, "Bounded resources"). A peer
+// is a stranger until its HELLO: it may send only small frames, and must send HELLO soon.
+constexpr uint32_t kMaxHandshakeFrame = 4096;  // body + payload of frames before HELLO
+constexpr auto kHandshakeTimeout = std::chrono::seconds(5);
+// A frame's buffers are allocated as announced while all frames being received in this
+// process hold less than this; past it they grow with the bytes that really arrive, so
+// headers that announce much and stall cost little.
+constexpr int64_t kFrameBudget = 32ll << 20;
+constexpr size_t kGrowStep = 4096;
+// One connection's requests being served at once, and their bytes: past either, the
+// connection is not read until some are answered (the peer's sends then wait in TCP).
+constexpr size_t kMaxServing = 512;
+constexpr size_t kMaxServingBytes = 64ull << 20;
+// Connections one server holds at once; more are closed at accept, with a log line.
+constexpr size_t kMaxConnections = 16384;
+
+std::atomic<int64_t> frame_bytes_announced{0};  // of frames being received, this process
+
+// Reads `want` bytes into `s`, of which `have` are there: all at once when the budget
+// allows, else growing `s` as bytes arrive (at most doubling what arrived).
+awaitable<error_code> read_into(tcp::socket& socket, std::string& s, size_t have, size_t want, bool within_budget) {
+  error_code ec;
+  while (have < want && !ec) {
+    const size_t next = within_budget ? want : std::min(want, std::max(have * 2, have + kGrowStep));
+    s.resize(next);
+    co_await asio::async_read(socket, asio::buffer(s.data() + have, next - have), asio::redirect_error(use_awaitable, ec));
+    have = next;
+  }
+  co_return ec;
+}
+
+}  // namespace
+
+size_t RpcServer::open_connections_ = 0;
 
 struct Connection::Pending {
   explicit Pending(asio::any_io_executor ex) : done(ex) {}
@@ -43,7 +80,11 @@ Status parse_body(const Frame& frame, google::protobuf::MessageLite* msg) {
 }
 
 Connection::Connection(tcp::socket socket, Side side)
-    : socket_(std::move(socket)), side_(side), out_(std::make_unique<std::deque<OutFrame>>()) {
+    : socket_(std::move(socket)),
+      side_(side),
+      serving_room_(socket_.get_executor()),
+      out_(std::make_unique<std::deque<OutFrame>>()) {
+  if (side_ == Side::kServer) ++RpcServer::open_connections_;
   error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -51,13 +92,26 @@ Connection::Connection(tcp::socket socket, Side side)
   socket_.non_blocking(true, ec);  // send() writes at once when it can, never blocking
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() {
+  if (side_ == Side::kServer) --RpcServer::open_connections_;
+}
 
 void Connection::start(RequestHandler handler, CloseHandler on_close) {
   handler_ = std::move(handler);
   on_close_ = std::move(on_close);
   // co_spawn only posts the coroutine: it must own the connection until it runs.
   asio::co_spawn(socket_.get_executor(), read_loop(shared_from_this()), asio::detached);
+  if (side_ == Side::kServer) asio::co_spawn(socket_.get_executor(), handshake_deadline(weak_from_this()), asio::detached);
+}
+
+awaitable<void> Connection::handshake_deadline(std::weak_ptr<Connection> weak) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, kHandshakeTimeout);
+  error_code ec;
+  co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+  auto self = weak.lock();
+  if (!self || !self->open_ || self->hello_done_) co_return;
+  spdlog::warn("closing connection from {}: no handshake within {} s", self->peer_, kHandshakeTimeout.count());
+  self->close(error(Code::kTimeout, "no handshake in time"));
 }
 
 void Connection::close(const Status& reason) {
@@ -154,6 +208,11 @@ awaitable<void> Connection::read_loop(ConnectionPtr self) {  // self keeps this 
   std::unique_ptr<char[]> buf(new char[kReadBuffer]);
   size_t begin = 0, end = 0;  // the unread bytes are buf[begin, end)
   while (open_) {
+    while (open_ && (serving_ >= kMaxServing || serving_bytes_ >= kMaxServingBytes)) {
+      serving_room_.expires_after(std::chrono::seconds(1));
+      error_code ignored;
+      co_await serving_room_.async_wait(asio::redirect_error(use_awaitable, ignored));
+    }
     error_code ec;
     while (end - begin < kHeaderSize && !ec) {
       if (begin > 0) {
@@ -178,19 +237,24 @@ awaitable<void> Connection::read_loop(ConnectionPtr self) {  // self keeps this 
       break;
     }
     const size_t body_len = frame.header.body_len, payload_len = frame.header.payload_len;
-    frame.body.resize(body_len);
-    frame.payload.resize(payload_len);
+    if (side_ == Side::kServer && !hello_done_ && body_len + payload_len > kMaxHandshakeFrame) {
+      spdlog::warn("closing connection from {}: a frame of {} bytes before the handshake (at most {})", peer_,
+                   body_len + payload_len, kMaxHandshakeFrame);
+      close(error(Code::kProtocol, "large frame before the handshake"));
+      break;
+    }
     const size_t buffered = std::min(end - begin, body_len + payload_len);
     const size_t body_have = std::min(buffered, body_len), payload_have = buffered - body_have;
-    std::memcpy(frame.body.data(), buf.get() + begin, body_have);
-    std::memcpy(frame.payload.data(), buf.get() + begin + body_have, payload_have);
+    frame.body.assign(buf.get() + begin, body_have);
+    frame.payload.assign(buf.get() + begin + body_have, payload_have);
     begin += buffered;
     if (begin == end) begin = end = 0;
     if (body_have < body_len || payload_have < payload_len) {
-      std::array<asio::mutable_buffer, 2> rest{
-          asio::buffer(frame.body.data() + body_have, body_len - body_have),
-          asio::buffer(frame.payload.data() + payload_have, payload_len - payload_have)};
-      co_await asio::async_read(socket_, rest, asio::redirect_error(use_awaitable, ec));
+      const int64_t announced = static_cast<int64_t>(body_len + payload_len);
+      const bool within_budget = frame_bytes_announced.fetch_add(announced) + announced <= kFrameBudget;
+      ec = co_await read_into(socket_, frame.body, body_have, body_len, within_budget);
+      if (!ec) ec = co_await read_into(socket_, frame.payload, payload_have, payload_len, within_budget);
+      frame_bytes_announced.fetch_sub(announced);
       if (ec) {
         if (open_) spdlog::warn("closing connection from {}: truncated frame ({})", peer_, ec.message());
         close(error(Code::kUnavailable, "truncated frame"));
@@ -237,6 +301,8 @@ awaitable<void> Connection::read_loop(ConnectionPtr self) {  // self keeps this 
       hello_done_ = true;
       continue;
     }
+    ++serving_;
+    serving_bytes_ += frame.body.size() + frame.payload.size();
     asio::co_spawn(socket_.get_executor(), serve(self, std::move(frame)), asio::detached);
   }
 }
@@ -258,6 +324,15 @@ awaitable<void> Connection::serve(ConnectionPtr self, Frame frame) {
   FrameHeader h;
   h.type = frame.header.type | kResponseBit;
   h.request_id = frame.header.request_id;
+  struct Served {  // the read loop may take the next request when this one is answered
+    Connection* c;
+    size_t bytes;
+    ~Served() {
+      --c->serving_;
+      c->serving_bytes_ -= bytes;
+      c->serving_room_.cancel();
+    }
+  } served{this, frame.body.size() + frame.payload.size()};
   Reply reply;
   if (!handler_) {
     reply = reply_error(error(Code::kNotSupported, fmt::format("message type {} is not served here", h.msg_type())));
@@ -353,6 +428,13 @@ awaitable<void> RpcServer::accept_loop() {
       if (ec == asio::error::operation_aborted) break;
       spdlog::warn("accept failed: {}", ec.message());
       co_await sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (open_connections_ >= kMaxConnections) {
+      error_code ignored;
+      spdlog::warn("refusing a connection from {}: {} connections open already",
+                   socket.remote_endpoint(ignored).address().to_string(), open_connections_);
+      socket.close(ignored);
       continue;
     }
     auto conn = std::make_shared<Connection>(std::move(socket), Connection::Side::kServer);

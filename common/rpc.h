@@ -9,6 +9,11 @@
 // connection closes when anything else comes first or the version differs.
 // Malformed input (bad header, over-limit sizes, unknown type, body that does not parse)
 // closes only that connection, with one log line naming the peer and the reason.
+//
+// Bounds (rpc.cpp): a server connection must send HELLO within 5 s and only small frames
+// before it; frame buffers grow with the bytes that arrive once many bytes are announced
+// at once; a connection whose requests being served reach a cap (count or bytes) is not
+// read until some are answered; a server holds a bounded number of connections.
 #pragma once
 
 #include <chrono>
@@ -89,6 +94,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Pending;
   struct OutFrame;
   awaitable<void> read_loop(ConnectionPtr self);
+  // Closes a server connection that has not sent HELLO in time.
+  static awaitable<void> handshake_deadline(std::weak_ptr<Connection> weak);
   awaitable<void> serve(ConnectionPtr self, Frame frame);
   awaitable<void> write_loop(ConnectionPtr self);
   void send(const FrameHeader& header, std::string body, std::string payload);
@@ -103,6 +110,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool open_ = true;
   bool hello_done_ = false;
   bool writing_ = false;
+  size_t serving_ = 0;        // requests of the peer being served
+  size_t serving_bytes_ = 0;  // and their bytes
+  asio::steady_timer serving_room_;  // cancelled when one of them is answered
   size_t front_written_ = 0;  // bytes of the first queued frame already sent
   uint64_t next_request_id_ = 1;
   RequestHandler handler_;
@@ -120,6 +130,8 @@ class RpcServer {
   void stop();
 
  private:
+  friend class Connection;
+  static size_t open_connections_;  // server-side connections of this process
   awaitable<void> accept_loop();
   asio::any_io_executor ex_;
   tcp::acceptor acceptor_;

@@ -1,11 +1,13 @@
 #include "common/util.h"
 
-#include <cctype>
-#include <string>
-
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstring>
+#include <string>
 
 #include <fmt/format.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -75,6 +77,13 @@ bool parse_bytes(const std::string& text, uint64_t* bytes) {
   if (b > 1.8e19) return false;
   *bytes = static_cast<uint64_t>(b);
   return true;
+}
+
+void raise_open_files_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, rlim_t{1} << 20);
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) spdlog::warn("cannot raise the open-files limit: {}", std::strerror(errno));
 }
 
 }  // namespace keelfs

@@ -10,6 +10,9 @@ namespace keelfs {
 int64_t unix_ms();
 int64_t unix_seconds();
 std::string host_name();
+// Takes the open-files limit up to the hard limit the system allows (services often start
+// with a soft 1024): servers hold a socket per client and cache files.
+void raise_open_files_limit();
 
 // Log to stderr, or to `file` when not empty. level: trace, debug, info, warn, error.
 void setup_logging(const std::string& program, const std::string& file, const std::string& level);

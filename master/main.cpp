@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   setup_logging("master", log_file, log_level);
+  raise_open_files_limit();  // a socket per client and chunkserver
   auto secret = read_secret_file(secret_file);
   if (!secret.ok()) {
     std::fprintf(stderr, "keelfs-master: %s\n", secret.status().message().c_str());

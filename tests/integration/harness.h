@@ -62,6 +62,8 @@ class Cluster {
   // A new client (nothing cached) with `volume` mounted.
   Result<std::unique_ptr<client::Client>> new_client(const std::string& volume);
 
+  pid_t master_pid() const { return master_.pid; }
+  pid_t cs_pid(int i) const { return cs_[i].pid; }
   void kill_master();     // SIGKILL
   void restart_master();  // same ports and data; waits until every chunkserver re-registered
   void kill_chunkserver(int i);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <future>
@@ -422,4 +423,97 @@ TEST_CASE("chunkservers refuse forged expired and misapplied tickets", "[wire][t
   auto fresh = cluster.new_client("v");
   REQUIRE(fresh.ok());
   REQUIRE(get_file(**fresh, ino) == data);
+}
+
+namespace {
+
+// Resident memory of a process, from /proc.
+uint64_t rss_bytes(pid_t pid) {
+  std::string status = read_text_file("/proc/" + std::to_string(pid) + "/status");
+  auto at = status.find("VmRSS:");
+  if (at == std::string::npos) return 0;
+  return std::stoull(status.substr(at + 6)) * 1024;  // "VmRSS:   1234 kB"
+}
+
+std::string hello_bytes() {
+  pb::HelloReq hello;
+  hello.set_protocol_version(kProtocolVersion);
+  hello.set_role(pb::ROLE_CLIENT);
+  hello.set_name("stranger");
+  FrameHeader h;
+  h.type = pb::HELLO;
+  h.request_id = 1;
+  return frame_bytes(h, hello.SerializeAsString());
+}
+
+// The 24 bytes of a header announcing the largest body a frame may have, and nothing after.
+std::string big_header() {
+  FrameHeader h;
+  h.type = pb::MKDIR;
+  h.request_id = 2;
+  h.body_len = kMaxBody;
+  char raw[kHeaderSize];
+  encode_header(h, raw);
+  return std::string(raw, kHeaderSize);
+}
+
+}  // namespace
+
+TEST_CASE("strangers that announce big frames and stall cost the servers little, and clients keep working",
+          "[wire][bounds]") {
+  Cluster cluster(1);
+  uint64_t root = cluster.create_volume("v", 1);
+  auto& c = cluster.client();
+  uint64_t ino = put_file(c, root, "f", random_bytes(1000, 3));
+  const uint64_t master_before = rss_bytes(cluster.master_pid()), cs_before = rss_bytes(cluster.cs_pid(0));
+  REQUIRE(master_before > 0);
+  REQUIRE(cs_before > 0);
+
+  // Per server: 500 that said HELLO and then announce 16 MiB, 250 that announce 16 MiB
+  // without HELLO (closed at once), 250 that send nothing (closed after the handshake
+  // deadline).
+  constexpr int kHello = 500, kNoHello = 250, kSilent = 250;
+  std::vector<int> hello_fds, no_hello_fds, silent_fds;
+  for (const std::string& address : {cluster.master_address(), cluster.cs_address(0)}) {
+    for (int i = 0; i < kHello; ++i) {
+      int fd = raw_connect(address);
+      send_all(fd, hello_bytes() + big_header());
+      hello_fds.push_back(fd);
+    }
+    for (int i = 0; i < kNoHello; ++i) {
+      int fd = raw_connect(address);
+      send_all(fd, big_header());
+      no_hello_fds.push_back(fd);
+    }
+    for (int i = 0; i < kSilent; ++i) silent_fds.push_back(raw_connect(address));
+  }
+
+  // A client beside them: stat latency stays low.
+  std::vector<double> ms;
+  for (int i = 0; i < 2000; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(c.getattr(ino).ok());
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double p99 = ms[ms.size() * 99 / 100];
+  const uint64_t master_growth = rss_bytes(cluster.master_pid()) - std::min(master_before, rss_bytes(cluster.master_pid()));
+  const uint64_t cs_growth = rss_bytes(cluster.cs_pid(0)) - std::min(cs_before, rss_bytes(cluster.cs_pid(0)));
+  INFO("stat p99 " << p99 << " ms; master RSS +" << master_growth / 1024 << " KiB, chunkserver RSS +"
+                   << cs_growth / 1024 << " KiB");
+  CHECK(p99 < 10.0);
+  CHECK(master_growth < 100ull << 20);
+  CHECK(cs_growth < 100ull << 20);
+
+  // Who never said HELLO is closed: at once with a big frame, within the deadline when silent.
+  for (int fd : no_hello_fds) REQUIRE(closed_by_server(fd));
+  for (int fd : silent_fds) REQUIRE(closed_by_server(fd));
+  for (auto* fds : {&hello_fds, &no_hello_fds, &silent_fds})
+    for (int fd : *fds) ::close(fd);
+  // And the servers still serve.
+  REQUIRE(get_file(c, ino).size() == 1000);
+  REQUIRE(c.mkdir(root, "after", 0755).ok());
+  const std::string log = read_text_file(cluster.dir() + "/master.log");
+  REQUIRE(log.find("before the handshake") != std::string::npos);
+  REQUIRE(log.find("no handshake within") != std::string::npos);
 }
