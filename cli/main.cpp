@@ -614,7 +614,8 @@ Result<int> cmd_fsck(Session& s, const std::string& volume, bool as_json) {
     std::cout << json{{"volume", volume},         {"directories", r.directories()}, {"files", r.files()},
                       {"chunks", r.chunks()},     {"logical_bytes", r.logical_bytes()},
                       {"missing", r.missing()},   {"under_goal", r.under_goal()},
-                      {"problems", problems},     {"status", code}}
+                      {"problems", problems},     {"status", code},
+                      {"changed_during_check", r.changed_during_check()}}
                      .dump(2)
               << "\n";
     return code;
@@ -623,6 +624,8 @@ Result<int> cmd_fsck(Session& s, const std::string& volume, bool as_json) {
                            r.files(), r.chunks(), human_bytes(r.logical_bytes()));
   std::cout << fmt::format("chunks without a valid copy: {}, under goal: {}\n", r.missing(), r.under_goal());
   for (auto& p : r.problems()) std::cout << "problem: " << p << "\n";
+  if (r.changed_during_check())
+    std::cout << "files came or went during the check: the volume's totals were not compared (run it again to)\n";
   std::cout << (code == 0 ? "clean\n" : fmt::format("{} problem{}\n", r.problems_size(), r.problems_size() == 1 ? "" : "s"));
   return code;
 }

@@ -44,6 +44,31 @@ inline awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
   co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
 }
 
+// Lets long work on a shared single-threaded executor give way to everything else queued
+// there: check due() often (it is cheap) and co_await yield() when it says so.
+//
+//   Slicer slicer;
+//   for (auto& item : many) { work(item); if (slicer.due()) co_await slicer.yield(); }
+//
+// After a yield, anything the work looked at before may have changed.
+class Slicer {
+ public:
+  explicit Slicer(std::chrono::steady_clock::duration slice = std::chrono::milliseconds(2))
+      : slice_(slice), since_(std::chrono::steady_clock::now()) {}
+  bool due() const { return std::chrono::steady_clock::now() - since_ >= slice_; }
+  awaitable<void> yield() {
+    co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
+    since_ = std::chrono::steady_clock::now();
+    ++yields_;
+  }
+  uint64_t yields() const { return yields_; }
+
+ private:
+  std::chrono::steady_clock::duration slice_;
+  std::chrono::steady_clock::time_point since_;
+  uint64_t yields_ = 0;
+};
+
 // Runs fn() on `pool` and resumes the calling coroutine on its own executor with the result.
 template <class Fn>
 auto run_in_pool(asio::thread_pool& pool, Fn fn) -> awaitable<decltype(fn())> {

@@ -323,7 +323,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     case pb::FSCK: {
       PARSE_OR_REPLY(pb::FsckReq, req);
       if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
-      co_return fsck(req);
+      co_return co_await fsck(req);
     }
     case pb::CS_DRAIN: {
       PARSE_OR_REPLY(pb::CsDrainReq, req);
@@ -332,7 +332,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::HEALTH:
       if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
-      co_return health();
+      co_return co_await health();
     case pb::LOCK: {
       PARSE_OR_REPLY(pb::LockReq, req);
       SESSION_OR_REPLY(session, req.inode());
@@ -462,37 +462,6 @@ pb::SessionInfo Master::session_info(const Session& s, int64_t now_ms) const {
   i.set_connected(s.conn_id != 0);
   i.set_peer(s.peer);
   return i;
-}
-
-Reply Master::session_list(const pb::SessionListReq& req) {
-  uint64_t volume_id = 0;
-  if (!req.volume().empty()) {
-    auto vol = ns_->find_volume(req.volume());
-    if (!vol.ok()) return reply_error(vol.status());
-    volume_id = vol->id();
-  }
-  pb::SessionListResp resp;
-  int64_t now = unix_ms();
-  for (const Session* s : sessions_.list(volume_id)) *resp.add_sessions() = session_info(*s, now);
-  return reply_ok(resp);
-}
-
-awaitable<Reply> Master::volume_remove(const pb::VolumeRemoveReq& req) {
-  auto vol = ns_->find_volume(req.name());
-  if (!vol.ok()) co_return reply_error(vol.status());
-  auto attached = sessions_.list(vol->id());
-  if (!attached.empty()) {
-    std::string who;
-    for (const Session* s : attached)
-      who += fmt::format("{}{}:{} (pid {})", who.empty() ? "" : ", ", s->host, s->mount_point, s->pid);
-    co_return reply_error(error(Code::kBusy, fmt::format("volume '{}' has {} session{} attached: {}", req.name(),
-                                                         attached.size(), attached.size() == 1 ? "" : "s", who)));
-  }
-  std::vector<FreedChunk> freed;
-  if (Status st = ns_->remove_volume(req.name(), &freed); !st.ok()) co_return reply_error(st);
-  spdlog::info("volume '{}' removed: {} chunks to delete", req.name(), freed.size());
-  delete_chunks(freed);
-  co_return co_await durable(reply_ok(pb::EmptyResp()));
 }
 
 awaitable<Reply> Master::durable(Reply reply) {
@@ -695,185 +664,6 @@ Reply Master::statfs(const pb::StatfsReq& req) {
   resp.set_files(info.files());
   resp.set_free_files(max_inodes > info.files() ? max_inodes - info.files() : 0);
   return reply_ok(resp);
-}
-
-Reply Master::health() {
-  std::map<std::pair<uint32_t, uint32_t>, uint64_t> counts;  // (goal, copies) -> chunks
-  pb::HealthResp resp;
-  Status st = store_->for_each_chunk([&](uint64_t id, const pb::ChunkRecord& rec) {
-    uint32_t copies = static_cast<uint32_t>(registry_.holders(id).size());
-    ++counts[{rec.goal(), copies}];
-    resp.set_chunks(resp.chunks() + 1);
-    if (copies == 0) {
-      resp.set_missing(resp.missing() + 1);
-      if (resp.missing_chunk_ids_size() < 100) resp.add_missing_chunk_ids(id);
-    } else if (copies < rec.goal()) {
-      resp.set_under_goal(resp.under_goal() + 1);
-    } else if (copies > rec.goal()) {
-      resp.set_over_goal(resp.over_goal() + 1);
-    }
-  });
-  if (!st.ok()) return reply_error(st);
-  for (auto& [key, n] : counts) {
-    pb::HealthRow* row = resp.add_rows();
-    row->set_goal(key.first);
-    row->set_copies(key.second);
-    row->set_chunks(n);
-  }
-  for (ChunkServer* cs : registry_.servers()) {
-    if (cs->alive)
-      resp.set_servers_alive(resp.servers_alive() + 1);
-    else
-      resp.set_servers_dead(resp.servers_dead() + 1);
-    if (cs->draining) resp.set_servers_draining(resp.servers_draining() + 1);
-  }
-  resp.set_stale_deleted(stale_deleted_);
-  resp.set_damaged_reported(damaged_reported_);
-  resp.set_healing(healing_.size());
-  resp.set_waiting_for_writers(waiting_for_writers_);
-  name_missing_chunks(&resp);
-  return reply_ok(resp);
-}
-
-void Master::name_missing_chunks(pb::HealthResp* resp) {
-  constexpr int kNamed = 20;
-  std::map<uint64_t, std::vector<pb::MissingChunk*>> by_inode;
-  std::set<uint64_t> volumes;
-  for (int i = 0; i < resp->missing_chunk_ids_size() && i < kNamed; ++i) {
-    uint64_t id = resp->missing_chunk_ids(i);
-    auto rec = store_->get_chunk(id);
-    if (!rec.ok() || !*rec) continue;
-    pb::MissingChunk* m = resp->add_missing_chunks();
-    m->set_chunk_id(id);
-    m->set_inode((*rec)->inode());
-    m->set_index((*rec)->index());
-    auto vol = ns_->volume_by_id((*rec)->volume_id());
-    if (vol.ok()) {
-      m->set_volume(vol->name());
-      volumes.insert(vol->id());
-    }
-    by_inode[(*rec)->inode()].push_back(m);
-  }
-  // A file knows no name of its own: walk the volumes concerned until every one is named.
-  size_t left = by_inode.size();
-  for (uint64_t volume_id : volumes) {
-    auto vol = ns_->volume_by_id(volume_id);
-    if (!vol.ok() || left == 0) continue;
-    Status st = ns_->walk(vol->root_inode(), [&](const std::string& path, uint64_t, const Dentry& d) -> Status {
-      auto it = by_inode.find(d.inode);
-      if (it == by_inode.end() || !it->second.front()->path().empty()) return Status::Ok();
-      for (pb::MissingChunk* m : it->second) m->set_path(path);
-      if (--left == 0) return error(Code::kBusy, "every missing chunk named");  // stops the walk
-      return Status::Ok();
-    });
-    (void)st;
-  }
-}
-
-Reply Master::fsck(const pb::FsckReq& req) {
-  auto vol = ns_->find_volume(req.volume());
-  if (!vol.ok()) return reply_error(vol.status());
-  constexpr int kMaxProblems = 1000;
-  pb::FsckResp resp;
-  auto problem = [&](std::string text) {
-    if (resp.problems_size() < kMaxProblems) resp.add_problems(std::move(text));
-  };
-  std::set<uint64_t> seen;  // a file with several names is checked once
-  uint64_t inodes = 0;
-  Status st = ns_->walk(vol->root_inode(), [&](const std::string& path, uint64_t, const Dentry& d) -> Status {
-    auto rec = store_->get_inode(d.inode);
-    if (!rec.ok()) {
-      problem(fmt::format("{}: names inode {}, which does not exist", path, d.inode));
-      return Status::Ok();
-    }
-    const pb::Attr& a = rec->attr();
-    if (a.volume_id() != vol->id()) problem(fmt::format("{}: inode {} belongs to volume id {}", path, d.inode, a.volume_id()));
-    if (a.type() != d.type) problem(fmt::format("{}: entry says type {}, inode {} is type {}", path, static_cast<int>(d.type), d.inode, static_cast<int>(a.type())));
-    if (!seen.insert(d.inode).second) return Status::Ok();
-    ++inodes;
-    if (a.type() == pb::FT_DIRECTORY) {
-      resp.set_directories(resp.directories() + 1);
-      return Status::Ok();
-    }
-    resp.set_files(resp.files() + 1);
-    if (a.type() != pb::FT_REGULAR) return Status::Ok();
-    resp.set_logical_bytes(resp.logical_bytes() + a.size());
-    std::vector<std::pair<uint64_t, uint64_t>> extents;  // index, chunk id
-    Status listed = store_->list_extents(d.inode, 0, 0, [&](uint64_t index, const pb::FileExtent& e) {
-      extents.emplace_back(index, e.chunk_id());
-    });
-    if (!listed.ok()) return listed;
-    for (auto [index, chunk_id] : extents) {
-      resp.set_chunks(resp.chunks() + 1);
-      if (index * kChunkSize >= a.size() && a.size() > 0)
-        problem(fmt::format("{}: chunk {} lies past the file's end ({} bytes)", path, index, a.size()));
-      auto chunk = store_->get_chunk(chunk_id);
-      if (!chunk.ok() || !*chunk) {
-        problem(fmt::format("{}: chunk {} ({:016x}) has no chunk record", path, index, chunk_id));
-        continue;
-      }
-      if ((*chunk)->inode() != d.inode || (*chunk)->index() != index)
-        problem(fmt::format("{}: chunk {} ({:016x}) is recorded for inode {} index {}", path, index, chunk_id,
-                            (*chunk)->inode(), (*chunk)->index()));
-      size_t copies = registry_.holders(chunk_id).size();
-      if (copies == 0) {
-        resp.set_missing(resp.missing() + 1);
-        problem(fmt::format("{}: chunk {} ({:016x} v{}) has no valid copy", path, index, chunk_id, (*chunk)->version()));
-      } else if (copies < (*chunk)->goal()) {
-        resp.set_under_goal(resp.under_goal() + 1);
-      }
-    }
-    return Status::Ok();
-  });
-  if (!st.ok()) return reply_error(st);
-  pb::VolumeInfo info = ns_->volume_info(*vol);
-  if (info.files() != inodes)
-    problem(fmt::format("usage counts {} inodes, the tree has {} (files open after their last unlink count too)",
-                        info.files(), inodes));
-  if (info.logical_bytes() != resp.logical_bytes())
-    problem(fmt::format("usage counts {} logical bytes, the files hold {}", info.logical_bytes(), resp.logical_bytes()));
-  return reply_ok(resp);
-}
-
-Reply Master::cs_list() {
-  pb::CsListResp resp;
-  int64_t now = unix_ms();
-  for (ChunkServer* cs : registry_.servers()) {
-    pb::CsInfo* i = resp.add_servers();
-    i->set_cs_id(cs->id);
-    i->set_address(cs->address);
-    i->set_region(cs->region);
-    i->set_zone(cs->zone);
-    i->set_host(cs->host);
-    i->set_chunks(cs->chunks - std::min(cs->chunks, spares_on(cs->id)));  // spares hold no file's data
-    i->set_used_bytes(cs->used_bytes);
-    i->set_total_bytes(cs->total_bytes);
-    i->set_last_heartbeat_ms_ago(now - cs->last_heartbeat_ms);
-    i->set_alive(cs->alive);
-    i->set_draining(cs->draining);
-    i->set_drain_left(cs->drain_left);
-  }
-  return reply_ok(resp);
-}
-
-awaitable<Reply> Master::cs_drain(const pb::CsDrainReq& req) {
-  ChunkServer* found = nullptr;
-  for (ChunkServer* cs : registry_.servers())
-    if (cs->address == req.address()) found = cs;
-  if (!found) co_return reply_error(error(Code::kNotFound, fmt::format("no chunkserver at {}", req.address())));
-  Batch batch = store_->batch();
-  batch.set_draining(found->id, req.drain());
-  if (Status st = store_->commit(batch); !st.ok()) co_return reply_error(st);
-  if (req.drain()) {
-    draining_.insert(found->id);
-  } else {
-    draining_.erase(found->id);
-  }
-  found->draining = req.drain();
-  // Until the healer has counted, assume every chunk on it still needs it.
-  found->drain_left = req.drain() ? std::max<uint64_t>(found->chunks, 1) : 0;
-  spdlog::info("chunkserver {:016x} at {}: {}", found->id, found->address, req.drain() ? "draining" : "drain stopped");
-  co_return co_await durable(reply_ok(pb::EmptyResp()));
 }
 
 }  // namespace keelfs::master

@@ -112,7 +112,10 @@ void Master::chunkserver_closed(ConnectionPtr conn, const Status& reason) {
 
 awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
                                               const google::protobuf::RepeatedPtrField<pb::ChunkReport>& chunks) {
+  // A report can hold a million chunks: checked in slices, between clients' requests.
+  Slicer slicer;
   for (const pb::ChunkReport& c : chunks) {
+    if (slicer.due()) co_await slicer.yield();
     auto known = ns_->chunk(c.chunk_id());
     if (!known.ok()) {
       spdlog::error("checking chunk {:016x} from {}: {}", c.chunk_id(), cs.address, known.status().message());

@@ -1,5 +1,6 @@
 // The replication planner: keeps every chunk at its goal. Once a second it looks at every
-// chunk's live, current copies against its goal:
+// chunk's live, current copies against its goal, in slices that give the master's thread
+// back to clients every couple of milliseconds:
 //   - under goal: one more copy is made, most endangered chunks first (1 copy left before
 //     2), at most `replications_per_cs` copies in and out of any chunkserver at a time;
 //     the chunkservers themselves cap the bytes per second (--replication-rate);
@@ -31,10 +32,9 @@ constexpr auto kReplicateTimeout = std::chrono::minutes(10);
 constexpr auto kWriterHold = std::chrono::seconds(30);
 
 struct UnderGoal {
-  uint32_t copies;  // valid ones
+  uint32_t copies;  // valid ones, when the pass looked
   uint64_t chunk_id;
-  pb::ChunkRecord rec;
-  std::vector<ChunkServer*> holders;  // every live copy, draining ones too
+  uint64_t volume_id;
 };
 
 }  // namespace
@@ -44,20 +44,24 @@ awaitable<void> Master::heal_loop() {
   // timeout after the master starts before counting copies.
   co_await sleep_for(std::chrono::milliseconds(config_.cs_timeout_ms));
   while (!stopping_) {
-    heal_once();
+    co_await heal_pass();
     co_await sleep_for(std::chrono::milliseconds(config_.heal_interval_ms));
   }
 }
 
-void Master::heal_once() {
+// One look at every chunk, in slices (the thread goes back to the clients every couple of
+// milliseconds), then copies for the chunks under goal, most endangered first. A chunk's
+// copies are looked up again when its copy is started: the pass is not a snapshot.
+awaitable<void> Master::heal_pass() {
   finish_pending_cuts();
+  Slicer slicer;
   const auto now = std::chrono::steady_clock::now();
   // What is left in writing_ is written now: its writer asked within kWriterHold.
   std::erase_if(writing_, [&](const auto& w) { return now - w.second >= kWriterHold; });
-  waiting_for_writers_ = 0;
+  uint64_t waiting_for_writers = 0;
   std::vector<UnderGoal> under;
   std::map<uint64_t, uint64_t> drain_left;  // cs id -> chunks that still need its copy
-  Status st = store_->for_each_chunk([&](uint64_t id, const pb::ChunkRecord& rec) {
+  auto look = [&](uint64_t id, const pb::ChunkRecord& rec) {
     std::vector<ChunkServer*> holders = registry_.holders(id);
     // Copies on a draining server do not count towards the goal: they are on their way out.
     std::vector<ChunkServer*> valid;
@@ -68,11 +72,11 @@ void Master::heal_once() {
       if (h->draining && valid.size() < goal) ++drain_left[h->id];
     if (holders.empty() || healing_.count(id)) return;  // missing ones: nothing to copy from
     if (valid.size() != goal && writing_.count(id)) {
-      ++waiting_for_writers_;
+      ++waiting_for_writers;
       return;
     }
     if (valid.size() < goal) {
-      under.push_back({static_cast<uint32_t>(valid.size()), id, rec, holders});
+      under.push_back({static_cast<uint32_t>(valid.size()), id, rec.volume_id()});
     } else if (valid.size() > goal) {
       // The fullest servers give up their copies first.
       std::sort(valid.begin(), valid.end(),
@@ -84,22 +88,29 @@ void Master::heal_once() {
         registry_.remove_location(id, valid[i]->id);
       }
     }
-  });
-  if (!st.ok()) {
-    spdlog::error("healing: cannot scan chunks: {}", st.message());
-    return;
+  };
+  for (uint64_t next = 0;;) {
+    next = store_->for_each_chunk_from(next, kScanSlice, look);
+    if (next == 0) break;
+    if (slicer.due()) co_await slicer.yield();
   }
+  waiting_for_writers_ = waiting_for_writers;
   for (ChunkServer* cs : registry_.servers()) cs->drain_left = drain_left[cs->id];
   std::stable_sort(under.begin(), under.end(), [](const UnderGoal& a, const UnderGoal& b) { return a.copies < b.copies; });
   const int limit = config_.replications_per_cs;
   for (const UnderGoal& u : under) {
-    auto vol = ns_->volume_by_id(u.rec.volume_id());
+    if (slicer.due()) co_await slicer.yield();
+    if (healing_.count(u.chunk_id)) continue;
+    auto rec = store_->get_chunk(u.chunk_id);
+    if (!rec.ok() || !*rec) continue;  // its file went meanwhile
+    auto vol = ns_->volume_by_id(u.volume_id);
     if (!vol.ok()) continue;
+    std::vector<ChunkServer*> holders = registry_.holders(u.chunk_id);
     ChunkServer* source = nullptr;
-    for (ChunkServer* h : u.holders)
+    for (ChunkServer* h : holders)
       if (copies_out_[h->id] < limit && (!source || copies_out_[h->id] < copies_out_[source->id])) source = h;
     if (!source) continue;
-    ChunkServer* target = place_copy(registry_, vol->region(), u.holders, config_.cs_reserve_bytes,
+    ChunkServer* target = place_copy(registry_, vol->region(), holders, config_.cs_reserve_bytes,
                                      [&](const ChunkServer& cs) { return copies_in_[cs.id] < limit; });
     if (!target) continue;
     healing_.insert(u.chunk_id);

@@ -74,6 +74,7 @@ class Master {
   awaitable<Status> finish_cut(uint64_t ino, uint64_t index);
   awaitable<Reply> mount(const ConnectionPtr& conn, const pb::MountReq& req);
   Reply statfs(const pb::StatfsReq& req);
+  // ---- admin.cpp: listings, HEALTH, FSCK, drain, volume removal
   Reply session_list(const pb::SessionListReq& req);
   awaitable<Reply> volume_remove(const pb::VolumeRemoveReq& req);
   // The session through which `conn` may touch `inode`: NoSession when the inode's volume
@@ -86,13 +87,18 @@ class Master {
   pb::SessionInfo session_info(const Session& s, int64_t now_ms) const;
   Reply cs_list();
   awaitable<Reply> cs_drain(const pb::CsDrainReq& req);
-  Reply health();
-  Reply fsck(const pb::FsckReq& req);
+  awaitable<Reply> health();
+  awaitable<Reply> fsck(const pb::FsckReq& req);
+  // Namespace::walk() in slices: gives the thread back between pages of names.
+  awaitable<Status> walk_sliced(uint64_t root, Slicer& slicer,
+                                const std::function<Status(const std::string&, uint64_t, const Dentry&)>& fn);
+  // Chunk records per slice of a scan (HEALTH, the healer).
+  static constexpr size_t kScanSlice = 1024;
   // PermissionDenied unless the connection logged in as admin (changes to volumes and
   // chunkservers need the cluster secret).
   Status check_admin(const ConnectionPtr& conn) const;
   // Names of the files the missing chunks belong to (health).
-  void name_missing_chunks(pb::HealthResp* resp);
+  awaitable<void> name_missing_chunks(pb::HealthResp* resp, Slicer& slicer);
   pb::ChunkLocateResp open_reply(const pb::Attr& attr);
   // Waits until every change so far is durable, then answers `reply`: for SYNC, admin
   // changes and the chunkserver side. Namespace answers do not wait (docs/decisions.md).
@@ -100,7 +106,7 @@ class Master {
 
   // ---- healer.cpp
   awaitable<void> heal_loop();
-  void heal_once();
+  awaitable<void> heal_pass();
   void finish_pending_cuts();
   awaitable<void> finish_pending_cut(uint64_t chunk_id, uint64_t ino, uint64_t index);
   awaitable<void> heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);

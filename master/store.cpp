@@ -513,6 +513,13 @@ Status MetaStore::for_each_chunk(const std::function<void(uint64_t, const pb::Ch
   return Status::Ok();
 }
 
+uint64_t MetaStore::for_each_chunk_from(uint64_t first, size_t max,
+                                        const std::function<void(uint64_t, const pb::ChunkRecord&)>& fn) {
+  auto it = chunks_.lower_bound(first);
+  for (size_t n = 0; n < max && it != chunks_.end(); ++n, ++it) fn(it->first, it->second);
+  return it == chunks_.end() ? 0 : it->first;
+}
+
 Result<std::optional<std::string>> MetaStore::get_xattr(uint64_t ino, const std::string& name) {
   std::string v;
   auto s = db_->Get({}, cfs_[kXattrs], key_name(ino, name), &v);

@@ -156,6 +156,11 @@ class MetaStore {
   // healer looks at every one each second, and a scan of RocksDB walked every deleted
   // record's tombstone too (15 ms a second with no chunk left after the benchmarks).
   Status for_each_chunk(const std::function<void(uint64_t chunk_id, const pb::ChunkRecord&)>& fn);
+  // Up to `max` chunk records with id >= first, in id order; returns the id to go on from,
+  // 0 when none is left. Sliced scans (the healer, HEALTH) yield between calls.
+  // REQUIRES: fn does not commit.
+  uint64_t for_each_chunk_from(uint64_t first, size_t max,
+                               const std::function<void(uint64_t chunk_id, const pb::ChunkRecord&)>& fn);
   // Every record of every column family in key order, with the family's name: for tests
   // that compare the whole store before and after, and for diagnostics.
   Status for_each_record(const std::function<void(const std::string& cf, const std::string& key,

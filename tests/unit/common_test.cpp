@@ -1,6 +1,10 @@
-// common/: Status, CRC32C, tickets, addresses.
+// common/: Status, CRC32C, tickets, addresses, the Slicer.
+#include <algorithm>
+#include <functional>
+
 #include <catch2/catch.hpp>
 
+#include "common/async.h"
 #include "common/crc32c.h"
 #include "common/rpc.h"
 #include "common/status.h"
@@ -58,4 +62,34 @@ TEST_CASE("addresses parse as HOST:PORT", "[common]") {
   REQUIRE(!parse_address("127.0.0.1:70000").ok());
   REQUIRE(!parse_address("127.0.0.1:12ab").ok());
   REQUIRE(!parse_address(":80").ok());
+}
+
+TEST_CASE("Slicer: long work on a single-threaded executor lets other work run between slices", "[common]") {
+  asio::io_context io(1);
+  int ticks = 0;          // other work that got to run
+  int ticks_seen_max = 0;  // the most ticks that ran during one slice of the long work
+  bool long_done = false;
+  auto long_work = [&]() -> awaitable<void> {
+    Slicer slicer(std::chrono::milliseconds(1));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    while (std::chrono::steady_clock::now() < until) {
+      if (slicer.due()) {
+        const int before = ticks;
+        co_await slicer.yield();
+        ticks_seen_max = std::max(ticks_seen_max, ticks - before);
+      }
+    }
+    REQUIRE(slicer.yields() >= 10);
+    long_done = true;
+  };
+  std::function<void()> tick = [&] {
+    ++ticks;
+    if (!long_done) asio::post(io, tick);
+  };
+  asio::co_spawn(io, long_work(), asio::detached);
+  asio::post(io, tick);
+  io.run();
+  REQUIRE(long_done);
+  REQUIRE(ticks >= 10);           // the other work ran while the long work went on...
+  REQUIRE(ticks_seen_max >= 1);  // ...between its slices
 }
