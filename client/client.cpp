@@ -100,8 +100,28 @@ struct Client::Impl {
 
   // Dials the master when the connection is gone; the sessions resume on the new
   // connection (or start anew after a master restart) and the admin login is redone.
+  // Requests that find the connection gone while another is dialling wait for that dial
+  // (one reconnect, one remount) instead of dialling themselves.
+  std::shared_ptr<asio::steady_timer> master_dial;
+
   awaitable<Status> ensure_master() {
     if (master && master->is_open()) co_return Status::Ok();
+    if (master_dial) {
+      auto dialling = master_dial;
+      error_code ignored;
+      co_await dialling->async_wait(asio::redirect_error(use_awaitable, ignored));  // cancelled when done
+      if (master && master->is_open()) co_return Status::Ok();
+      co_return error(Code::kUnavailable, fmt::format("master {} unreachable", opts.master));
+    }
+    master_dial = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor, std::chrono::hours(24));
+    Status st = co_await dial_and_resume();
+    auto done = std::move(master_dial);
+    master_dial.reset();
+    done->cancel();
+    co_return st;
+  }
+
+  awaitable<Status> dial_and_resume() {
     auto conn = co_await dial_master();
     if (!conn.ok()) co_return error(Code::kUnavailable, fmt::format("master {} unreachable: {}", opts.master, conn.status().message()));
     master = *conn;
@@ -142,8 +162,12 @@ struct Client::Impl {
       sent = true;
       ++sends;
       if (r.ok()) co_return r;
-      // The connection closed under the request (the master restarted or failed over).
-      if (r.status().is(Code::kUnavailable) && !master->is_open() && sends < kMaxSends && !waited_enough()) continue;
+      // The connection closed under the request (the master restarted or failed over). A
+      // named change is sent again until the wait is over; anything else once, as the
+      // master cannot tell its second copy from a new request (an APPEND would reserve
+      // twice).
+      const int max_sends = op ? kMaxSends : 2;
+      if (r.status().is(Code::kUnavailable) && !master->is_open() && sends < max_sends && !waited_enough()) continue;
       // The session expired while this client was not heard from (a stopped process).
       if (r.status().is(Code::kNoSession) && !mounts.empty() && !remounted) {
         CO_RETURN_IF_ERROR(co_await remount_all());

@@ -208,11 +208,6 @@ awaitable<void> Connection::read_loop(ConnectionPtr self) {  // self keeps this 
   std::unique_ptr<char[]> buf(new char[kReadBuffer]);
   size_t begin = 0, end = 0;  // the unread bytes are buf[begin, end)
   while (open_) {
-    while (open_ && (serving_ >= kMaxServing || serving_bytes_ >= kMaxServingBytes)) {
-      serving_room_.expires_after(std::chrono::seconds(1));
-      error_code ignored;
-      co_await serving_room_.async_wait(asio::redirect_error(use_awaitable, ignored));
-    }
     error_code ec;
     while (end - begin < kHeaderSize && !ec) {
       if (begin > 0) {
@@ -236,6 +231,14 @@ awaitable<void> Connection::read_loop(ConnectionPtr self) {  // self keeps this 
       close(st);
       break;
     }
+    // A request waits (unread, the peer's later sends held back in TCP) while this peer's
+    // requests being served are at their cap; answers to our own calls never wait.
+    while (open_ && !frame.header.is_response() && (serving_ >= kMaxServing || serving_bytes_ >= kMaxServingBytes)) {
+      serving_room_.expires_after(std::chrono::seconds(1));
+      error_code ignored;
+      co_await serving_room_.async_wait(asio::redirect_error(use_awaitable, ignored));
+    }
+    if (!open_) break;
     const size_t body_len = frame.header.body_len, payload_len = frame.header.payload_len;
     if (side_ == Side::kServer && !hello_done_ && body_len + payload_len > kMaxHandshakeFrame) {
       spdlog::warn("closing connection from {}: a frame of {} bytes before the handshake (at most {})", peer_,
@@ -250,11 +253,13 @@ awaitable<void> Connection::read_loop(ConnectionPtr self) {  // self keeps this 
     begin += buffered;
     if (begin == end) begin = end = 0;
     if (body_have < body_len || payload_have < payload_len) {
-      const int64_t announced = static_cast<int64_t>(body_len + payload_len);
-      const bool within_budget = frame_bytes_announced.fetch_add(announced) + announced <= kFrameBudget;
+      struct Announced {  // counted while this frame is being received, however that ends
+        int64_t bytes;
+        ~Announced() { frame_bytes_announced.fetch_sub(bytes); }
+      } announced{static_cast<int64_t>(body_len + payload_len)};
+      const bool within_budget = frame_bytes_announced.fetch_add(announced.bytes) + announced.bytes <= kFrameBudget;
       ec = co_await read_into(socket_, frame.body, body_have, body_len, within_budget);
       if (!ec) ec = co_await read_into(socket_, frame.payload, payload_have, payload_len, within_budget);
-      frame_bytes_announced.fetch_sub(announced);
       if (ec) {
         if (open_) spdlog::warn("closing connection from {}: truncated frame ({})", peer_, ec.message());
         close(error(Code::kUnavailable, "truncated frame"));

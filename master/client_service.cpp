@@ -126,14 +126,14 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::MKDIR: {
       PARSE_OR_REPLY(pb::MkdirReq, req);
-      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
+      op_memory_->heard(req.op(), unix_ms());
       co_return co_await after_change(conn, changed_reply(*ns_, ns_->mkdir(req), req.parent()), req.parent());
     }
     case pb::CREATE: {
       PARSE_OR_REPLY(pb::CreateReq, req);
-      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
+      op_memory_->heard(req.op(), unix_ms());
       bool created = false;
       auto attr = ns_->create(req, &freed, &created);
       if (attr.ok() && req.open()) ns_->hold_open(session, attr->inode());
@@ -156,14 +156,14 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::SYMLINK: {
       PARSE_OR_REPLY(pb::SymlinkReq, req);
-      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
+      op_memory_->heard(req.op(), unix_ms());
       co_return co_await after_change(conn, changed_reply(*ns_, ns_->symlink(req), req.parent()), req.parent());
     }
     case pb::LINK: {
       PARSE_OR_REPLY(pb::LinkReq, req);
-      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.inode(), req.new_parent());
+      op_memory_->heard(req.op(), unix_ms());
       co_return co_await after_change(conn, changed_reply(*ns_, ns_->link(req), req.new_parent()), req.new_parent());
     }
     case pb::READLINK: {
@@ -177,23 +177,23 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::UNLINK: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
-      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
+      op_memory_->heard(req.op(), unix_ms());
       Reply r = changed_reply(*ns_, no_entry(ns_->unlink(req, &freed)), req.parent());
       delete_chunks(freed);
       co_return co_await after_change(conn, std::move(r), req.parent());
     }
     case pb::RMDIR: {
       PARSE_OR_REPLY(pb::UnlinkReq, req);
-      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent());
+      op_memory_->heard(req.op(), unix_ms());
       co_return co_await after_change(conn, changed_reply(*ns_, no_entry(ns_->rmdir(req)), req.parent()),
                                       req.parent());
     }
     case pb::RENAME: {
       PARSE_OR_REPLY(pb::RenameReq, req);
-      op_memory_->heard(req.op(), unix_ms());
       SESSION_OR_REPLY(session, req.parent(), req.new_parent());
+      op_memory_->heard(req.op(), unix_ms());
       Reply r = changed_reply(*ns_, no_entry(ns_->rename(req, &freed)), req.parent(), req.new_parent());
       delete_chunks(freed);
       co_return co_await after_change(conn, std::move(r), req.parent(), req.new_parent());
@@ -543,8 +543,10 @@ void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
 
 awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   if (req.index() >= (1ull << 32)) co_return reply_error(error(Code::kInvalidArgument, "chunk index out of range"));
-  // A write may grow the file past a truncate whose cut is not made yet: make it first.
-  if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
+  // A write at or past the file's last chunk may grow the file over a truncate whose cut
+  // is not made yet: make it first. (Writes inside the file need not wait for it.)
+  if (auto now = ns_->getattr(req.inode()); now.ok() && req.index() >= now->size() / kChunkSize)
+    if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
   auto guard = co_await chunk_locks_.lock(chunk_lock_key(req.inode(), req.index()));
   auto attr = ns_->getattr(req.inode());
   if (!attr.ok()) co_return reply_error(attr.status());
@@ -606,9 +608,12 @@ awaitable<Reply> Master::chunk_locate(const pb::ChunkLocateReq& req) {
 awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
   const bool sizing = req.mask() & pb::SET_SIZE;
   // Growing past a cut not made yet: it is made first, so that the bytes between the old
-  // end and the new one read as zeros.
-  if (sizing)
-    if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
+  // end and the new one read as zeros. (A shrink need not wait for it.)
+  if (sizing) {
+    auto now = ns_->getattr(req.inode());
+    if (now.ok() && req.size() > now->size())
+      if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
+  }
   std::vector<FreedChunk> freed;
   auto attr = ns_->setattr(req, &freed);
   delete_chunks(freed);

@@ -112,10 +112,16 @@ void Master::chunkserver_closed(ConnectionPtr conn, const Status& reason) {
 
 awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
                                               const google::protobuf::RepeatedPtrField<pb::ChunkReport>& chunks) {
-  // A report can hold a million chunks: checked in slices, between clients' requests.
+  // A report can hold a million chunks: checked in slices, between clients' requests. A
+  // server that lost its link meanwhile (and may have registered again with a new report)
+  // makes the rest of this one void.
   Slicer slicer;
+  const ConnectionPtr link = cs.conn;
   for (const pb::ChunkReport& c : chunks) {
-    if (slicer.due()) co_await slicer.yield();
+    if (slicer.due()) {
+      co_await slicer.yield();
+      if (cs.conn != link || !cs.alive) co_return;
+    }
     auto known = ns_->chunk(c.chunk_id());
     if (!known.ok()) {
       spdlog::error("checking chunk {:016x} from {}: {}", c.chunk_id(), cs.address, known.status().message());

@@ -56,7 +56,8 @@ Status Namespace::set_chunk_version(uint64_t chunk_id, uint32_t version, std::op
     batch.usage(rec->volume_id()).chunk_bytes += static_cast<int64_t>(*length) - static_cast<int64_t>(rec->length());
     rec->set_length(*length);
   }
-  if (length) rec->clear_pending_cut();
+  // The cut made is the one pending, unless a smaller one was marked while it was made.
+  if (length && (!rec->has_pending_cut() || rec->pending_cut() >= *length)) rec->clear_pending_cut();
   batch.put_chunk(chunk_id, *rec);
   return commit(batch);
 }

@@ -30,12 +30,13 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
   // chown by anyone clears setuid/setgid on regular files, as Linux does.
   if ((m & (pb::SET_UID | pb::SET_GID)) && !(m & pb::SET_MODE) && a->type() == pb::FT_REGULAR)
     a->set_mode(a->mode() & ~(S_ISUID | S_ISGID));
+  uint64_t first_dropped = UINT64_MAX;  // chunk index from which this change drops the data
   if (m & pb::SET_SIZE) {
     const uint64_t new_size = req.size();
     if (new_size < a->size()) {
       // Chunks that start at or past the new end go entirely; one the new end cuts in the
       // middle is cut on its chunkservers after this commits (pending_cut).
-      uint64_t first_dropped = (new_size + kChunkSize - 1) / kChunkSize;
+      first_dropped = (new_size + kChunkSize - 1) / kChunkSize;
       RETURN_IF_ERROR(drop_data_from(a->inode(), first_dropped, batch));
       if (new_size % kChunkSize != 0) {
         ASSIGN_OR_RETURN(auto extent, store_.get_extent(a->inode(), new_size / kChunkSize));
@@ -56,8 +57,8 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
     // The file's chunks take the new goal: the healer then adds or removes copies.
     if (a->type() == pb::FT_REGULAR) {
       std::vector<uint64_t> chunk_ids;
-      RETURN_IF_ERROR(store_.list_extents(a->inode(), 0, 0, [&](uint64_t, const pb::FileExtent& e) {
-        chunk_ids.push_back(e.chunk_id());
+      RETURN_IF_ERROR(store_.list_extents(a->inode(), 0, 0, [&](uint64_t index, const pb::FileExtent& e) {
+        if (index < first_dropped) chunk_ids.push_back(e.chunk_id());  // not those dropped above
       }));
       for (uint64_t id : chunk_ids) {
         if (chunks.count(id)) {

@@ -253,3 +253,36 @@ TEST_CASE("rename over an empty directory takes it out of the volume's inode cou
   REQUIRE(f.store->usage_of(t.volume_id).files() == files - 1);
   REQUIRE(f.ns->getattr(t.e).status().is(Code::kNotFound));
 }
+
+TEST_CASE("a truncate with a new goal drops the chunks past the end and keeps them dropped", "[namespace][atomic]") {
+  Fixture f;
+  Tree t(f);
+  pb::SetattrReq req;
+  req.set_inode(t.x);
+  req.set_mask(pb::SET_SIZE | pb::SET_GOAL);
+  req.set_size(10 * kMiB);
+  req.set_goal(3);
+  std::vector<FreedChunk> freed;
+  REQUIRE(f.ns->setattr(req, &freed).ok());
+  REQUIRE(freed.size() == 1);
+  REQUIRE(freed[0].chunk_id == 102);
+  REQUIRE(!*f.ns->chunk(102));  // not written back by the goal change
+  REQUIRE((*f.ns->chunk(101))->goal == 3);
+  REQUIRE((*f.ns->chunk(101))->pending_cut == std::optional<uint64_t>(10 * kMiB));
+}
+
+TEST_CASE("a smaller cut marked while a larger one is made stays pending", "[namespace][atomic]") {
+  Fixture f;
+  Tree t(f);
+  pb::SetattrReq req;
+  req.set_inode(t.x);
+  req.set_mask(pb::SET_SIZE);
+  req.set_size(10 * kMiB);
+  REQUIRE(f.ns->setattr(req, nullptr).ok());
+  req.set_size(5 * kMiB);  // while the 10 MiB cut is on its way to the chunkservers
+  REQUIRE(f.ns->setattr(req, nullptr).ok());
+  REQUIRE(f.ns->set_chunk_version(101, 2, 10 * kMiB).ok());  // the 10 MiB cut lands
+  REQUIRE((*f.ns->chunk(101))->pending_cut == std::optional<uint64_t>(5 * kMiB));
+  REQUIRE(f.ns->set_chunk_version(101, 3, 5 * kMiB).ok());
+  REQUIRE(!(*f.ns->chunk(101))->pending_cut);
+}
