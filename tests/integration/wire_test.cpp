@@ -435,17 +435,6 @@ uint64_t rss_bytes(pid_t pid) {
   return std::stoull(status.substr(at + 6)) * 1024;  // "VmRSS:   1234 kB"
 }
 
-std::string hello_bytes() {
-  pb::HelloReq hello;
-  hello.set_protocol_version(kProtocolVersion);
-  hello.set_role(pb::ROLE_CLIENT);
-  hello.set_name("stranger");
-  FrameHeader h;
-  h.type = pb::HELLO;
-  h.request_id = 1;
-  return frame_bytes(h, hello.SerializeAsString());
-}
-
 // The 24 bytes of a header announcing the largest body a frame may have, and nothing after.
 std::string big_header() {
   FrameHeader h;
@@ -477,7 +466,7 @@ TEST_CASE("strangers that announce big frames and stall cost the servers little,
   for (const std::string& address : {cluster.master_address(), cluster.cs_address(0)}) {
     for (int i = 0; i < kHello; ++i) {
       int fd = raw_connect(address);
-      send_all(fd, hello_bytes() + big_header());
+      send_all(fd, hello_frame() + big_header());
       hello_fds.push_back(fd);
     }
     for (int i = 0; i < kNoHello; ++i) {
