@@ -10,25 +10,12 @@
 
 namespace keelfs::master {
 
-awaitable<Status> Master::walk_sliced(uint64_t root, Slicer& slicer,
-                                      const std::function<Status(const std::string&, uint64_t, const Dentry&)>& fn) {
+awaitable<Status> Master::walk_sliced(uint64_t root, Slicer& slicer, const WalkFn& fn) {
   constexpr size_t kPage = 256;
-  std::vector<std::pair<uint64_t, std::string>> dirs{{root, ""}};
-  while (!dirs.empty()) {
-    auto [dir, dir_path] = dirs.back();
-    dirs.pop_back();
-    std::string after;
-    for (bool more = true; more;) {
-      std::vector<Dentry> page;
-      CO_RETURN_IF_ERROR(store_->list_dentries(dir, after, kPage, &page, &more));
-      for (const Dentry& d : page) {
-        after = d.name;
-        std::string path = dir_path + "/" + d.name;
-        CO_RETURN_IF_ERROR(fn(path, dir, d));
-        if (d.type == pb::FT_DIRECTORY) dirs.emplace_back(d.inode, path);
-      }
-      if (slicer.due()) co_await slicer.yield();
-    }
+  TreeWalk tree(*store_, root);
+  while (!tree.done()) {
+    CO_RETURN_IF_ERROR(tree.next_page(kPage, fn));
+    if (slicer.due()) co_await slicer.yield();
   }
   co_return Status::Ok();
 }

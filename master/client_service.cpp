@@ -543,10 +543,10 @@ void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
 
 awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   if (req.index() >= (1ull << 32)) co_return reply_error(error(Code::kInvalidArgument, "chunk index out of range"));
-  // A write at or past the file's last chunk may grow the file over a truncate whose cut
-  // is not made yet: make it first. (Writes inside the file need not wait for it.)
-  if (auto now = ns_->getattr(req.inode()); now.ok() && req.index() >= now->size() / kChunkSize)
-    if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
+  // A write into this chunk may grow the file over a truncate whose cut is not made yet:
+  // make it first. (Writes inside the file need not wait for it.)
+  if (Status st = co_await finish_cut_at_end(req.inode(), (req.index() + 1) * kChunkSize); !st.ok())
+    co_return reply_error(st);
   auto guard = co_await chunk_locks_.lock(chunk_lock_key(req.inode(), req.index()));
   auto attr = ns_->getattr(req.inode());
   if (!attr.ok()) co_return reply_error(attr.status());
@@ -609,11 +609,8 @@ awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
   const bool sizing = req.mask() & pb::SET_SIZE;
   // Growing past a cut not made yet: it is made first, so that the bytes between the old
   // end and the new one read as zeros. (A shrink need not wait for it.)
-  if (sizing) {
-    auto now = ns_->getattr(req.inode());
-    if (now.ok() && req.size() > now->size())
-      if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
-  }
+  if (sizing)
+    if (Status st = co_await finish_cut_at_end(req.inode(), req.size()); !st.ok()) co_return reply_error(st);
   std::vector<FreedChunk> freed;
   auto attr = ns_->setattr(req, &freed);
   delete_chunks(freed);
@@ -627,8 +624,9 @@ awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
   co_return attr_reply(attr);
 }
 
-awaitable<Status> Master::finish_cut_at_end(uint64_t ino) {
-  CO_ASSIGN_OR_RETURN(auto index, ns_->cut_pending_at_end(ino));
+awaitable<Status> Master::finish_cut_at_end(uint64_t ino, uint64_t new_end) {
+  if (!store_->has_pending_cuts()) co_return Status::Ok();  // the usual case: no read at all
+  CO_ASSIGN_OR_RETURN(auto index, ns_->cut_pending_before(ino, new_end));
   if (!index) co_return Status::Ok();
   co_return co_await finish_cut(ino, *index);
 }

@@ -70,7 +70,8 @@ class Master {
   awaitable<Reply> setattr(const pb::SetattrReq& req);
   // Makes the pending cut of the file's last chunk (ChunkRecord.pending_cut) on its
   // chunkservers, if there is one; finish_cut() the one of chunk `index`.
-  awaitable<Status> finish_cut_at_end(uint64_t ino);
+  // With `new_end`: only when the file is about to grow past its end up to new_end.
+  awaitable<Status> finish_cut_at_end(uint64_t ino, uint64_t new_end = UINT64_MAX);
   awaitable<Status> finish_cut(uint64_t ino, uint64_t index);
   awaitable<Reply> mount(const ConnectionPtr& conn, const pb::MountReq& req);
   Reply statfs(const pb::StatfsReq& req);
@@ -90,8 +91,7 @@ class Master {
   awaitable<Reply> health();
   awaitable<Reply> fsck(const pb::FsckReq& req);
   // Namespace::walk() in slices: gives the thread back between pages of names.
-  awaitable<Status> walk_sliced(uint64_t root, Slicer& slicer,
-                                const std::function<Status(const std::string&, uint64_t, const Dentry&)>& fn);
+  awaitable<Status> walk_sliced(uint64_t root, Slicer& slicer, const WalkFn& fn);
   // Chunk records per slice of a scan (HEALTH, the healer).
   static constexpr size_t kScanSlice = 1024;
   // PermissionDenied unless the connection logged in as admin (changes to volumes and

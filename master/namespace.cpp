@@ -140,24 +140,29 @@ void Namespace::account_size(const pb::InodeRecord& rec, uint64_t old_size, uint
   batch.usage(rec.attr().volume_id()).logical_bytes += static_cast<int64_t>(new_size) - static_cast<int64_t>(old_size);
 }
 
-Status Namespace::walk(uint64_t root,
-                       const std::function<Status(const std::string& path, uint64_t parent, const Dentry& entry)>& fn) {
-  std::vector<std::pair<uint64_t, std::string>> dirs{{root, ""}};
-  while (!dirs.empty()) {
-    auto [dir, dir_path] = dirs.back();
-    dirs.pop_back();
-    std::string after;
-    for (bool more = true; more;) {
-      std::vector<Dentry> page;
-      RETURN_IF_ERROR(store_.list_dentries(dir, after, 4096, &page, &more));
-      for (const Dentry& d : page) {
-        after = d.name;
-        std::string path = dir_path + "/" + d.name;
-        RETURN_IF_ERROR(fn(path, dir, d));
-        if (d.type == pb::FT_DIRECTORY) dirs.emplace_back(d.inode, path);
-      }
-    }
+Status TreeWalk::next_page(size_t max, const WalkFn& fn) {
+  Dir& dir = dirs_.back();
+  const uint64_t ino = dir.ino;
+  const std::string dir_path = dir.path;
+  std::vector<Dentry> page;
+  bool more = false;
+  RETURN_IF_ERROR(store_.list_dentries(ino, dir.after, max, &page, &more));
+  if (more)
+    dir.after = page.back().name;
+  else
+    dirs_.pop_back();  // `dir` is gone from here on
+  for (const Dentry& d : page) {
+    std::string path = dir_path + "/" + d.name;
+    RETURN_IF_ERROR(fn(path, ino, d));
+    if (d.type == pb::FT_DIRECTORY) dirs_.push_back({d.inode, std::move(path), ""});
   }
+  return Status::Ok();
+}
+
+Status Namespace::walk(uint64_t root, const WalkFn& fn) {
+  constexpr size_t kPage = 4096;
+  TreeWalk tree(store_, root);
+  while (!tree.done()) RETURN_IF_ERROR(tree.next_page(kPage, fn));
   return Status::Ok();
 }
 

@@ -50,6 +50,30 @@ struct ChunkRef {
   std::optional<uint64_t> pending_cut;  // see ChunkRecord.pending_cut
 };
 
+// What a walk over a tree of names calls for each name: its path (starting with '/'), its
+// directory, the entry. A non-OK status stops the walk and is returned by it.
+using WalkFn = std::function<Status(const std::string& path, uint64_t parent, const Dentry& entry)>;
+
+// A depth-first walk over the names below a directory, one page of one directory at a
+// time, so that its caller may give the thread away between pages (Master::walk_sliced)
+// or not (Namespace::walk). Each name is visited once; the order is unspecified.
+class TreeWalk {
+ public:
+  TreeWalk(MetaStore& store, uint64_t root) : store_(store), dirs_{{root, "", ""}} {}
+  bool done() const { return dirs_.empty(); }
+  // Calls fn for up to `max` names of the next directory; stops at fn's first error.
+  Status next_page(size_t max, const WalkFn& fn);
+
+ private:
+  struct Dir {
+    uint64_t ino;
+    std::string path;
+    std::string after;  // names up to this one were visited
+  };
+  MetaStore& store_;
+  std::vector<Dir> dirs_;
+};
+
 class Namespace {
  public:
   // Loads the volume records into memory.
@@ -105,7 +129,7 @@ class Namespace {
   // which the service then makes on the chunkservers. The namespace change comes first, so
   // a refused truncate, or a master that dies half-way, never destroys bytes the file
   // still references.
-  // REQUIRES (growing): no cut is pending at the file's current end (see cut_pending_at_end()).
+  // REQUIRES (growing): no cut is pending at the file's current end (see cut_pending_before()).
   Result<pb::Attr> setattr(const pb::SetattrReq& req, std::vector<FreedChunk>* freed);
 
   // ---- open files (ops/open.cpp)
@@ -147,18 +171,19 @@ class Namespace {
   Result<pb::Attr> write_end(const pb::WriteEndReq& req, uint64_t* chunk_growth = nullptr);
   // Attributes and the chunks of [first, first + count) (count 0 = all), without replicas.
   Result<pb::ChunkLocateResp> locate(uint64_t ino, uint64_t first, uint64_t count);
-  // The index of the file's last, partly used chunk when a cut of it is pending. Before a
-  // file grows, that cut is made: the bytes past it must read as zeros.
-  Result<std::optional<uint64_t>> cut_pending_at_end(uint64_t ino);
+  // The index of the file's last, partly used chunk when a cut of it is pending and the
+  // file would grow past its end to `new_end`. Before a file grows, that cut is made: the
+  // bytes past it must read as zeros.
+  Result<std::optional<uint64_t>> cut_pending_before(uint64_t ino, uint64_t new_end);
   // Every (chunk id, version) the namespace knows, for checking chunkserver reports.
   Result<std::optional<ChunkRef>> chunk(uint64_t chunk_id);
 
   MetaStore& store() { return store_; }
 
   // Calls fn(path, parent, entry) for every name below directory `root`, depth first
-  // (paths start with '/'); stops at the first error fn returns.
-  Status walk(uint64_t root,
-              const std::function<Status(const std::string& path, uint64_t parent, const Dentry& entry)>& fn);
+  // (paths start with '/'); stops at the first error fn returns. All in one go; see
+  // TreeWalk for a walk that pauses between pages.
+  Status walk(uint64_t root, const WalkFn& fn);
 
  private:
   void load_volumes();

@@ -174,6 +174,7 @@ class MetaStore {
   std::vector<uint64_t> op_clients();
   // Chunks whose truncate cut is not made on their chunkservers yet (ChunkRecord.pending_cut).
   std::vector<uint64_t> chunks_with_pending_cut() const { return {pending_cuts_.begin(), pending_cuts_.end()}; }
+  bool has_pending_cuts() const { return !pending_cuts_.empty(); }
   Result<std::optional<std::string>> get_xattr(uint64_t ino, const std::string& name);
   Status list_xattrs(uint64_t ino, std::vector<std::string>* names);
 

@@ -127,10 +127,10 @@ Result<pb::ChunkLocateResp> Namespace::locate(uint64_t ino, uint64_t first, uint
   return resp;
 }
 
-Result<std::optional<uint64_t>> Namespace::cut_pending_at_end(uint64_t ino) {
+Result<std::optional<uint64_t>> Namespace::cut_pending_before(uint64_t ino, uint64_t new_end) {
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
   const uint64_t size = rec.attr().size();
-  if (rec.attr().type() != pb::FT_REGULAR || size % kChunkSize == 0) return std::optional<uint64_t>();
+  if (rec.attr().type() != pb::FT_REGULAR || size % kChunkSize == 0 || new_end <= size) return std::optional<uint64_t>();
   ASSIGN_OR_RETURN(auto chunk, chunk_at(ino, size / kChunkSize));
   if (!chunk || !chunk->pending_cut) return std::optional<uint64_t>();
   return std::optional<uint64_t>(size / kChunkSize);

@@ -78,6 +78,14 @@ pb::RenameReq rename_req(uint64_t parent, std::string name, uint64_t new_parent,
   return req;
 }
 
+pb::SetattrReq truncate_req(uint64_t ino, uint64_t size) {
+  pb::SetattrReq req;
+  req.set_inode(ino);
+  req.set_mask(pb::SET_SIZE);
+  req.set_size(size);
+  return req;
+}
+
 pb::UnlinkReq unlink_req(uint64_t parent, std::string name) {
   pb::UnlinkReq req;
   req.set_parent(parent);
@@ -134,11 +142,7 @@ const std::vector<std::pair<std::string, Op>>& operations() {
          return f.ns->rename(rename_req(f.root, "x", t.d, "x"), freed);
        }},
       {"truncate inside a chunk", [](Fixture& f, const Tree& t, auto* freed) {
-         pb::SetattrReq req;
-         req.set_inode(t.x);
-         req.set_mask(pb::SET_SIZE);
-         req.set_size(10 * kMiB);
-         return f.ns->setattr(req, freed).status();
+         return f.ns->setattr(truncate_req(t.x, 10 * kMiB), freed).status();
        }},
       {"chmod and goal", [](Fixture& f, const Tree& t, auto* freed) {
          pb::SetattrReq req;
@@ -207,10 +211,8 @@ TEST_CASE("a refused truncate frees nothing: shrinking with an invalid goal leav
   Fixture f;
   Tree t(f);
   const State before = state_of(f, t.volume_id);
-  pb::SetattrReq req;
-  req.set_inode(t.x);
+  pb::SetattrReq req = truncate_req(t.x, 1);
   req.set_mask(pb::SET_SIZE | pb::SET_GOAL);
-  req.set_size(1);
   req.set_goal(99);
   std::vector<FreedChunk> freed;
   REQUIRE(f.ns->setattr(req, &freed).status().is(Code::kInvalidArgument));
@@ -221,10 +223,7 @@ TEST_CASE("a refused truncate frees nothing: shrinking with an invalid goal leav
 TEST_CASE("a truncate frees the chunks past the end and marks the cut of the one it splits", "[namespace][atomic]") {
   Fixture f;
   Tree t(f);
-  pb::SetattrReq req;
-  req.set_inode(t.x);
-  req.set_mask(pb::SET_SIZE);
-  req.set_size(10 * kMiB);
+  pb::SetattrReq req = truncate_req(t.x, 10 * kMiB);
   std::vector<FreedChunk> freed;
   REQUIRE(f.ns->setattr(req, &freed).ok());
   REQUIRE(freed.size() == 1);
@@ -233,7 +232,8 @@ TEST_CASE("a truncate frees the chunks past the end and marks the cut of the one
   REQUIRE(cut.ok());
   REQUIRE((*cut)->pending_cut == std::optional<uint64_t>(10 * kMiB));
   REQUIRE(f.store->chunks_with_pending_cut() == std::vector<uint64_t>{101});
-  REQUIRE(*f.ns->cut_pending_at_end(t.x) == std::optional<uint64_t>(0));
+  REQUIRE(*f.ns->cut_pending_before(t.x, UINT64_MAX) == std::optional<uint64_t>(0));
+  REQUIRE(!*f.ns->cut_pending_before(t.x, 5 * kMiB));  // a shrink does not grow past the cut
   f.reopen();  // the mark is in the store, not only in memory
   REQUIRE(f.store->chunks_with_pending_cut() == std::vector<uint64_t>{101});
   // The chunkservers cut it: the mark goes, the length follows.
@@ -241,7 +241,7 @@ TEST_CASE("a truncate frees the chunks past the end and marks the cut of the one
   REQUIRE(!(*f.ns->chunk(101))->pending_cut);
   REQUIRE((*f.ns->chunk(101))->length == 10 * kMiB);
   REQUIRE(f.store->chunks_with_pending_cut().empty());
-  REQUIRE(!*f.ns->cut_pending_at_end(t.x));
+  REQUIRE(!*f.ns->cut_pending_before(t.x, UINT64_MAX));
 }
 
 TEST_CASE("rename over an empty directory takes it out of the volume's inode count, as rmdir does",
@@ -257,10 +257,8 @@ TEST_CASE("rename over an empty directory takes it out of the volume's inode cou
 TEST_CASE("a truncate with a new goal drops the chunks past the end and keeps them dropped", "[namespace][atomic]") {
   Fixture f;
   Tree t(f);
-  pb::SetattrReq req;
-  req.set_inode(t.x);
+  pb::SetattrReq req = truncate_req(t.x, 10 * kMiB);
   req.set_mask(pb::SET_SIZE | pb::SET_GOAL);
-  req.set_size(10 * kMiB);
   req.set_goal(3);
   std::vector<FreedChunk> freed;
   REQUIRE(f.ns->setattr(req, &freed).ok());
@@ -274,10 +272,7 @@ TEST_CASE("a truncate with a new goal drops the chunks past the end and keeps th
 TEST_CASE("a smaller cut marked while a larger one is made stays pending", "[namespace][atomic]") {
   Fixture f;
   Tree t(f);
-  pb::SetattrReq req;
-  req.set_inode(t.x);
-  req.set_mask(pb::SET_SIZE);
-  req.set_size(10 * kMiB);
+  pb::SetattrReq req = truncate_req(t.x, 10 * kMiB);
   REQUIRE(f.ns->setattr(req, nullptr).ok());
   req.set_size(5 * kMiB);  // while the 10 MiB cut is on its way to the chunkservers
   REQUIRE(f.ns->setattr(req, nullptr).ok());
