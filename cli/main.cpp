@@ -362,6 +362,8 @@ Result<int> cmd_health(Session& s, bool as_json) {
                       {"over_goal", h.over_goal()},
                       {"healing", h.healing()},
                       {"waiting_for_writers", h.waiting_for_writers()},
+                      {"heal_queued", h.heal_queued()},
+                      {"sweeps", h.sweeps()},
                       {"stale_deleted", h.stale_deleted()},
                       {"damaged_reported", h.damaged_reported()},
                       {"servers_alive", h.servers_alive()},
@@ -380,6 +382,8 @@ Result<int> cmd_health(Session& s, bool as_json) {
   std::cout << fmt::format(
       "chunks: {}  missing: {}  under goal: {}  over goal: {}  being copied: {}  waiting for their writers: {}\n",
       h.chunks(), h.missing(), h.under_goal(), h.over_goal(), h.healing(), h.waiting_for_writers());
+  std::cout << fmt::format("healer: {} chunks queued to look at; {} sweeps over every chunk since the master started\n",
+                           h.heal_queued(), h.sweeps());
   std::cout << fmt::format("since the master started: {} stale copies deleted, {} damaged copies reported\n",
                            h.stale_deleted(), h.damaged_reported());
   // Rows: goal; columns: valid copies (as MooseFS shows it).

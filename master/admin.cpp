@@ -89,7 +89,9 @@ awaitable<Reply> Master::health() {
   resp.set_stale_deleted(stale_deleted_);
   resp.set_damaged_reported(damaged_reported_);
   resp.set_healing(healing_.size());
-  resp.set_waiting_for_writers(waiting_for_writers_);
+  resp.set_waiting_for_writers(writer_held_.size());
+  resp.set_heal_queued(heal_queue_.size());
+  resp.set_sweeps(sweeps_done_);
   co_await name_missing_chunks(&resp, slicer);
   co_return reply_ok(resp);
 }
@@ -221,7 +223,7 @@ Reply Master::cs_list() {
     i->set_last_heartbeat_ms_ago(now - cs->last_heartbeat_ms);
     i->set_alive(cs->alive);
     i->set_draining(cs->draining);
-    i->set_drain_left(cs->drain_left);
+    i->set_drain_left(drain_left(*cs));
   }
   return reply_ok(resp);
 }
@@ -236,12 +238,14 @@ awaitable<Reply> Master::cs_drain(const pb::CsDrainReq& req) {
   if (Status st = store_->commit(batch); !st.ok()) co_return reply_error(st);
   if (req.drain()) {
     draining_.insert(found->id);
+    drain_needs_[found->id].clear();
   } else {
     draining_.erase(found->id);
+    drain_needs_.erase(found->id);
   }
   found->draining = req.drain();
-  // Until the healer has counted, assume every chunk on it still needs it.
-  found->drain_left = req.drain() ? std::max<uint64_t>(found->chunks, 1) : 0;
+  // Its chunks are looked at again: copied elsewhere, or (undrained) trimmed back to goal.
+  asio::co_spawn(io_, drain_scan(found->id), asio::detached);
   spdlog::info("chunkserver {:016x} at {}: {}", found->id, found->address, req.drain() ? "draining" : "drain stopped");
   co_return co_await durable(reply_ok(pb::EmptyResp()));
 }

@@ -266,6 +266,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       uint64_t growth = 0;
       auto attr = ns_->write_end(req, &growth);
       writing_.erase(req.chunk_id());  // the healer may copy it again
+      if (writer_held_.erase(req.chunk_id())) queue_heal(req.chunk_id(), HealQueue::kUnderGoal);
       // The chunk grew on its servers: count it against their free space now rather than
       // at their next heartbeat, so that a burst of new chunks does not overfill one.
       if (attr.ok() && growth > 0)
@@ -582,6 +583,8 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
     }
     info->set_chunk_id(chunk_id);
     info->set_version(1);
+    // Made on fewer servers than its goal: healed once its writer is done.
+    if (chain.size() < goal) queue_heal(chunk_id, HealQueue::kUnderGoal);
   } else {
     auto bumped = co_await bump_version(**existing, std::nullopt);
     if (!bumped.ok()) co_return reply_error(bumped.status());
@@ -614,6 +617,12 @@ awaitable<Reply> Master::setattr(const pb::SetattrReq& req) {
   std::vector<FreedChunk> freed;
   auto attr = ns_->setattr(req, &freed);
   delete_chunks(freed);
+  if (attr.ok() && (req.mask() & pb::SET_GOAL)) {
+    // The file's chunks took the new goal: the healer adds or trims copies.
+    (void)store_->list_extents(req.inode(), 0, 0, [&](uint64_t, const pb::FileExtent& e) {
+      queue_heal(e.chunk_id(), HealQueue::kCheck);
+    });
+  }
   if (attr.ok() && sizing) {
     // Committed: now the chunk the new end cuts is cut on its servers. When that cannot be
     // done now, the cut stays pending and is made before the chunk is written again.

@@ -74,6 +74,7 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
       spdlog::warn("chunk {:016x}: deleting the damaged copy on {}; healing makes a new one", req.chunk_id(), cs->address);
       registry_.remove_location(req.chunk_id(), cs->id);
       delete_copy(*cs, req.chunk_id(), req.version());
+      queue_heal(req.chunk_id(), HealQueue::kUnderGoal);
       co_return reply_ok(pb::EmptyResp());
     }
     default:
@@ -108,6 +109,7 @@ void Master::chunkserver_closed(ConnectionPtr conn, const Status& reason) {
   if (!cs || cs->conn != conn) return;
   spdlog::warn("chunkserver {:016x} at {} disconnected: {}", cs->id, cs->address, reason.message());
   registry_.server_lost(cs->id);
+  asio::co_spawn(io_, copies_lost(cs->incarnation), asio::detached);
 }
 
 awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
@@ -117,6 +119,7 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
   // makes the rest of this one void.
   Slicer slicer;
   const ConnectionPtr link = cs.conn;
+  auto drain_needs = drain_needs_.find(cs.id);
   for (const pb::ChunkReport& c : chunks) {
     if (slicer.due()) {
       co_await slicer.yield();
@@ -140,12 +143,19 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
       // The master died between bumping the copies and recording it: the copy is newer.
       spdlog::warn("chunk {:016x} on {} has version {} > recorded {}: adopting it", c.chunk_id(), cs.address,
                    c.version(), (*known)->version);
-      if (ns_->set_chunk_version(c.chunk_id(), c.version(), std::nullopt).ok())
+      if (ns_->set_chunk_version(c.chunk_id(), c.version(), std::nullopt).ok()) {
         registry_.set_locations(c.chunk_id(), {cs.id});
+        queue_heal(c.chunk_id(), HealQueue::kOneCopyLeft);
+      }
     } else {
       registry_.add_location(c.chunk_id(), cs.id);
+      if (drain_needs != drain_needs_.end()) drain_needs->second.insert(c.chunk_id());
+      // Back to goal, or over it (copies made while this server was away): a look decides.
+      if (registry_.holders(c.chunk_id()).size() != (*known)->goal || drain_needs != drain_needs_.end())
+        heal_queue_.push(c.chunk_id(), HealQueue::kCheck);
     }
   }
+  wake_healer();
   co_await store_->durable();
 }
 
@@ -242,6 +252,7 @@ awaitable<Result<std::vector<ChunkServer*>>> Master::bump_version(const ChunkRef
                                 first_error.message()));
   CO_RETURN_IF_ERROR(ns_->set_chunk_version(chunk.chunk_id, chunk.version + 1, truncate));
   registry_.set_locations(chunk.chunk_id, ids);
+  if (done.size() < std::max<uint32_t>(1, chunk.goal)) queue_heal(chunk.chunk_id, HealQueue::kUnderGoal);
   co_return done;
 }
 

@@ -1,12 +1,20 @@
-// The replication planner: keeps every chunk at its goal. Once a second it looks at every
-// chunk's live, current copies against its goal, in slices that give the master's thread
-// back to clients every couple of milliseconds:
-//   - under goal: one more copy is made, most endangered chunks first (1 copy left before
-//     2), at most `replications_per_cs` copies in and out of any chunkserver at a time;
+// The healer keeps every chunk at its goal. It is driven by events, not by scans:
+//   - a chunkserver lost (its copies are swept off the location table in slices, and every
+//     chunk that had one is queued), drained or undrained, or back with its report;
+//   - a version bump that some copy missed, a goal change, a damage report, a new chunk
+//     made on fewer servers than its goal, a copy finished or failed, a writer done;
+// each puts the chunks it touches on the HealQueue, most endangered first, and wakes the
+// planner (plan_heals), which looks at each queued chunk afresh, in slices that give the
+// master's thread back to clients every couple of milliseconds:
+//   - under goal: one more copy is made, at most `replications_per_cs` copies in and out of
+//     any chunkserver at a time (a chunk whose servers are all busy waits in the queue);
 //     the chunkservers themselves cap the bytes per second (--replication-rate);
 //   - over goal: copies go, from the fullest servers first, never the last one;
 //   - copies on a draining chunkserver do not count: they are copied elsewhere, and the
 //     server is "safe to remove" when no chunk needs its copy any more.
+// Behind the events, a slow sweep (sweep_loop) reads every chunk record at a bounded rate
+// and queues whatever it finds off goal: the safety net for anything an event missed.
+//
 // A copy is made under a new version: the planner bumps the chunk's version on its
 // holders first (a writer still holding the old version is refused and asks the master
 // again), the target pulls that version from a holder, and the copy counts only if the
@@ -23,6 +31,7 @@
 
 #include "common/ticket.h"
 #include "common/util.h"
+#include "master/chunks/placement.h"
 #include "master/master.h"
 
 namespace keelfs::master {
@@ -30,94 +39,220 @@ namespace {
 
 constexpr auto kReplicateTimeout = std::chrono::minutes(10);
 constexpr auto kWriterHold = std::chrono::seconds(30);
+// The planner stops after this many queued chunks in a row that must wait for busy
+// servers, until a copy ends or the next tick.
+constexpr int kBlockedLooks = 64;
+// Chunk records the sweep reads between pauses, and location-table slots a sweep of a
+// lost server's copies visits per slice.
+constexpr size_t kSweepSlice = 256;
+constexpr size_t kTableSlice = 16384;
 
-struct UnderGoal {
-  uint32_t copies;  // valid ones, when the pass looked
-  uint64_t chunk_id;
-  uint64_t volume_id;
-};
+HealQueue::Urgency urgency_of(size_t valid_copies, uint32_t goal) {
+  if (valid_copies <= 1 && goal > 1) return HealQueue::kOneCopyLeft;
+  return valid_copies < goal ? HealQueue::kUnderGoal : HealQueue::kCheck;
+}
 
 }  // namespace
 
+void Master::queue_heal(uint64_t chunk_id, HealQueue::Urgency urgency) {
+  heal_queue_.push(chunk_id, urgency);
+  wake_healer();
+}
+
+void Master::wake_healer() {
+  heal_woken_ = true;
+  heal_timer_.cancel();
+}
+
 awaitable<void> Master::heal_loop() {
   // Chunkservers report their chunks when they (re-)register: give them one liveness
-  // timeout after the master starts before counting copies.
+  // timeout after the master starts before counting copies. Events queue meanwhile.
   co_await sleep_for(std::chrono::milliseconds(config_.cs_timeout_ms));
+  asio::co_spawn(io_, sweep_loop(), asio::detached);
   while (!stopping_) {
-    co_await heal_pass();
-    co_await sleep_for(std::chrono::milliseconds(config_.heal_interval_ms));
+    finish_pending_cuts();
+    requeue_waiting();
+    co_await plan_heals();
+    if (!heal_woken_) {
+      heal_timer_.expires_after(std::chrono::milliseconds(config_.heal_interval_ms));
+      error_code ec;
+      co_await heal_timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    heal_woken_ = false;
   }
 }
 
-// One look at every chunk, in slices (the thread goes back to the clients every couple of
-// milliseconds), then copies for the chunks under goal, most endangered first. A chunk's
-// copies are looked up again when its copy is started: the pass is not a snapshot.
-awaitable<void> Master::heal_pass() {
-  finish_pending_cuts();
-  Slicer slicer;
+// Chunks left to their writers whose writer is done or went quiet, and copies that failed
+// (retried once per tick), go back on the queue.
+void Master::requeue_waiting() {
   const auto now = std::chrono::steady_clock::now();
-  // What is left in writing_ is written now: its writer asked within kWriterHold.
   std::erase_if(writing_, [&](const auto& w) { return now - w.second >= kWriterHold; });
-  uint64_t waiting_for_writers = 0;
-  std::vector<UnderGoal> under;
-  std::map<uint64_t, uint64_t> drain_left;  // cs id -> chunks that still need its copy
-  auto look = [&](uint64_t id, const pb::ChunkRecord& rec) {
-    std::vector<ChunkServer*> holders = registry_.holders(id);
-    // Copies on a draining server do not count towards the goal: they are on their way out.
-    std::vector<ChunkServer*> valid;
-    for (ChunkServer* h : holders)
-      if (!h->draining) valid.push_back(h);
-    uint32_t goal = std::max<uint32_t>(1, rec.goal());
-    for (ChunkServer* h : holders)
-      if (h->draining && valid.size() < goal) ++drain_left[h->id];
-    if (holders.empty() || healing_.count(id)) return;  // missing ones: nothing to copy from
-    if (valid.size() != goal && writing_.count(id)) {
-      ++waiting_for_writers;
-      return;
+  for (auto it = writer_held_.begin(); it != writer_held_.end();) {
+    if (writing_.count(*it)) {
+      ++it;
+      continue;
     }
-    if (valid.size() < goal) {
-      under.push_back({static_cast<uint32_t>(valid.size()), id, rec.volume_id()});
-    } else if (valid.size() > goal) {
-      // The fullest servers give up their copies first.
-      std::sort(valid.begin(), valid.end(),
-                [](ChunkServer* a, ChunkServer* b) { return a->free_bytes() < b->free_bytes(); });
-      for (size_t i = 0; i < valid.size() - goal; ++i) {
-        spdlog::info("chunk {:016x}: {} copies over goal {}: deleting the one on {}", id, valid.size(), goal,
-                     valid[i]->address);
-        delete_copy(*valid[i], id, rec.version());
-        registry_.remove_location(id, valid[i]->id);
-      }
+    heal_queue_.push(*it, HealQueue::kUnderGoal);
+    it = writer_held_.erase(it);
+  }
+  if (now - last_retry_ >= std::chrono::milliseconds(config_.heal_interval_ms)) {
+    for (uint64_t id : heal_retry_) heal_queue_.push(id, HealQueue::kUnderGoal);
+    heal_retry_.clear();
+    last_retry_ = now;
+  }
+}
+
+awaitable<void> Master::plan_heals() {
+  Slicer slicer;
+  for (int blocked = 0; blocked < kBlockedLooks;) {
+    std::optional<uint64_t> id = heal_queue_.pop();
+    if (!id) break;
+    if (std::optional<HealQueue::Urgency> later = look_at(*id)) {
+      heal_queue_.push(*id, *later);
+      ++blocked;
+    } else {
+      blocked = 0;
     }
-  };
-  for (uint64_t next = 0;;) {
-    next = store_->for_each_chunk_from(next, kScanSlice, look);
+    if (slicer.due()) co_await slicer.yield();
+  }
+}
+
+std::optional<HealQueue::Urgency> Master::look_at(uint64_t id) {
+  auto rec = store_->get_chunk(id);
+  if (!rec.ok() || !*rec) {  // its file went meanwhile
+    for (auto& [cs_id, needs] : drain_needs_) needs.erase(id);
+    return std::nullopt;
+  }
+  const uint32_t goal = std::max<uint32_t>(1, (*rec)->goal());
+  std::vector<ChunkServer*> holders = registry_.holders(id);
+  // Copies on a draining server do not count towards the goal: they are on their way out.
+  std::vector<ChunkServer*> valid;
+  for (ChunkServer* h : holders)
+    if (!h->draining) valid.push_back(h);
+  for (auto& [cs_id, needs] : drain_needs_) {
+    const bool holds = std::any_of(holders.begin(), holders.end(), [&](ChunkServer* h) { return h->id == cs_id; });
+    if (holds && valid.size() < goal)
+      needs.insert(id);
+    else
+      needs.erase(id);
+  }
+  if (holders.empty() || healing_.count(id)) return std::nullopt;  // missing, or a copy on its way
+  if (valid.size() != goal && writing_.count(id)) {
+    writer_held_.insert(id);
+    return std::nullopt;
+  }
+  if (valid.size() > goal) {
+    // The fullest servers give up their copies first.
+    std::sort(valid.begin(), valid.end(), [](ChunkServer* a, ChunkServer* b) { return a->free_bytes() < b->free_bytes(); });
+    for (size_t i = 0; i < valid.size() - goal; ++i) {
+      spdlog::info("chunk {:016x}: {} copies over goal {}: deleting the one on {}", id, valid.size(), goal,
+                   valid[i]->address);
+      delete_copy(*valid[i], id, (*rec)->version());
+      registry_.remove_location(id, valid[i]->id);
+    }
+    return std::nullopt;
+  }
+  if (valid.size() == goal) return std::nullopt;
+  auto vol = ns_->volume_by_id((*rec)->volume_id());
+  if (!vol.ok()) return std::nullopt;
+  const int limit = config_.replications_per_cs;
+  ChunkServer* source = nullptr;
+  for (ChunkServer* h : holders)
+    if (copies_out_[h->id] < limit && (!source || copies_out_[h->id] < copies_out_[source->id])) source = h;
+  ChunkServer* target = place_copy(registry_, vol->region(), holders, config_.cs_reserve_bytes,
+                                   [&](const ChunkServer& cs) { return copies_in_[cs.id] < limit; });
+  if (!source || !target) {
+    // Busy servers: later. No server that could ever take it: the sweep finds it again.
+    if (place_copy(registry_, vol->region(), holders, config_.cs_reserve_bytes, [](const ChunkServer&) { return true; }))
+      return urgency_of(valid.size(), goal);
+    return std::nullopt;
+  }
+  healing_.insert(id);
+  ++copies_out_[source->id];
+  ++copies_in_[target->id];
+  asio::co_spawn(io_, heal_chunk(id, source->id, target->id), asio::detached);
+  return std::nullopt;
+}
+
+// The safety net under the events: every chunk record, at most sweep_chunks_per_s a
+// second, and a new round no sooner than sweep_every_ms after the last one began.
+awaitable<void> Master::sweep_loop() {
+  const auto pause = std::chrono::microseconds(kSweepSlice * 1000000 / std::max<int64_t>(1, config_.sweep_chunks_per_s));
+  while (!stopping_) {
+    const auto began = std::chrono::steady_clock::now();
+    for (uint64_t next = 0; !stopping_;) {
+      next = store_->for_each_chunk_from(next, kSweepSlice, [&](uint64_t id, const pb::ChunkRecord& rec) {
+        std::vector<ChunkServer*> holders = registry_.holders(id);
+        const size_t on_draining = std::count_if(holders.begin(), holders.end(), [](ChunkServer* h) { return h->draining; });
+        const size_t valid = holders.size() - on_draining;
+        const uint32_t goal = std::max<uint32_t>(1, rec.goal());
+        if (!holders.empty() && (valid != goal || on_draining > 0)) heal_queue_.push(id, urgency_of(valid, goal));
+      });
+      if (!heal_queue_.empty()) wake_healer();
+      if (next == 0) break;
+      co_await sleep_for(pause);
+    }
+    ++sweeps_done_;
+    co_await sleep_for(began + std::chrono::milliseconds(config_.sweep_every_ms) - std::chrono::steady_clock::now());
+  }
+}
+
+// A chunkserver's link is gone: its copies stopped counting at once (a new incarnation
+// replaces it when it comes back); here they leave the location table, slice by slice, and
+// each chunk that had one is queued.
+awaitable<void> Master::copies_lost(LocationTable::Holder incarnation) {
+  LocationTable& table = registry_.locations();
+  Slicer slicer;
+  std::vector<uint64_t> affected;
+  uint64_t generation = table.generation();
+  for (size_t next = 0;;) {
+    if (table.generation() != generation) {  // the table grew: slot numbers changed
+      generation = table.generation();
+      next = 0;
+    }
+    affected.clear();
+    next = table.drop_holder(incarnation, next, kTableSlice, &affected);
+    for (uint64_t id : affected)
+      heal_queue_.push(id, registry_.holders(id).size() <= 1 ? HealQueue::kOneCopyLeft : HealQueue::kUnderGoal);
+    if (!affected.empty()) wake_healer();
     if (next == 0) break;
     if (slicer.due()) co_await slicer.yield();
   }
-  waiting_for_writers_ = waiting_for_writers;
-  for (ChunkServer* cs : registry_.servers()) cs->drain_left = drain_left[cs->id];
-  std::stable_sort(under.begin(), under.end(), [](const UnderGoal& a, const UnderGoal& b) { return a.copies < b.copies; });
-  const int limit = config_.replications_per_cs;
-  for (const UnderGoal& u : under) {
+}
+
+// Drain started or stopped: every chunk with a copy on the server is queued (and, while
+// draining, counted as needing that copy until the healer has looked at it).
+awaitable<void> Master::drain_scan(uint64_t cs_id) {
+  LocationTable& table = registry_.locations();
+  Slicer slicer;
+  drain_scanning_.insert(cs_id);
+  uint64_t generation = table.generation();
+  for (size_t next = 0;;) {
+    ChunkServer* cs = registry_.server(cs_id);
+    if (!cs) break;
+    if (table.generation() != generation) {
+      generation = table.generation();
+      next = 0;
+    }
+    const LocationTable::Holder mine = cs->incarnation;
+    auto needs = drain_needs_.find(cs_id);
+    next = table.scan(next, kTableSlice, [&](uint64_t id, const std::vector<LocationTable::Holder>& holders) {
+      if (std::find(holders.begin(), holders.end(), mine) == holders.end()) return;
+      if (needs != drain_needs_.end()) needs->second.insert(id);
+      heal_queue_.push(id, needs != drain_needs_.end() ? HealQueue::kUnderGoal : HealQueue::kCheck);
+    });
+    wake_healer();
+    if (next == 0) break;
     if (slicer.due()) co_await slicer.yield();
-    if (healing_.count(u.chunk_id)) continue;
-    auto rec = store_->get_chunk(u.chunk_id);
-    if (!rec.ok() || !*rec) continue;  // its file went meanwhile
-    auto vol = ns_->volume_by_id(u.volume_id);
-    if (!vol.ok()) continue;
-    std::vector<ChunkServer*> holders = registry_.holders(u.chunk_id);
-    ChunkServer* source = nullptr;
-    for (ChunkServer* h : holders)
-      if (copies_out_[h->id] < limit && (!source || copies_out_[h->id] < copies_out_[source->id])) source = h;
-    if (!source) continue;
-    ChunkServer* target = place_copy(registry_, vol->region(), holders, config_.cs_reserve_bytes,
-                                     [&](const ChunkServer& cs) { return copies_in_[cs.id] < limit; });
-    if (!target) continue;
-    healing_.insert(u.chunk_id);
-    ++copies_out_[source->id];
-    ++copies_in_[target->id];
-    asio::co_spawn(io_, heal_chunk(u.chunk_id, source->id, target->id), asio::detached);
   }
+  drain_scanning_.erase(cs_id);
+}
+
+uint64_t Master::drain_left(const ChunkServer& cs) const {
+  if (!cs.draining) return 0;
+  if (drain_scanning_.count(cs.id)) return std::max<uint64_t>(cs.chunks, 1);  // not counted yet
+  auto it = drain_needs_.find(cs.id);
+  return it == drain_needs_.end() ? 0 : it->second.size();
 }
 
 // Truncates whose cut could not be made when they committed (no live copy then, or a
@@ -143,10 +278,16 @@ awaitable<void> Master::finish_pending_cut(uint64_t chunk_id, uint64_t ino, uint
 
 awaitable<void> Master::heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id) {
   Status st = co_await copy_chunk(chunk_id, source_id, target_id);
-  if (!st.ok()) spdlog::warn("healing chunk {:016x}: {}", chunk_id, st.message());
   healing_.erase(chunk_id);
   --copies_out_[source_id];
   --copies_in_[target_id];
+  if (st.ok()) {
+    queue_heal(chunk_id, HealQueue::kCheck);  // a goal of 3 may want one more
+  } else {
+    spdlog::warn("healing chunk {:016x}: {}", chunk_id, st.message());
+    heal_retry_.push_back(chunk_id);
+    wake_healer();  // the servers it used are free for others
+  }
 }
 
 awaitable<Status> Master::copy_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id) {

@@ -41,7 +41,15 @@ int main(int argc, char** argv) {
   app.add_option("--session-timeout-ms", config.session_timeout_ms,
                  "a client session not heard from this long expires (its locks and open files go)")
       ->capture_default_str();
-  app.add_option("--heal-interval-ms", config.heal_interval_ms, "how often chunks under or over goal are looked for")
+  app.add_option("--heal-interval-ms", config.heal_interval_ms,
+                 "how often the healer retries chunks that had to wait (busy servers, failed copies, writers)")
+      ->capture_default_str();
+  app.add_option("--sweep-chunks-per-s", config.sweep_chunks_per_s,
+                 "the healer's slow sweep over every chunk record reads at most this many a second")
+      ->capture_default_str();
+  app.add_option("--sweep-every-ms", config.sweep_every_ms, "a new round of that sweep starts no sooner than this")
+      ->capture_default_str();
+  app.add_option("--cache-mb", config.cache_mb, "RocksDB block cache in MiB (memtables are charged to it)")
       ->capture_default_str();
   app.add_option("--replications-per-cs", config.replications_per_cs,
                  "healing copies in flight into and out of one chunkserver")

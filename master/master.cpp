@@ -14,7 +14,8 @@ Master::Master(asio::io_context& io, MasterConfig config)
 Master::~Master() = default;
 
 Result<std::pair<uint16_t, uint16_t>> Master::start() {
-  ASSIGN_OR_RETURN(store_, MetaStore::open(config_.data_dir, io_.get_executor()));
+  ASSIGN_OR_RETURN(store_, MetaStore::open(config_.data_dir, io_.get_executor(), config_.cache_mb));
+  registry_.expect_chunks(store_->chunks_at_open());
   ns_ = std::make_unique<Namespace>(*store_);
   op_memory_ = std::make_unique<OpMemory>(*store_, unix_ms());
   // Files unlinked while open stay until released; no session survives a restart. Their
@@ -22,7 +23,10 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   std::vector<FreedChunk> orphan_chunks;
   RETURN_IF_ERROR(ns_->drop_orphans(&orphan_chunks));
   spdlog::info("metadata store {} opened: {} volumes", config_.data_dir, ns_->list_volumes().size());
-  for (uint64_t id : store_->list_draining()) draining_.insert(id);
+  for (uint64_t id : store_->list_draining()) {
+    draining_.insert(id);
+    drain_needs_[id];  // filled from its chunk report
+  }
 
   ASSIGN_OR_RETURN(auto client_addr, parse_address(config_.listen));
   ASSIGN_OR_RETURN(auto cs_addr, parse_address(config_.cs_listen));

@@ -13,13 +13,15 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 
 #include "common/async.h"
 #include "common/rpc.h"
 #include "master/locks.h"
 #include "master/namespace.h"
 #include "master/op_memory.h"
-#include "master/registry.h"
+#include "master/chunks/heal_queue.h"
+#include "master/chunks/registry.h"
 #include "master/sessions.h"
 #include "master/store.h"
 #include "master/watches.h"
@@ -39,10 +41,16 @@ struct MasterConfig {
   // A chunkserver with no more free space than this gets no new chunks (room for the
   // chunks it already holds to grow, and for heartbeats that lag behind).
   uint64_t cs_reserve_bytes = 256ull << 20;
-  // Healing: how often the planner looks for chunks under or over goal, and how many
-  // copies may flow into and out of one chunkserver at a time.
+  // Healing: how often the planner retries chunks that had to wait (busy servers, failed
+  // copies, writers), and how many copies may flow into and out of one chunkserver at a time.
   int64_t heal_interval_ms = 1000;
   int replications_per_cs = 2;
+  // The sweep behind the healer's events reads at most this many chunk records a second,
+  // and starts a new round no sooner than sweep_every_ms after the last one began.
+  int64_t sweep_chunks_per_s = 20000;
+  int64_t sweep_every_ms = 60 * 1000;
+  // RocksDB's block cache (memtables included), in MiB.
+  size_t cache_mb = MetaStore::kDefaultCacheMb;
   // Changes named by a client (OpId) are remembered until the client says they were
   // answered, or for this long after the client was last heard from.
   int64_t op_memory_ms = 10 * 60 * 1000;
@@ -104,9 +112,20 @@ class Master {
   // changes and the chunkserver side. Namespace answers do not wait (docs/decisions.md).
   awaitable<Reply> durable(Reply reply);
 
-  // ---- healer.cpp
+  // ---- healer.cpp: events queue chunks (queue_heal), the planner copies or trims them
+  void queue_heal(uint64_t chunk_id, HealQueue::Urgency urgency);
+  void wake_healer();
   awaitable<void> heal_loop();
-  awaitable<void> heal_pass();
+  void requeue_waiting();
+  awaitable<void> plan_heals();
+  // Copies the chunk or trims its extra copies as needed; an urgency when it must wait for
+  // busy servers (to be queued again), nullopt when there is nothing (more) to do now.
+  std::optional<HealQueue::Urgency> look_at(uint64_t chunk_id);
+  awaitable<void> sweep_loop();
+  awaitable<void> copies_lost(LocationTable::Holder incarnation);
+  awaitable<void> drain_scan(uint64_t cs_id);
+  // Chunks that still need the draining server's copy (0 when it is not draining).
+  uint64_t drain_left(const ChunkServer& cs) const;
   void finish_pending_cuts();
   awaitable<void> finish_pending_cut(uint64_t chunk_id, uint64_t ino, uint64_t index);
   awaitable<void> heal_chunk(uint64_t chunk_id, uint64_t source_id, uint64_t target_id);
@@ -167,11 +186,20 @@ class Master {
   std::set<uint64_t> admin_conns_;  // client connections that proved the cluster secret (ADMIN_LOGIN)
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
+  HealQueue heal_queue_;
+  asio::steady_timer heal_timer_{io_};  // the planner's sleep; wake_healer() cuts it short
+  bool heal_woken_ = false;
   std::set<uint64_t> healing_;  // chunks being copied
+  std::set<uint64_t> writer_held_;  // off goal, left to their writers until they are done
+  std::vector<uint64_t> heal_retry_;  // copies that failed, retried at the next tick
+  std::chrono::steady_clock::time_point last_retry_;
+  uint64_t sweeps_done_ = 0;
+  // Draining servers: the chunks that still need their copy; drain_scan fills it.
+  std::map<uint64_t, std::unordered_set<uint64_t>> drain_needs_;
+  std::set<uint64_t> drain_scanning_;
   std::set<uint64_t> cutting_;  // chunks whose pending cut finish_pending_cuts() is making
   // Chunks handed out by CHUNK_FOR_WRITE and not yet ended by WRITE_END: chunk id -> when.
   std::map<uint64_t, std::chrono::steady_clock::time_point> writing_;
-  uint64_t waiting_for_writers_ = 0;  // chunks off goal that the last heal pass left to their writers
   std::set<uint64_t> draining_;  // chunkservers being drained (persisted)
   uint64_t stale_deleted_ = 0;     // since start, for health
   uint64_t damaged_reported_ = 0;

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/async.h"
+#include "master/chunks/placement.h"
 #include "master/master.h"
 
 namespace keelfs::master {

@@ -4,7 +4,12 @@
 
 #include <fmt/format.h>
 #include <rocksdb/db.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
+#include <rocksdb/write_buffer_manager.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
@@ -85,11 +90,11 @@ void Batch::put_extent(uint64_t ino, uint64_t index, const pb::FileExtent& exten
 void Batch::delete_extent(uint64_t ino, uint64_t index) { wb_->Delete(CF(kExtents), key2(ino, index)); }
 void Batch::put_chunk(uint64_t chunk_id, const pb::ChunkRecord& rec) {
   wb_->Put(CF(kChunks), be64(chunk_id), rec.SerializeAsString());
-  chunk_changes_.emplace_back(chunk_id, rec);
+  chunk_changes_.emplace_back(chunk_id, rec.has_pending_cut());
 }
 void Batch::delete_chunk(uint64_t chunk_id) {
   wb_->Delete(CF(kChunks), be64(chunk_id));
-  chunk_changes_.emplace_back(chunk_id, std::nullopt);
+  chunk_changes_.emplace_back(chunk_id, false);
 }
 void Batch::put_volume(const pb::VolumeRecord& rec) { wb_->Put(CF(kVolumes), rec.name(), rec.SerializeAsString()); }
 void Batch::delete_volume(const std::string& name) { wb_->Delete(CF(kVolumes), name); }
@@ -139,7 +144,7 @@ MetaStore::~MetaStore() {
   }
 }
 
-Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, asio::any_io_executor ex) {
+Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, asio::any_io_executor ex, size_t cache_mb) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return error(Code::kIOError, fmt::format("cannot create metadata dir {}: {}", dir, ec.message()));
@@ -150,8 +155,25 @@ Result<std::unique_ptr<MetaStore>> MetaStore::open(const std::string& dir, asio:
   // The WAL is fdatasynced right behind every burst of commits. Writing over a recycled,
   // already-sized log file spares each sync the file-size update in the file system's journal.
   options.recycle_log_file_num = 4;
+  // Bounded memory (docs/decisions.md): one LRU block cache for every column family holds
+  // data, index and filter blocks, and the memtables are charged to it as well.
+  const size_t cache_bytes = std::max<size_t>(cache_mb, 16) << 20;
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(cache_bytes);
+  options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(cache_bytes / 4, cache);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_options.write_buffer_size = 16 << 20;
+  // Removing files leaves runs of deletion markers that scans (the healer's sweep, HEALTH,
+  // listings) would walk through: files holding many are compacted away early.
+  cf_options.table_properties_collector_factories.push_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/128 * 1024, /*deletion_trigger=*/16 * 1024));
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (int i = 0; i < kNumCfs; ++i) descs.emplace_back(kCfNames[i], rocksdb::ColumnFamilyOptions());
+  for (int i = 0; i < kNumCfs; ++i) descs.emplace_back(kCfNames[i], cf_options);
   std::unique_ptr<MetaStore> store(new MetaStore());
   rocksdb::DB* db = nullptr;
   auto s = rocksdb::DB::Open(options, dir, descs, &store->cfs_, &db);
@@ -197,9 +219,8 @@ Status MetaStore::load_chunks() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     pb::ChunkRecord rec;
     rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
-    const uint64_t id = from_be64(it->key().data());
-    if (rec.has_pending_cut()) pending_cuts_.insert(id);
-    chunks_.emplace_hint(chunks_.end(), id, std::move(rec));
+    if (rec.has_pending_cut()) pending_cuts_.insert(from_be64(it->key().data()));
+    ++chunks_at_open_;
   }
   return from_rocks(it->status(), "loading chunks");
 }
@@ -275,15 +296,11 @@ Status MetaStore::commit(Batch& batch) {
   batch.usage_deltas_.clear();
   batch.forgotten_usage_.clear();
   batch.committed_ = true;
-  for (auto& [id, rec] : batch.chunk_changes_) {
-    if (rec && rec->has_pending_cut())
+  for (auto [id, cut_pending] : batch.chunk_changes_) {
+    if (cut_pending)
       pending_cuts_.insert(id);
     else
       pending_cuts_.erase(id);
-    if (rec)
-      chunks_[id] = std::move(*rec);
-    else
-      chunks_.erase(id);
   }
   batch.chunk_changes_.clear();
   bool wake;
@@ -430,9 +447,13 @@ Status MetaStore::list_extents(uint64_t ino, uint64_t first, uint64_t count,
 }
 
 Result<std::optional<pb::ChunkRecord>> MetaStore::get_chunk(uint64_t chunk_id) {
-  auto it = chunks_.find(chunk_id);
-  if (it == chunks_.end()) return std::optional<pb::ChunkRecord>();
-  return std::optional<pb::ChunkRecord>(it->second);
+  std::string v;
+  auto s = db_->Get({}, cfs_[kChunks], be64(chunk_id), &v);
+  if (s.IsNotFound()) return std::optional<pb::ChunkRecord>();
+  RETURN_IF_ERROR(from_rocks(s, "reading chunk record"));
+  pb::ChunkRecord rec;
+  if (!rec.ParseFromString(v)) return error(Code::kCorruption, fmt::format("chunk record {:016x} does not parse", chunk_id));
+  return std::optional<pb::ChunkRecord>(std::move(rec));
 }
 
 Result<std::optional<pb::OpRecord>> MetaStore::get_op(const pb::OpId& op) {
@@ -502,22 +523,26 @@ std::vector<pb::VolumeRecord> MetaStore::list_volumes() {
   return out;
 }
 
-Status MetaStore::for_each_chunk(const std::function<void(uint64_t, const pb::ChunkRecord&)>& fn) {
-  // fn may commit, which changes chunks_: each step finds the next id afresh.
-  for (auto it = chunks_.begin(); it != chunks_.end();) {
-    const uint64_t id = it->first;
-    const pb::ChunkRecord rec = it->second;
-    fn(id, rec);
-    it = chunks_.upper_bound(id);
-  }
-  return Status::Ok();
-}
-
 uint64_t MetaStore::for_each_chunk_from(uint64_t first, size_t max,
                                         const std::function<void(uint64_t, const pb::ChunkRecord&)>& fn) {
-  auto it = chunks_.lower_bound(first);
-  for (size_t n = 0; n < max && it != chunks_.end(); ++n, ++it) fn(it->first, it->second);
-  return it == chunks_.end() ? 0 : it->first;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kChunks]));
+  size_t n = 0;
+  for (it->Seek(be64(first)); it->Valid() && n < max; it->Next(), ++n) {
+    pb::ChunkRecord rec;
+    rec.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()));
+    fn(from_be64(it->key().data()), rec);
+  }
+  if (!it->status().ok()) spdlog::error("scanning chunk records: {}", it->status().ToString());
+  return it->Valid() ? from_be64(it->key().data()) : 0;
+}
+
+uint64_t MetaStore::memory_bytes() {
+  // One block cache serves every column family, and the memtables are charged to it.
+  uint64_t total = 0, v = 0;
+  if (db_->GetIntProperty(cfs_[0], "rocksdb.block-cache-usage", &v)) total += v;
+  for (auto* cf : cfs_)
+    if (db_->GetIntProperty(cf, "rocksdb.estimate-table-readers-mem", &v)) total += v;
+  return total;
 }
 
 Result<std::optional<std::string>> MetaStore::get_xattr(uint64_t ino, const std::string& name) {

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -110,8 +111,8 @@ class Batch {
   friend class MetaStore;
   MetaStore* store_ = nullptr;  // set by MetaStore::batch()
   std::unique_ptr<rocksdb::WriteBatch> wb_;
-  // Chunk records put (a record) or deleted (none), for the store's copy in memory.
-  std::vector<std::pair<uint64_t, std::optional<pb::ChunkRecord>>> chunk_changes_;
+  // Chunk records put or deleted, with whether a cut is pending (MetaStore::pending_cuts_).
+  std::vector<std::pair<uint64_t, bool>> chunk_changes_;
   std::map<uint64_t, UsageDelta> usage_deltas_;
   std::vector<uint64_t> forgotten_usage_;
   std::vector<FreedChunk> freed_;
@@ -123,7 +124,11 @@ class MetaStore {
   ~MetaStore();
   // Opens (creating when missing) the store in `dir`.
   // `ex` is the master's executor: durable() waiters are woken there.
-  static Result<std::unique_ptr<MetaStore>> open(const std::string& dir, asio::any_io_executor ex);
+  // `cache_mb`: RocksDB's block cache, which also holds the index and filter blocks and is
+  // charged for the memtables, so that the store's memory stays within about that much.
+  static Result<std::unique_ptr<MetaStore>> open(const std::string& dir, asio::any_io_executor ex,
+                                                 size_t cache_mb = kDefaultCacheMb);
+  static constexpr size_t kDefaultCacheMb = 256;
 
   Batch batch();
   // Applies the batch atomically, with its usage deltas and the id counters moved since the
@@ -151,14 +156,10 @@ class MetaStore {
   Result<std::optional<pb::VolumeRecord>> get_volume(const std::string& name);
   std::vector<pb::VolumeRecord> list_volumes();
   std::vector<uint64_t> list_draining();
-  // Calls fn for every chunk record, in id order; fn may commit changes to chunk records.
-  // Chunk records are read from memory (a copy kept with every commit, loaded at open): the
-  // healer looks at every one each second, and a scan of RocksDB walked every deleted
-  // record's tombstone too (15 ms a second with no chunk left after the benchmarks).
-  Status for_each_chunk(const std::function<void(uint64_t chunk_id, const pb::ChunkRecord&)>& fn);
   // Up to `max` chunk records with id >= first, in id order; returns the id to go on from,
-  // 0 when none is left. Sliced scans (the healer, HEALTH) yield between calls.
-  // REQUIRES: fn does not commit.
+  // 0 when none is left. Sliced scans (the healer's sweep, HEALTH) yield between calls.
+  // Records are read from RocksDB: only chunk locations stay in memory (docs/decisions.md,
+  // "Bounded memory"). REQUIRES: fn does not commit.
   uint64_t for_each_chunk_from(uint64_t first, size_t max,
                                const std::function<void(uint64_t chunk_id, const pb::ChunkRecord&)>& fn);
   // Every record of every column family in key order, with the family's name: for tests
@@ -175,6 +176,10 @@ class MetaStore {
   // Chunks whose truncate cut is not made on their chunkservers yet (ChunkRecord.pending_cut).
   std::vector<uint64_t> chunks_with_pending_cut() const { return {pending_cuts_.begin(), pending_cuts_.end()}; }
   bool has_pending_cuts() const { return !pending_cuts_.empty(); }
+  // How many chunk records the store held when it was opened.
+  size_t chunks_at_open() const { return chunks_at_open_; }
+  // RocksDB's memory right now: block cache, memtables, readers' pinned blocks.
+  uint64_t memory_bytes();
   Result<std::optional<std::string>> get_xattr(uint64_t ino, const std::string& name);
   Status list_xattrs(uint64_t ino, std::vector<std::string>* names);
 
@@ -201,7 +206,7 @@ class MetaStore {
   uint64_t next_inode_ = 0, next_chunk_ = 0, next_volume_ = 0;
   bool counters_dirty_ = false;
   std::map<uint64_t, pb::UsageRecord> usage_;  // as committed
-  std::map<uint64_t, pb::ChunkRecord> chunks_;  // every chunk record, as committed
+  size_t chunks_at_open_ = 0;
   std::set<uint64_t> pending_cuts_;             // ids of those with a pending_cut
   std::function<Status()> commit_fault_;
 

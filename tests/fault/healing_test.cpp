@@ -80,6 +80,71 @@ TEST_CASE("a dead chunkserver's chunks are copied until every chunk is at its go
   for (auto& [ino, data] : files) REQUIRE(get_file(**fresh, ino) == data);
 }
 
+TEST_CASE("healing runs on events: with the sweep and the retry tick switched off, a death, a return, a drain and a "
+          "goal change each bring every chunk back to its goal within seconds",
+          "[fault][healing]") {
+  // A tick and a sweep of ten minutes: nothing but events can heal within this test.
+  ClusterOptions options;
+  options.master_args = {"--heal-interval-ms", "600000", "--sweep-every-ms", "600000", "--sweep-chunks-per-s", "1"};
+  Cluster cluster(options);
+  uint64_t root = cluster.create_volume("v", 2);
+  std::vector<uint64_t> inodes;
+  for (int i = 0; i < 30; ++i) inodes.push_back(put_file(cluster.client(), root, "f" + std::to_string(i), random_bytes(64 << 10, i)));
+  const uint64_t chunks = inodes.size();
+  REQUIRE(wait_until([&] { return health_clean(cluster, chunks); }));
+  // The sweep's first round (at start-up) is over; the next would be ten minutes away.
+  auto sweeps = [&] {
+    auto h = cluster.client().health();
+    REQUIRE(h.ok());
+    return h->sweeps();
+  };
+  REQUIRE(wait_until([&] { return sweeps() == 1; }));
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+
+  // Death: the link drops with kill -9, the master knows at once.
+  auto start = std::chrono::steady_clock::now();
+  cluster.kill_chunkserver(0);
+  REQUIRE(wait_until([&] {
+    auto h = cluster.client().health();
+    return h.ok() && h->servers_dead() == 1 && health_clean(cluster, chunks);
+  }, std::chrono::seconds(20)));
+  std::cout << "events: " << chunks << " chunks of a killed chunkserver at goal " << seconds_since(start) << " s after the kill\n";
+
+  // Return: its stale copies and the extra ones go.
+  start = std::chrono::steady_clock::now();
+  cluster.restart_chunkserver(0);
+  REQUIRE(wait_until([&] {
+    size_t total = 0;
+    for (int i = 0; i < 3; ++i) total += chunk_files(cluster.cs_data_dir(i));
+    return total == chunks * 2 && health_clean(cluster, chunks);
+  }, std::chrono::seconds(20)));
+  std::cout << "events: extra copies trimmed " << seconds_since(start) << " s after the restart\n";
+
+  // Drain: every chunk off it, counted down to "safe to remove".
+  std::string out, err;
+  REQUIRE(cluster.cli({"cs", "drain", cluster.cs_address(1)}, &out, &err) == 0);
+  auto safe = [&] {
+    REQUIRE(cluster.cli({"--json", "cs", "ls"}, &out, &err) == 0);
+    for (auto& cs : nlohmann::json::parse(out))
+      if (cs["address"] == cluster.cs_address(1)) return cs["safe_to_remove"] == true;
+    return false;
+  };
+  REQUIRE(wait_until(safe, std::chrono::seconds(20)));
+  REQUIRE(cluster.cli({"cs", "undrain", cluster.cs_address(1)}, &out, &err) == 0);
+  REQUIRE(wait_until([&] { return health_clean(cluster, chunks); }, std::chrono::seconds(20)));
+
+  // Goal raised on one file: its chunk gets a third copy.
+  REQUIRE(cluster.cli({"goal", "set", "v:/f0", "3"}, &out, &err) == 0);
+  REQUIRE(wait_until([&] {
+    auto located = cluster.client().locate(inodes[0]);
+    return located.ok() && located->chunks(0).replicas_size() == 3;
+  }, std::chrono::seconds(20)));
+  REQUIRE(sweeps() == 1);  // the sweep did none of it
+  for (uint64_t i = 0; i < inodes.size(); ++i) REQUIRE(get_file(cluster.client(), inodes[i]) == random_bytes(64 << 10, i));
+}
+
 TEST_CASE("goal set and get per file and directory, inherited by new files, met by the healer", "[fault][healing]") {
   Cluster cluster(3);
   uint64_t root = cluster.create_volume("v", 2);

@@ -1,87 +1,8 @@
-#include "master/registry.h"
+#include "master/chunks/placement.h"
 
 #include <algorithm>
 
 namespace keelfs::master {
-
-ChunkServer& Registry::register_server(const pb::CsRegisterReq& req, ConnectionPtr conn, int64_t now_ms) {
-  ChunkServer& cs = servers_[req.cs_id()];
-  if (cs.conn && cs.conn != conn) cs.conn->close(error(Code::kUnavailable, "replaced by a new registration"));
-  // Locations from the previous registration are stale: the new report rebuilds them.
-  for (auto& [chunk, ids] : locations_) std::erase(ids, req.cs_id());
-  cs.id = req.cs_id();
-  cs.address = req.address();
-  cs.region = req.region();
-  cs.zone = req.zone();
-  cs.host = req.host();
-  cs.total_bytes = req.total_bytes();
-  cs.used_bytes = req.used_bytes();
-  cs.chunks = 0;
-  cs.last_heartbeat_ms = now_ms;
-  cs.alive = true;
-  cs.conn = std::move(conn);
-  return cs;
-}
-
-void Registry::server_lost(uint64_t cs_id) {
-  auto it = servers_.find(cs_id);
-  if (it == servers_.end()) return;
-  it->second.alive = false;
-  it->second.conn.reset();
-  for (auto& [chunk, ids] : locations_) std::erase(ids, cs_id);
-}
-
-void Registry::heartbeat(uint64_t cs_id, const pb::CsHeartbeatReq& req, int64_t now_ms) {
-  auto it = servers_.find(cs_id);
-  if (it == servers_.end()) return;
-  it->second.total_bytes = req.total_bytes();
-  it->second.used_bytes = req.used_bytes();
-  it->second.chunks = req.chunks();
-  it->second.last_heartbeat_ms = now_ms;
-}
-
-ChunkServer* Registry::server(uint64_t cs_id) {
-  auto it = servers_.find(cs_id);
-  return it == servers_.end() ? nullptr : &it->second;
-}
-
-std::vector<ChunkServer*> Registry::servers() {
-  std::vector<ChunkServer*> out;
-  for (auto& [id, cs] : servers_) out.push_back(&cs);
-  return out;
-}
-
-std::vector<ChunkServer*> Registry::alive_in_region(const std::string& region) {
-  std::vector<ChunkServer*> out;
-  for (auto& [id, cs] : servers_)
-    if (cs.alive && cs.region == region) out.push_back(&cs);
-  return out;
-}
-
-void Registry::add_location(uint64_t chunk_id, uint64_t cs_id) {
-  auto& ids = locations_[chunk_id];
-  if (std::find(ids.begin(), ids.end(), cs_id) == ids.end()) ids.push_back(cs_id);
-}
-
-void Registry::set_locations(uint64_t chunk_id, const std::vector<uint64_t>& cs_ids) { locations_[chunk_id] = cs_ids; }
-
-void Registry::forget_chunk(uint64_t chunk_id) { locations_.erase(chunk_id); }
-
-void Registry::remove_location(uint64_t chunk_id, uint64_t cs_id) {
-  auto it = locations_.find(chunk_id);
-  if (it != locations_.end()) std::erase(it->second, cs_id);
-}
-
-std::vector<ChunkServer*> Registry::holders(uint64_t chunk_id) {
-  std::vector<ChunkServer*> out;
-  auto it = locations_.find(chunk_id);
-  if (it == locations_.end()) return out;
-  for (uint64_t id : it->second) {
-    ChunkServer* cs = server(id);
-    if (cs && cs->alive) out.push_back(cs);
-  }
-  return out;
-}
 
 std::vector<ChunkServer*> place_chunk(Registry& registry, const std::string& region, uint32_t goal,
                                       uint64_t reserve_bytes) {
