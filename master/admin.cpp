@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/util.h"
+#include "master/chunks/owners.h"
 #include "master/master.h"
 
 namespace keelfs::master {
@@ -104,16 +105,18 @@ awaitable<void> Master::name_missing_chunks(pb::HealthResp* resp, Slicer& slicer
     uint64_t id = resp->missing_chunk_ids(i);
     auto rec = store_->get_chunk(id);
     if (!rec.ok() || !*rec) continue;
+    std::vector<pb::ChunkOwner> owners = owners_of(**rec);
+    if (owners.empty()) continue;
     pb::MissingChunk* m = resp->add_missing_chunks();
     m->set_chunk_id(id);
-    m->set_inode((*rec)->inode());
-    m->set_index((*rec)->index());
+    m->set_inode(owners[0].inode());
+    m->set_index(owners[0].index());
     auto vol = ns_->volume_by_id((*rec)->volume_id());
     if (vol.ok()) {
       m->set_volume(vol->name());
       volumes.insert(vol->id());
     }
-    by_inode[(*rec)->inode()].push_back(m);
+    by_inode[m->inode()].push_back(m);
   }
   // A file knows no name of its own: walk the volumes concerned until every one is named.
   size_t left = by_inode.size();
@@ -178,9 +181,9 @@ awaitable<Reply> Master::fsck(const pb::FsckReq& req) {
         problem(fmt::format("{}: chunk {} ({:016x}) has no chunk record", path, index, chunk_id));
         continue;
       }
-      if ((*chunk)->inode() != d.inode || (*chunk)->index() != index)
-        problem(fmt::format("{}: chunk {} ({:016x}) is recorded for inode {} index {}", path, index, chunk_id,
-                            (*chunk)->inode(), (*chunk)->index()));
+      if (!owned_by(**chunk, d.inode, index))
+        problem(fmt::format("{}: chunk {} ({:016x}) does not name inode {} index {} among its owners", path, index,
+                            chunk_id, d.inode, index));
       size_t copies = registry_.holders(chunk_id).size();
       if (copies == 0) {
         resp.set_missing(resp.missing() + 1);

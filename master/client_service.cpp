@@ -548,19 +548,33 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   // make it first. (Writes inside the file need not wait for it.)
   if (Status st = co_await finish_cut_at_end(req.inode(), (req.index() + 1) * kChunkSize); !st.ok())
     co_return reply_error(st);
-  auto guard = co_await chunk_locks_.lock(chunk_lock_key(req.inode(), req.index()));
   auto attr = ns_->getattr(req.inode());
   if (!attr.ok()) co_return reply_error(attr.status());
   if (attr->type() != pb::FT_REGULAR)
     co_return reply_error(error(Code::kInvalidArgument, fmt::format("inode {} is not a regular file", req.inode())));
-  auto existing = ns_->chunk_at(req.inode(), req.index());
-  if (!existing.ok()) co_return reply_error(existing.status());
-
   pb::ChunkForWriteResp resp;
   pb::ChunkInfo* info = resp.mutable_chunk();
   info->set_index(req.index());
   std::vector<ChunkServer*> chain;
-  if (!*existing) {
+  // A new chunk for the file, unless another writer's set-up put one there first: then
+  // that one is written (its new copies are deleted).
+  for (int attempt = 0; attempt < 2 && info->chunk_id() == 0; ++attempt) {
+    auto existing = ns_->chunk_at(req.inode(), req.index());
+    if (!existing.ok()) co_return reply_error(existing.status());
+    if (*existing) {
+      // Set-ups of the same bytes of a chunk take turns (healing copies and cuts lock it all).
+      auto guard = co_await chunk_locks_.lock((*existing)->chunk_id, 0, kChunkSize);
+      auto now = ns_->chunk_at(req.inode(), req.index());
+      if (!now.ok()) co_return reply_error(now.status());
+      if (!*now || (*now)->chunk_id != (*existing)->chunk_id) continue;  // replaced meanwhile: again
+      auto bumped = co_await bump_version(**now, std::nullopt);
+      if (!bumped.ok()) co_return reply_error(bumped.status());
+      chain = *bumped;
+      info->set_chunk_id((*now)->chunk_id);
+      info->set_version((*now)->version + 1);
+      info->set_length((*now)->length);
+      break;
+    }
     auto vol = ns_->volume_by_id(attr->volume_id());
     if (!vol.ok()) co_return reply_error(vol.status());
     // A full volume takes no new chunk (writes inside existing chunks may still go on).
@@ -574,25 +588,24 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
       unfiled_ids_.erase(made->chunk_id);  // this file takes it now
     }
     const uint64_t chunk_id = made->chunk_id;
-    for (uint64_t id : made->servers) chain.push_back(registry_.server(id));
+    std::vector<ChunkServer*> servers;
+    for (uint64_t id : made->servers) servers.push_back(registry_.server(id));
     auto ref = ns_->add_chunk(req.inode(), req.index(), chunk_id);
     if (!ref.ok()) {
-      // The file went (or changed) while the copies were made: they belong to nothing.
-      for (ChunkServer* cs : chain) delete_copy(*cs, chunk_id, 1);
+      // The file went, or another writer gave it a chunk here while these copies were made:
+      // they belong to nothing.
+      for (ChunkServer* cs : servers) delete_copy(*cs, chunk_id, 1);
+      if (ref.status().is(Code::kExists)) continue;
       co_return reply_error(ref.status());
     }
+    chain = std::move(servers);
     info->set_chunk_id(chunk_id);
     info->set_version(1);
     // Made on fewer servers than its goal: healed once its writer is done.
     if (chain.size() < goal) queue_heal(chunk_id, HealQueue::kUnderGoal);
-  } else {
-    auto bumped = co_await bump_version(**existing, std::nullopt);
-    if (!bumped.ok()) co_return reply_error(bumped.status());
-    chain = *bumped;
-    info->set_chunk_id((*existing)->chunk_id);
-    info->set_version((*existing)->version + 1);
-    info->set_length((*existing)->length);
   }
+  if (info->chunk_id() == 0)
+    co_return reply_error(error(Code::kUnavailable, fmt::format("inode {} chunk {}: set-ups raced; try again", req.inode(), req.index())));
   std::vector<uint64_t> ids;
   for (ChunkServer* cs : chain) ids.push_back(cs->id);
   registry_.set_locations(info->chunk_id(), ids);
@@ -641,9 +654,11 @@ awaitable<Status> Master::finish_cut_at_end(uint64_t ino, uint64_t new_end) {
 }
 
 awaitable<Status> Master::finish_cut(uint64_t ino, uint64_t index) {
-  auto guard = co_await chunk_locks_.lock(chunk_lock_key(ino, index));
+  CO_ASSIGN_OR_RETURN(auto before, ns_->chunk_at(ino, index));
+  if (!before) co_return Status::Ok();
+  auto guard = co_await chunk_locks_.lock(before->chunk_id, 0, kChunkSize);
   CO_ASSIGN_OR_RETURN(auto chunk, ns_->chunk_at(ino, index));
-  if (!chunk || !chunk->pending_cut) co_return Status::Ok();  // made meanwhile, or gone
+  if (!chunk || chunk->chunk_id != before->chunk_id || !chunk->pending_cut) co_return Status::Ok();  // made meanwhile, or gone
   co_return (co_await bump_version(*chunk, chunk->pending_cut)).status();
 }
 

@@ -31,6 +31,7 @@
 
 #include "common/ticket.h"
 #include "common/util.h"
+#include "master/chunks/owners.h"
 #include "master/chunks/placement.h"
 #include "master/master.h"
 
@@ -262,8 +263,11 @@ void Master::finish_pending_cuts() {
     if (cutting_.count(id) || registry_.holders(id).empty()) continue;
     auto rec = store_->get_chunk(id);
     if (!rec.ok() || !*rec) continue;
+    // A cut is marked only on a file's own chunk: its one owner.
+    std::vector<pb::ChunkOwner> owners = owners_of(**rec);
+    if (owners.empty()) continue;
     cutting_.insert(id);
-    asio::co_spawn(io_, finish_pending_cut(id, (*rec)->inode(), (*rec)->index()), asio::detached);
+    asio::co_spawn(io_, finish_pending_cut(id, owners[0].inode(), owners[0].index()), asio::detached);
   }
 }
 
@@ -297,7 +301,7 @@ awaitable<Status> Master::copy_chunk(uint64_t chunk_id, uint64_t source_id, uint
   {
     // As a new writer would: the version moves on, so that a writer still on the old one
     // is refused by the chunkservers and asks the master again.
-    auto guard = co_await chunk_locks_.lock(chunk_lock_key(rec->inode(), rec->index()));
+    auto guard = co_await chunk_locks_.lock(chunk_id, 0, kChunkSize);
     CO_ASSIGN_OR_RETURN(auto ref, ns_->chunk(chunk_id));
     if (!ref) co_return Status::Ok();
     CO_RETURN_IF_ERROR((co_await bump_version(*ref, std::nullopt)).status());

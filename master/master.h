@@ -21,6 +21,7 @@
 #include "master/namespace.h"
 #include "master/op_memory.h"
 #include "master/chunks/heal_queue.h"
+#include "master/chunks/range_locks.h"
 #include "master/chunks/registry.h"
 #include "master/sessions.h"
 #include "master/store.h"
@@ -185,7 +186,7 @@ class Master {
   DirWatches dir_watches_;  // clients' directory snapshots to tell of other clients' changes
   std::set<uint64_t> admin_conns_;  // client connections that proved the cluster secret (ADMIN_LOGIN)
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
-  KeyedMutex chunk_locks_;  // one writer set-up per (inode, chunk index) at a time
+  RangeLocks chunk_locks_;  // set-ups of the same bytes of a chunk take turns
   HealQueue heal_queue_;
   asio::steady_timer heal_timer_{io_};  // the planner's sleep; wake_healer() cuts it short
   bool heal_woken_ = false;

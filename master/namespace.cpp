@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "master/chunks/owners.h"
+
 namespace keelfs::master {
 
 Status check_name(const std::string& name) {
@@ -93,8 +95,17 @@ Status Namespace::drop_data_from(uint64_t ino, uint64_t first_index, Batch& batc
   }));
   for (size_t i = 0; i < indexes.size(); ++i) {
     batch.delete_extent(ino, indexes[i]);
-    ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(chunk_ids[i]));
+    std::optional<pb::ChunkRecord> chunk;
+    if (const auto* changed = batch.chunk_change(chunk_ids[i])) {
+      chunk = *changed;
+    } else {
+      ASSIGN_OR_RETURN(chunk, store_.get_chunk(chunk_ids[i]));
+    }
     if (!chunk) continue;
+    if (!drop_owner(&*chunk, ino, indexes[i])) {
+      batch.put_chunk(chunk_ids[i], *chunk);  // other files' data is still in it
+      continue;
+    }
     batch.delete_chunk(chunk_ids[i]);
     UsageDelta& u = batch.usage(chunk->volume_id());
     u.chunks -= 1;

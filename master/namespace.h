@@ -217,10 +217,6 @@ class Namespace {
   std::unordered_map<uint64_t, uint64_t> volume_of_;         // inode -> volume id (volume_of)
 };
 
-// Key of the KeyedMutex that keeps two set-ups of one chunk (a writer, a truncate, a
-// healing copy) apart.
-inline uint64_t chunk_lock_key(uint64_t ino, uint64_t index) { return (ino << 24) ^ index; }
-
 // Shared by ops.
 Status check_name(const std::string& name);
 // What Batch::put_op() remembers of a change.

@@ -90,11 +90,16 @@ void Batch::put_extent(uint64_t ino, uint64_t index, const pb::FileExtent& exten
 void Batch::delete_extent(uint64_t ino, uint64_t index) { wb_->Delete(CF(kExtents), key2(ino, index)); }
 void Batch::put_chunk(uint64_t chunk_id, const pb::ChunkRecord& rec) {
   wb_->Put(CF(kChunks), be64(chunk_id), rec.SerializeAsString());
-  chunk_changes_.emplace_back(chunk_id, rec.has_pending_cut());
+  chunk_changes_.emplace_back(chunk_id, rec);
 }
 void Batch::delete_chunk(uint64_t chunk_id) {
   wb_->Delete(CF(kChunks), be64(chunk_id));
-  chunk_changes_.emplace_back(chunk_id, false);
+  chunk_changes_.emplace_back(chunk_id, std::nullopt);
+}
+const std::optional<pb::ChunkRecord>* Batch::chunk_change(uint64_t chunk_id) const {
+  for (auto it = chunk_changes_.rbegin(); it != chunk_changes_.rend(); ++it)
+    if (it->first == chunk_id) return &it->second;
+  return nullptr;
 }
 void Batch::put_volume(const pb::VolumeRecord& rec) { wb_->Put(CF(kVolumes), rec.name(), rec.SerializeAsString()); }
 void Batch::delete_volume(const std::string& name) { wb_->Delete(CF(kVolumes), name); }
@@ -296,8 +301,8 @@ Status MetaStore::commit(Batch& batch) {
   batch.usage_deltas_.clear();
   batch.forgotten_usage_.clear();
   batch.committed_ = true;
-  for (auto [id, cut_pending] : batch.chunk_changes_) {
-    if (cut_pending)
+  for (auto& [id, rec] : batch.chunk_changes_) {
+    if (rec && rec->has_pending_cut())
       pending_cuts_.insert(id);
     else
       pending_cuts_.erase(id);

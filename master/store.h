@@ -88,6 +88,10 @@ class Batch {
   void delete_extent(uint64_t ino, uint64_t index);
   void put_chunk(uint64_t chunk_id, const pb::ChunkRecord& rec);
   void delete_chunk(uint64_t chunk_id);
+  // The chunk's record as this batch left it so far: nullptr when the batch has not
+  // touched it, else the record (or none, deleted). A change that touches one chunk twice
+  // (two owners of a packed chunk let go at once) reads its own first write here.
+  const std::optional<pb::ChunkRecord>* chunk_change(uint64_t chunk_id) const;
   void put_volume(const pb::VolumeRecord& rec);
   void delete_volume(const std::string& name);
   void put_xattr(uint64_t ino, const std::string& name, const std::string& value);
@@ -111,8 +115,8 @@ class Batch {
   friend class MetaStore;
   MetaStore* store_ = nullptr;  // set by MetaStore::batch()
   std::unique_ptr<rocksdb::WriteBatch> wb_;
-  // Chunk records put or deleted, with whether a cut is pending (MetaStore::pending_cuts_).
-  std::vector<std::pair<uint64_t, bool>> chunk_changes_;
+  // Chunk records put (a record) or deleted (none), in order.
+  std::vector<std::pair<uint64_t, std::optional<pb::ChunkRecord>>> chunk_changes_;
   std::map<uint64_t, UsageDelta> usage_deltas_;
   std::vector<uint64_t> forgotten_usage_;
   std::vector<FreedChunk> freed_;

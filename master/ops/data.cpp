@@ -1,6 +1,7 @@
 // File data in the namespace: which chunk holds which part of a file, versions, lengths.
 #include <fmt/format.h>
 
+#include "master/chunks/owners.h"
 #include "master/namespace.h"
 
 namespace keelfs::master {
@@ -34,8 +35,7 @@ Result<ChunkRef> Namespace::add_chunk(uint64_t ino, uint64_t index, uint64_t chu
   pb::ChunkRecord chunk;
   chunk.set_version(1);
   chunk.set_goal(rec.attr().goal() == 0 ? 2 : rec.attr().goal());
-  chunk.set_inode(ino);
-  chunk.set_index(index);
+  add_owner(&chunk, chunk_owner(ino, index));
   chunk.set_volume_id(rec.attr().volume_id());
   pb::FileExtent extent;
   extent.set_chunk_id(chunk_id);
@@ -87,7 +87,7 @@ Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req, uint64_t* chun
   uint64_t growth = 0;
   if (req.chunk_id() != 0) {
     ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(req.chunk_id()));
-    if (chunk && chunk->inode() == req.inode() && req.chunk_length() > chunk->length()) {
+    if (chunk && owned_by(*chunk, req.inode()) && req.chunk_length() > chunk->length()) {
       growth = req.chunk_length() - chunk->length();
       batch.usage(chunk->volume_id()).chunk_bytes += static_cast<int64_t>(growth);
       chunk->set_length(req.chunk_length());
