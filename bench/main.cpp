@@ -1,11 +1,15 @@
 // keelfs-bench: measures a cluster through the client library (no FUSE in between).
-//   keelfs-bench meta --volume V [--files N] [--threads T]   create then stat N empty files
-//   keelfs-bench io   --volume V [--size-mib M]               write then read one file
+//   keelfs-bench meta  --volume V [--files N] [--threads T]          create then stat N empty files
+//   keelfs-bench small --volume V [--files N] [--size B] [--threads T]  create, write and close N small files
+//   keelfs-bench statloop --volume V [--seconds S]                    stat in a loop; latency per second
+//   keelfs-bench io    --volume V [--size-mib M]                      write then read one file
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <thread>
 #include <vector>
 
@@ -72,6 +76,72 @@ Status bench_meta(client::Client& c, uint64_t root, int files, int threads) {
   return Status::Ok();
 }
 
+// Many small files of `size` bytes each, written and closed (flushed) one by one, spread
+// over directories of 10,000: a dataset of images or shards, and one chunk per file.
+Status bench_small(client::Client& c, uint64_t root, int files, uint64_t size, int threads) {
+  constexpr int kPerDir = 10000;
+  std::string top_name = fmt::format("bench-small-{}-{}", getpid(), Clock::now().time_since_epoch().count());
+  ASSIGN_OR_RETURN(pb::Attr top, c.mkdir(root, top_name, 0755));
+  std::vector<uint64_t> dirs;
+  for (int d = 0; d * kPerDir < files; ++d) {
+    ASSIGN_OR_RETURN(pb::Attr dir, c.mkdir(top.inode(), fmt::format("d{:05}", d), 0755));
+    dirs.push_back(dir.inode());
+  }
+  std::string data(size, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 2654435761u >> 13);
+  std::atomic<int> done{0};
+  auto t0 = Clock::now();
+  RETURN_IF_ERROR(parallel_for(files, threads, [&](int i) -> Status {
+    pb::CreateReq req;
+    req.set_parent(dirs[i / kPerDir]);
+    req.set_name(fmt::format("f{:07}", i));
+    req.set_mode(0644);
+    req.set_exclusive(true);
+    ASSIGN_OR_RETURN(pb::Attr a, c.create(req));
+    if (size > 0) {
+      RETURN_IF_ERROR(c.write(a.inode(), 0, data.data(), data.size()));
+      RETURN_IF_ERROR(c.flush(a.inode()));
+    }
+    if (int n = ++done; n % 100000 == 0) {
+      std::printf("  %d files, %.0f s\n", n, seconds_since(t0));
+      std::fflush(stdout);
+    }
+    return Status::Ok();
+  }));
+  double secs = seconds_since(t0);
+  std::printf("small: %d files of %llu bytes in %.1f s (%.0f/s), %d threads, under /%s\n", files,
+              (unsigned long long)size, secs, files / secs, threads, top_name.c_str());
+  return Status::Ok();
+}
+
+// Stats the volume's root (a round trip to the master each) for `seconds`, and prints the
+// latency percentiles of each second: what a client feels while the master works.
+Status bench_statloop(client::Client& c, uint64_t root, int seconds) {
+  auto start = Clock::now();
+  double worst_p99 = 0, worst_max = 0;
+  for (int s = 0; s < seconds; ++s) {
+    std::vector<double> us;
+    auto window_end = start + std::chrono::seconds(s + 1);
+    while (Clock::now() < window_end) {
+      auto t = Clock::now();
+      RETURN_IF_ERROR(c.getattr(root).status());
+      us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+    }
+    std::sort(us.begin(), us.end());
+    auto pct = [&](double p) { return us.empty() ? 0.0 : us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))]; };
+    worst_p99 = std::max(worst_p99, pct(0.99));
+    worst_max = std::max(worst_max, us.empty() ? 0.0 : us.back());
+    char wall[16];
+    const std::time_t now = std::time(nullptr);
+    std::strftime(wall, sizeof wall, "%H:%M:%S", std::localtime(&now));
+    std::printf("statloop %3d s: %7zu stats  p50 %6.0f us  p99 %6.0f us  max %7.0f us  [%s]\n", s + 1, us.size(),
+                pct(0.5), pct(0.99), us.empty() ? 0.0 : us.back(), wall);
+    std::fflush(stdout);
+  }
+  std::printf("statloop: worst p99 of a second %.0f us, worst single stat %.0f us\n", worst_p99, worst_max);
+  return Status::Ok();
+}
+
 Status bench_io(client::Client& c, uint64_t root, uint64_t size_mib) {
   std::string name = fmt::format("bench-io-{}", getpid());
   pb::CreateReq req;
@@ -105,14 +175,20 @@ int main(int argc, char** argv) {
   CLI::App app{"keelfs-bench: throughput and metadata rates through the client library"};
   app.require_subcommand(1);
   std::string master = "127.0.0.1:9520", volume = "default";
-  int files = 10000, threads = 1;
-  uint64_t size_mib = 1024;
+  int files = 10000, threads = 1, seconds = 60;
+  uint64_t size_mib = 1024, size = 4096;
   app.add_option("--master", master)->capture_default_str();
   app.add_option("--volume", volume)->capture_default_str();
   app.fallthrough();
   auto* meta = app.add_subcommand("meta", "create, stat and look up empty files");
   meta->add_option("--files", files)->capture_default_str();
   meta->add_option("--threads", threads)->capture_default_str();
+  auto* small = app.add_subcommand("small", "create, write and close many small files");
+  small->add_option("--files", files)->capture_default_str();
+  small->add_option("--size", size, "bytes per file")->capture_default_str();
+  small->add_option("--threads", threads)->capture_default_str();
+  auto* statloop = app.add_subcommand("statloop", "stat in a loop and print the latency of each second");
+  statloop->add_option("--seconds", seconds)->capture_default_str();
   auto* io = app.add_subcommand("io", "write then read one file");
   io->add_option("--size-mib", size_mib)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -142,7 +218,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   uint64_t root = m->volume().root_inode();
-  Status st = *meta ? bench_meta(**c, root, files, threads) : bench_io(**c, root, size_mib);
+  Status st = *meta       ? bench_meta(**c, root, files, threads)
+              : *small    ? bench_small(**c, root, files, size, threads)
+              : *statloop ? bench_statloop(**c, root, seconds)
+                          : bench_io(**c, root, size_mib);
   if (!st.ok()) {
     std::fprintf(stderr, "keelfs-bench: %s\n", st.to_string().c_str());
     return 1;

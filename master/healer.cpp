@@ -103,9 +103,25 @@ void Master::requeue_waiting() {
   }
 }
 
+// Whether any copy could start now: some live server may send one and some may take one.
+// Without, looking at queued chunks would only put them back (and cost a record read each).
+bool Master::copy_slots_free() {
+  const int limit = config_.replications_per_cs;
+  bool out = false, in = false;
+  for (ChunkServer* cs : registry_.servers()) {
+    if (!cs->alive) continue;
+    out = out || copies_out_[cs->id] < limit;
+    in = in || (!cs->draining && copies_in_[cs->id] < limit);
+  }
+  return out && in;
+}
+
 awaitable<void> Master::plan_heals() {
   Slicer slicer;
   for (int blocked = 0; blocked < kBlockedLooks;) {
+    // Under-goal chunks wait for a free slot; the rest (trimming extra copies, drain
+    // bookkeeping) needs none, but is behind them in the queue.
+    if (!copy_slots_free() && heal_queue_.first_urgency() != HealQueue::kCheck) break;
     std::optional<uint64_t> id = heal_queue_.pop();
     if (!id) break;
     if (std::optional<HealQueue::Urgency> later = look_at(*id)) {

@@ -119,6 +119,7 @@ class Master {
   awaitable<void> heal_loop();
   void requeue_waiting();
   awaitable<void> plan_heals();
+  bool copy_slots_free();
   // Copies the chunk or trims its extra copies as needed; an urgency when it must wait for
   // busy servers (to be queued again), nullopt when there is nothing (more) to do now.
   std::optional<HealQueue::Urgency> look_at(uint64_t chunk_id);

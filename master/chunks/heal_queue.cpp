@@ -12,4 +12,10 @@ std::optional<uint64_t> HealQueue::pop() {
   return std::nullopt;
 }
 
+HealQueue::Urgency HealQueue::first_urgency() const {
+  for (int u = 0; u < 3; ++u)
+    if (!levels_[u].empty()) return static_cast<Urgency>(u);
+  return kCheck;
+}
+
 }  // namespace keelfs::master

@@ -25,6 +25,8 @@ class HealQueue {
   void push(uint64_t chunk_id, Urgency urgency) { levels_[urgency].push_back(chunk_id); }
   // The most urgent chunk, first in first out within an urgency.
   std::optional<uint64_t> pop();
+  // The urgency of the chunk pop() would return (kCheck when empty).
+  Urgency first_urgency() const;
   size_t size() const { return levels_[0].size() + levels_[1].size() + levels_[2].size(); }
   bool empty() const { return size() == 0; }
 
