@@ -364,6 +364,8 @@ Result<int> cmd_health(Session& s, bool as_json) {
                       {"waiting_for_writers", h.waiting_for_writers()},
                       {"heal_queued", h.heal_queued()},
                       {"sweeps", h.sweeps()},
+                      {"store_memory_bytes", h.store_memory_bytes()},
+                      {"location_memory_bytes", h.location_memory_bytes()},
                       {"stale_deleted", h.stale_deleted()},
                       {"damaged_reported", h.damaged_reported()},
                       {"servers_alive", h.servers_alive()},
@@ -384,6 +386,8 @@ Result<int> cmd_health(Session& s, bool as_json) {
       h.chunks(), h.missing(), h.under_goal(), h.over_goal(), h.healing(), h.waiting_for_writers());
   std::cout << fmt::format("healer: {} chunks queued to look at; {} sweeps over every chunk since the master started\n",
                            h.heal_queued(), h.sweeps());
+  std::cout << fmt::format("master memory: metadata store {}, chunk locations {}\n", human_bytes(h.store_memory_bytes()),
+                           human_bytes(h.location_memory_bytes()));
   std::cout << fmt::format("since the master started: {} stale copies deleted, {} damaged copies reported\n",
                            h.stale_deleted(), h.damaged_reported());
   // Rows: goal; columns: valid copies (as MooseFS shows it).

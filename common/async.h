@@ -2,6 +2,7 @@
 // (disk I/O, fsync) on a thread pool without blocking the network thread.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -51,19 +52,52 @@ inline awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
 //   for (auto& item : many) { work(item); if (slicer.due()) co_await slicer.yield(); }
 //
 // After a yield, anything the work looked at before may have changed.
+//
+// All slicers of a thread share one budget: together they may use at most half of the
+// thread's time (kBackgroundShare). Past that, yield() sleeps until the others' turn has
+// come, instead of only queueing behind what is ready. Otherwise several pieces of long
+// work (a chunk report, HEALTH, FSCK, the healer) would take turns with each other, and a
+// client's request would wait behind one slice of each.
 class Slicer {
  public:
   explicit Slicer(std::chrono::steady_clock::duration slice = std::chrono::milliseconds(2))
       : slice_(slice), since_(std::chrono::steady_clock::now()) {}
   bool due() const { return std::chrono::steady_clock::now() - since_ >= slice_; }
   awaitable<void> yield() {
-    co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
+    const auto now = std::chrono::steady_clock::now();
+    const auto owed = budget().spend(now - since_, now);
+    if (owed > std::chrono::steady_clock::duration::zero())
+      co_await sleep_for(owed);
+    else
+      co_await asio::post(co_await asio::this_coro::executor, use_awaitable);
     since_ = std::chrono::steady_clock::now();
     ++yields_;
   }
   uint64_t yields() const { return yields_; }
 
  private:
+  // Background time of this thread: a bucket that fills at kBackgroundShare of wall time
+  // (holding at most kBurst) and that every slice empties by what it used.
+  struct Budget {
+    static constexpr double kBackgroundShare = 0.5;
+    static constexpr std::chrono::milliseconds kBurst{4};
+    std::chrono::steady_clock::duration credit = kBurst;
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    // Takes `used`; returns how long to sleep until the credit is back to zero.
+    std::chrono::steady_clock::duration spend(std::chrono::steady_clock::duration used, std::chrono::steady_clock::time_point now) {
+      credit += std::chrono::duration_cast<std::chrono::steady_clock::duration>((now - last) * kBackgroundShare);
+      credit = std::min<std::chrono::steady_clock::duration>(credit, kBurst);
+      last = now;
+      credit -= used;
+      if (credit >= std::chrono::steady_clock::duration::zero()) return std::chrono::steady_clock::duration::zero();
+      return std::chrono::duration_cast<std::chrono::steady_clock::duration>(-credit / kBackgroundShare);
+    }
+  };
+  static Budget& budget() {
+    thread_local Budget b;
+    return b;
+  }
+
   std::chrono::steady_clock::duration slice_;
   std::chrono::steady_clock::time_point since_;
   uint64_t yields_ = 0;

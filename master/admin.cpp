@@ -12,7 +12,8 @@
 namespace keelfs::master {
 
 awaitable<Status> Master::walk_sliced(uint64_t root, Slicer& slicer, const WalkFn& fn) {
-  constexpr size_t kPage = 256;
+  // FSCK reads a file's extents and chunk records per name: small pages keep a slice short.
+  constexpr size_t kPage = 64;
   TreeWalk tree(*store_, root);
   while (!tree.done()) {
     CO_RETURN_IF_ERROR(tree.next_page(kPage, fn));
@@ -32,11 +33,37 @@ awaitable<Reply> Master::volume_remove(const pb::VolumeRemoveReq& req) {
     co_return reply_error(error(Code::kBusy, fmt::format("volume '{}' has {} session{} attached: {}", req.name(),
                                                          attached.size(), attached.size() == 1 ? "" : "s", who)));
   }
-  std::vector<FreedChunk> freed;
-  if (Status st = ns_->remove_volume(req.name(), &freed); !st.ok()) co_return reply_error(st);
-  spdlog::info("volume '{}' removed: {} chunks to delete", req.name(), freed.size());
-  delete_chunks(freed);
+  auto removal = ns_->remove_volume(req.name());
+  if (!removal.ok()) co_return reply_error(removal.status());
+  spdlog::info("volume '{}' removed; its files are deleted in the background", req.name());
+  asio::co_spawn(io_, remove_tree(std::move(*removal)), asio::detached);
   co_return co_await durable(reply_ok(pb::EmptyResp()));
+}
+
+// A removed volume's tree goes a slice at a time, between clients' requests; its chunks
+// are deleted as their files go. A slice that fails starts the removal over after a
+// pause (what is left is all reachable from the root).
+awaitable<void> Master::remove_tree(TreeRemoval removal) {
+  constexpr size_t kNamesPerSlice = 256;
+  Slicer slicer;
+  uint64_t slices = 0;
+  for (;;) {
+    std::vector<FreedChunk> freed;
+    auto done = ns_->remove_tree_slice(removal, kNamesPerSlice, &freed);
+    delete_chunks(freed);
+    if (!done.ok()) {
+      spdlog::error("removing the tree of volume {}: {}; starting over in a second", removal.volume_id,
+                    done.status().message());
+      co_await sleep_for(std::chrono::seconds(1));
+      if (stopping_) co_return;
+      removal = TreeRemoval(*store_, removal.volume_id, removal.root);
+      continue;
+    }
+    ++slices;
+    if (*done) break;
+    if (slicer.due()) co_await slicer.yield();
+  }
+  spdlog::info("volume {}: every file and directory deleted ({} slices)", removal.volume_id, slices);
 }
 
 Reply Master::session_list(const pb::SessionListReq& req) {
@@ -93,6 +120,8 @@ awaitable<Reply> Master::health() {
   resp.set_waiting_for_writers(writer_held_.size());
   resp.set_heal_queued(heal_queue_.size());
   resp.set_sweeps(sweeps_done_);
+  resp.set_store_memory_bytes(store_->memory_bytes());
+  resp.set_location_memory_bytes(registry_.locations().memory_bytes());
   co_await name_missing_chunks(&resp, slicer);
   co_return reply_ok(resp);
 }

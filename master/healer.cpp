@@ -192,10 +192,14 @@ std::optional<HealQueue::Urgency> Master::look_at(uint64_t id) {
 }
 
 // The safety net under the events: every chunk record, at most sweep_chunks_per_s a
-// second, and a new round no sooner than sweep_every_ms after the last one began.
+// second, a new round no sooner than sweep_every_ms after the last one began and only
+// once the queue is empty.
 awaitable<void> Master::sweep_loop() {
   const auto pause = std::chrono::microseconds(kSweepSlice * 1000000 / std::max<int64_t>(1, config_.sweep_chunks_per_s));
   while (!stopping_) {
+    // While the healer has work queued, the events are doing their job: a round now would
+    // only queue the same chunks again.
+    while (!heal_queue_.empty() && !stopping_) co_await sleep_for(std::chrono::seconds(1));
     const auto began = std::chrono::steady_clock::now();
     for (uint64_t next = 0; !stopping_;) {
       next = store_->for_each_chunk_from(next, kSweepSlice, [&](uint64_t id, const pb::ChunkRecord& rec) {

@@ -42,6 +42,9 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
                cs_port);
   asio::co_spawn(io_, liveness_loop(), asio::detached);
   asio::co_spawn(io_, heal_loop(), asio::detached);
+  // Volumes removed before a restart whose trees were not all deleted yet.
+  for (auto [volume_id, root] : store_->list_removing())
+    asio::co_spawn(io_, remove_tree(TreeRemoval(*store_, volume_id, root)), asio::detached);
   return std::make_pair(client_port, cs_port);
 }
 

@@ -1,6 +1,7 @@
 // Master: the metadata server. Requests enter here: client_service.cpp serves clients and
-// admins (namespace, data placement, volumes), cs_service.cpp serves chunkservers
-// (registration, chunk reports, heartbeats) and calls them (versions, deletes).
+// admins (the namespace through master/ops/, with client_sessions.cpp, data_service.cpp
+// and admin.cpp), cs_service.cpp serves chunkservers (registration, chunk reports,
+// heartbeats) and calls them (versions, deletes); healer.cpp keeps chunks at their goal.
 //
 // Threading: everything runs on one io_context thread, RocksDB reads and writes included;
 // only the WAL sync runs on the store's syncer thread (MetaStore::durable()).
@@ -70,23 +71,12 @@ class Master {
   void stop();
 
  private:
-  // ---- client_service.cpp
-  // Where client requests enter: handle_client(), then the answer.
+  // ---- client_service.cpp: where client requests enter (handle_client), then the answer
   awaitable<Reply> serve_client(ConnectionPtr conn, Frame frame);
   awaitable<Reply> handle_client(ConnectionPtr conn, Frame frame);
-  awaitable<Reply> chunk_for_write(const pb::ChunkForWriteReq& req);
-  awaitable<Reply> chunk_locate(const pb::ChunkLocateReq& req);
-  awaitable<Reply> setattr(const pb::SetattrReq& req);
-  // Makes the pending cut of the file's last chunk (ChunkRecord.pending_cut) on its
-  // chunkservers, if there is one; finish_cut() the one of chunk `index`.
-  // With `new_end`: only when the file is about to grow past its end up to new_end.
-  awaitable<Status> finish_cut_at_end(uint64_t ino, uint64_t new_end = UINT64_MAX);
-  awaitable<Status> finish_cut(uint64_t ino, uint64_t index);
+
+  // ---- client_sessions.cpp: mounts, sessions, admin logins, directory watches
   awaitable<Reply> mount(const ConnectionPtr& conn, const pb::MountReq& req);
-  Reply statfs(const pb::StatfsReq& req);
-  // ---- admin.cpp: listings, HEALTH, FSCK, drain, volume removal
-  Reply session_list(const pb::SessionListReq& req);
-  awaitable<Reply> volume_remove(const pb::VolumeRemoveReq& req);
   // The session through which `conn` may touch `inode`: NoSession when the inode's volume
   // is not mounted on this connection (a client reaches only the volumes it mounted).
   Result<uint64_t> session_for(const ConnectionPtr& conn, uint64_t inode);
@@ -95,20 +85,40 @@ class Master {
   // Ends a session: its locks and open files are released. `why` goes to the log.
   void end_session(uint64_t session, const std::string& why);
   pb::SessionInfo session_info(const Session& s, int64_t now_ms) const;
+  // PermissionDenied unless the connection logged in as admin (changes to volumes and
+  // chunkservers need the cluster secret).
+  Status check_admin(const ConnectionPtr& conn) const;
+  void client_closed(ConnectionPtr conn);
+  // `r` once the other clients watching the changed directories heard of it (if it is OK).
+  awaitable<Reply> after_change(const ConnectionPtr& changer, Reply r, uint64_t dir, uint64_t other_dir = 0);
+
+  // ---- data_service.cpp: chunks of files for readers and writers, truncates, statfs
+  awaitable<Reply> chunk_for_write(const pb::ChunkForWriteReq& req);
+  awaitable<Reply> chunk_locate(const pb::ChunkLocateReq& req);
+  awaitable<Result<pb::Attr>> setattr(const pb::SetattrReq& req);
+  // Makes the pending cut of the file's last chunk (ChunkRecord.pending_cut) on its
+  // chunkservers, if there is one; finish_cut() the one of chunk `index`.
+  // With `new_end`: only when the file is about to grow past its end up to new_end.
+  awaitable<Status> finish_cut_at_end(uint64_t ino, uint64_t new_end = UINT64_MAX);
+  awaitable<Status> finish_cut(uint64_t ino, uint64_t index);
+  Reply statfs(const pb::StatfsReq& req);
+  pb::ChunkLocateResp open_reply(const pb::Attr& attr);
+  void fill_replicas(pb::ChunkInfo* info, uint32_t rights);
+
+  // ---- admin.cpp: listings, HEALTH, FSCK, drain, volume removal
+  Reply session_list(const pb::SessionListReq& req);
+  awaitable<Reply> volume_remove(const pb::VolumeRemoveReq& req);
+  awaitable<void> remove_tree(TreeRemoval removal);
   Reply cs_list();
   awaitable<Reply> cs_drain(const pb::CsDrainReq& req);
   awaitable<Reply> health();
   awaitable<Reply> fsck(const pb::FsckReq& req);
   // Namespace::walk() in slices: gives the thread back between pages of names.
   awaitable<Status> walk_sliced(uint64_t root, Slicer& slicer, const WalkFn& fn);
-  // Chunk records per slice of a scan (HEALTH, the healer).
+  // Chunk records per slice of a scan (HEALTH).
   static constexpr size_t kScanSlice = 1024;
-  // PermissionDenied unless the connection logged in as admin (changes to volumes and
-  // chunkservers need the cluster secret).
-  Status check_admin(const ConnectionPtr& conn) const;
   // Names of the files the missing chunks belong to (health).
   awaitable<void> name_missing_chunks(pb::HealthResp* resp, Slicer& slicer);
-  pb::ChunkLocateResp open_reply(const pb::Attr& attr);
   // Waits until every change so far is durable, then answers `reply`: for SYNC, admin
   // changes and the chunkserver side. Namespace answers do not wait (docs/decisions.md).
   awaitable<Reply> durable(Reply reply);
@@ -136,9 +146,6 @@ class Master {
   // ---- cs_service.cpp
   awaitable<Reply> serve_chunkserver(ConnectionPtr conn, Frame frame);
   void chunkserver_closed(ConnectionPtr conn, const Status& reason);
-  void client_closed(ConnectionPtr conn);
-  // `r` once the other clients watching the changed directories heard of it (if it is OK).
-  awaitable<Reply> after_change(const ConnectionPtr& changer, Reply r, uint64_t dir, uint64_t other_dir = 0);
   // Declares dead every chunkserver whose heartbeats stopped; runs until stop().
   awaitable<void> liveness_loop();
   awaitable<void> check_reported_chunks(ChunkServer& cs, const google::protobuf::RepeatedPtrField<pb::ChunkReport>& chunks);
@@ -152,8 +159,6 @@ class Master {
   awaitable<Result<std::vector<ChunkServer*>>> bump_version(const ChunkRef& chunk, std::optional<uint64_t> truncate);
   // Creates a new chunk on the chosen servers; returns those that did.
   awaitable<std::vector<ChunkServer*>> create_on(uint64_t chunk_id, const std::vector<ChunkServer*>& servers);
-
-  void fill_replicas(pb::ChunkInfo* info, uint32_t rights);
 
   // ---- spares.cpp: new chunks, and those created ahead of need per (region, goal)
   struct NewChunk {

@@ -157,7 +157,7 @@ Status TreeWalk::next_page(size_t max, const WalkFn& fn) {
   const std::string dir_path = dir.path;
   std::vector<Dentry> page;
   bool more = false;
-  RETURN_IF_ERROR(store_.list_dentries(ino, dir.after, max, &page, &more));
+  RETURN_IF_ERROR(store_->list_dentries(ino, dir.after, max, &page, &more));
   if (more)
     dir.after = page.back().name;
   else

@@ -59,7 +59,7 @@ using WalkFn = std::function<Status(const std::string& path, uint64_t parent, co
 // or not (Namespace::walk). Each name is visited once; the order is unspecified.
 class TreeWalk {
  public:
-  TreeWalk(MetaStore& store, uint64_t root) : store_(store), dirs_{{root, "", ""}} {}
+  TreeWalk(MetaStore& store, uint64_t root) : store_(&store), dirs_{{root, "", ""}} {}
   bool done() const { return dirs_.empty(); }
   // Calls fn for up to `max` names of the next directory; stops at fn's first error.
   Status next_page(size_t max, const WalkFn& fn);
@@ -70,8 +70,17 @@ class TreeWalk {
     std::string path;
     std::string after;  // names up to this one were visited
   };
-  MetaStore& store_;
+  MetaStore* store_;
   std::vector<Dir> dirs_;
+};
+
+// A removed volume's tree being deleted (Namespace::remove_tree_slice).
+struct TreeRemoval {
+  TreeRemoval(MetaStore& store, uint64_t volume_id, uint64_t root) : volume_id(volume_id), root(root), walk(store, root) {}
+  uint64_t volume_id;
+  uint64_t root;
+  TreeWalk walk;  // files are deleted as it finds them
+  std::vector<std::pair<uint64_t, Dentry>> dirs;  // (parent, entry) in the order found: deleted last to first
 };
 
 class Namespace {
@@ -87,9 +96,16 @@ class Namespace {
   pb::VolumeInfo volume_info(const pb::VolumeRecord& rec);
   // A new size or inode limit; never below what the volume already holds.
   Result<pb::VolumeInfo> resize_volume(const pb::VolumeResizeReq& req);
-  // Deletes the volume with every name, inode and chunk record of it (the chunks go to
-  // `freed`). REQUIRES: no session is attached (the service checks).
-  Status remove_volume(const std::string& name, std::vector<FreedChunk>* freed);
+  // Removes the volume in one small commit: its name, record and usage go, and a marker
+  // (MetaStore::list_removing) remembers its tree, which remove_tree_slice() then deletes
+  // in the background. Returns the removal to carry on with.
+  // REQUIRES: no session is attached (the service checks).
+  Result<TreeRemoval> remove_volume(const std::string& name);
+  // Deletes up to `max` names of a removed volume's tree in one commit (the chunks freed go
+  // to `freed`): files first, then directories, children before their parents, so that all
+  // that is left stays reachable from the root and a removal cut short by a restart goes
+  // on from the marker. Returns true once the whole tree and the marker are gone.
+  Result<bool> remove_tree_slice(TreeRemoval& removal, size_t max, std::vector<FreedChunk>* freed);
   // QuotaExceeded when growing a file from old_size to new_size would take the volume past
   // its size, or when it has no inode left.
   Status check_bytes(uint64_t volume_id, uint64_t old_size, uint64_t new_size);

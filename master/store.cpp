@@ -74,6 +74,7 @@ struct MetaStore::Waiter {
 
 Batch::Batch() : wb_(std::make_unique<rocksdb::WriteBatch>()) {}
 Batch::~Batch() = default;
+Batch& Batch::operator=(Batch&&) = default;
 
 #define CF(i) store_->cfs_[i]
 void Batch::put_inode(const pb::InodeRecord& rec) { wb_->Put(CF(kInodes), be64(rec.attr().inode()), rec.SerializeAsString()); }
@@ -112,6 +113,12 @@ void Batch::set_draining(uint64_t cs_id, bool draining) {
     wb_->Put(CF(kCounters), "draining/" + be64(cs_id), "");
   else
     wb_->Delete(CF(kCounters), "draining/" + be64(cs_id));
+}
+void Batch::set_removing(uint64_t volume_id, uint64_t root) {
+  if (root != 0)
+    wb_->Put(CF(kCounters), "removing/" + be64(volume_id), be64(root));
+  else
+    wb_->Delete(CF(kCounters), "removing/" + be64(volume_id));
 }
 bool Batch::empty() const { return wb_->Count() == 0 && usage_deltas_.empty() && forgotten_usage_.empty(); }
 #undef CF
@@ -514,6 +521,16 @@ std::vector<uint64_t> MetaStore::list_draining() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kCounters]));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
     if (it->key().size() == prefix.size() + 8) out.push_back(from_be64(it->key().data() + prefix.size()));
+  return out;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> MetaStore::list_removing() {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  const std::string prefix = "removing/";
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kCounters]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    if (it->key().size() == prefix.size() + 8 && it->value().size() == 8)
+      out.emplace_back(from_be64(it->key().data() + prefix.size()), from_be64(it->value().data()));
   return out;
 }
 

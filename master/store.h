@@ -10,6 +10,7 @@
 //   xattrs      ino | name               -> value
 //   counters    name                     -> u64 (next inode, next chunk id, next volume id);
 //               "draining/" cs id (8)   -> "" (chunkservers being drained)
+//               "removing/" volume id (8) -> root ino (8) (removed volumes' trees being deleted)
 //   usage       volume id                -> UsageRecord
 //   ops         client (8) | seq (8)     -> OpRecord (changes committed, for retries)
 //
@@ -78,7 +79,7 @@ class Batch {
  public:
   Batch();
   Batch(Batch&&) = default;
-  Batch& operator=(Batch&&) = default;
+  Batch& operator=(Batch&&);  // in store.cpp, where rocksdb::WriteBatch is complete
   ~Batch();
   void put_inode(const pb::InodeRecord& rec);
   void delete_inode(uint64_t ino);
@@ -98,6 +99,9 @@ class Batch {
   void delete_xattr(uint64_t ino, const std::string& name);
   // Chunkservers being drained, by id (kept with the counters).
   void set_draining(uint64_t cs_id, bool draining);
+  // A removed volume whose tree (below `root`) is still being deleted (kept with the
+  // counters); cleared with root 0.
+  void set_removing(uint64_t volume_id, uint64_t root);
   // Remembers that the change named `op` is this batch (no-op for op.client() == 0).
   void put_op(const pb::OpId& op, const pb::OpRecord& rec);
   // The volume's usage moves by this much when the batch commits.
@@ -160,6 +164,8 @@ class MetaStore {
   Result<std::optional<pb::VolumeRecord>> get_volume(const std::string& name);
   std::vector<pb::VolumeRecord> list_volumes();
   std::vector<uint64_t> list_draining();
+  // Removed volumes whose trees are still being deleted: (volume id, root inode).
+  std::vector<std::pair<uint64_t, uint64_t>> list_removing();
   // Up to `max` chunk records with id >= first, in id order; returns the id to go on from,
   // 0 when none is left. Sliced scans (the healer's sweep, HEALTH) yield between calls.
   // Records are read from RocksDB: only chunk locations stay in memory (docs/decisions.md,

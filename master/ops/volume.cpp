@@ -1,8 +1,8 @@
 // Volumes: a named namespace root with a region, a goal, a size and inode quota, and a
 // secret that mounting needs (kept as a salted hash).
-#include <fmt/format.h>
+#include <algorithm>
 
-#include <set>
+#include <fmt/format.h>
 
 #include "common/ticket.h"
 #include "common/util.h"
@@ -142,24 +142,61 @@ Result<pb::VolumeInfo> Namespace::resize_volume(const pb::VolumeResizeReq& req) 
   return volume_info(vol);
 }
 
-Status Namespace::remove_volume(const std::string& name, std::vector<FreedChunk>* freed) {
+Result<TreeRemoval> Namespace::remove_volume(const std::string& name) {
   ASSIGN_OR_RETURN(pb::VolumeRecord vol, find_volume(name));
   Batch batch = store_.batch();
-  // Every name goes; a file with several names is dropped once.
-  std::set<uint64_t> dropped;
-  RETURN_IF_ERROR(walk(vol.root_inode(), [&](const std::string&, uint64_t parent, const Dentry& d) -> Status {
-    batch.delete_dentry(parent, d.name);
-    if (!dropped.insert(d.inode).second) return Status::Ok();
-    ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(d.inode));
-    return drop_inode(rec, batch);
-  }));
-  ASSIGN_OR_RETURN(pb::InodeRecord root, store_.get_inode(vol.root_inode()));
-  RETURN_IF_ERROR(drop_inode(root, batch));
   batch.delete_volume(vol.name());
   batch.forget_usage(vol.id());
-  RETURN_IF_ERROR(commit(batch, freed));
+  batch.set_removing(vol.id(), vol.root_inode());
+  RETURN_IF_ERROR(commit(batch));
   volumes_.erase(vol.id());
-  return Status::Ok();
+  return TreeRemoval(store_, vol.id(), vol.root_inode());
+}
+
+Result<bool> Namespace::remove_tree_slice(TreeRemoval& r, size_t max, std::vector<FreedChunk>* freed) {
+  Batch batch = store_.batch();
+  // The volume's usage record went with the volume: what the deletions count goes nowhere.
+  auto commit_slice = [&]() -> Status {
+    batch.forget_usage(r.volume_id);
+    RETURN_IF_ERROR(commit(batch, freed));
+    batch = store_.batch();
+    return Status::Ok();
+  };
+  if (!r.walk.done()) {
+    RETURN_IF_ERROR(r.walk.next_page(max, [&](const std::string&, uint64_t parent, const Dentry& d) -> Status {
+      if (d.type == pb::FT_DIRECTORY) {
+        r.dirs.emplace_back(parent, d);
+        return Status::Ok();
+      }
+      ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(d.inode));
+      const bool more_names = rec.attr().nlink() > 1;
+      batch.delete_dentry(parent, d.name);
+      RETURN_IF_ERROR(drop_link(rec, batch));
+      // A file with more names: its next name must read the link count this one left.
+      if (more_names) RETURN_IF_ERROR(commit_slice());
+      return Status::Ok();
+    }));
+    RETURN_IF_ERROR(commit_slice());
+    return false;
+  }
+  const size_t n = std::min(max, r.dirs.size());
+  for (size_t i = r.dirs.size(); i > r.dirs.size() - n; --i) {
+    const auto& [parent, d] = r.dirs[i - 1];
+    ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(d.inode));
+    batch.delete_dentry(parent, d.name);
+    RETURN_IF_ERROR(drop_inode(rec, batch));
+  }
+  if (n < r.dirs.size()) {
+    RETURN_IF_ERROR(commit_slice());
+    r.dirs.resize(r.dirs.size() - n);
+    return false;
+  }
+  ASSIGN_OR_RETURN(pb::InodeRecord root, store_.get_inode(r.root));
+  RETURN_IF_ERROR(drop_inode(root, batch));
+  batch.set_removing(r.volume_id, 0);
+  RETURN_IF_ERROR(commit_slice());
+  r.dirs.clear();
+  return true;
 }
 
 Status Namespace::check_bytes(uint64_t volume_id, uint64_t old_size, uint64_t new_size) {

@@ -93,3 +93,30 @@ TEST_CASE("Slicer: long work on a single-threaded executor lets other work run b
   REQUIRE(ticks >= 10);           // the other work ran while the long work went on...
   REQUIRE(ticks_seen_max >= 1);  // ...between its slices
 }
+
+TEST_CASE("Slicer: long pieces of work together take at most about half of the thread", "[common]") {
+  asio::io_context io(1);
+  std::chrono::steady_clock::duration worked{};
+  int running = 2;
+  auto long_work = [&]() -> awaitable<void> {
+    Slicer slicer(std::chrono::milliseconds(1));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    auto slice_began = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() < until) {
+      if (slicer.due()) {
+        worked += std::chrono::steady_clock::now() - slice_began;
+        co_await slicer.yield();
+        slice_began = std::chrono::steady_clock::now();
+      }
+    }
+    --running;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  asio::co_spawn(io, long_work(), asio::detached);
+  asio::co_spawn(io, long_work(), asio::detached);
+  io.run();
+  REQUIRE(running == 0);
+  const double share = std::chrono::duration<double>(worked) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
+  INFO("background share " << share);
+  REQUIRE(share < 0.65);  // half, with the first burst and timer slack
+}
