@@ -45,7 +45,7 @@ say "cluster up; master RSS $(rss_kib) KiB"
 
 bench small --files "$FILES" --size "$SIZE" --threads "$THREADS"
 say "after $FILES files of $SIZE bytes: master RSS $(rss_kib) KiB"
-cli health | head -4
+cli health | head -5
 
 # Restart: how long until the master answers its first request.
 master_cmd=()
@@ -60,6 +60,7 @@ t1=$(stamp)
 say "master restarted: first answer $(awk "BEGIN {print $t1 - $t0}") s after start; RSS $(rss_kib) KiB"
 wait_for 60 "h['servers_alive'] == 3 and h['under_goal'] == 0 and h['missing'] == 0"
 say "after restart and reports: master RSS $(rss_kib) KiB"
+cli health | grep "master memory"
 
 # A client stats in a loop while the cluster is shaken.
 log=$KEELFS_HOME/statloop.log
@@ -83,6 +84,7 @@ cli health >/dev/null
 say "phase fsck"
 cli fsck default | tail -2
 say "phase end; master RSS $(rss_kib) KiB"
+cli health | grep "master memory"
 sleep 2
 kill "$loop"
 wait "$loop" 2>/dev/null || true
