@@ -97,13 +97,18 @@ json attr_json(const pb::Attr& a) {
 class Session {
  public:
   Status open(const std::string& master, std::string secret_file, std::string region,
-              const std::string& cluster_secret_file) {
+              const std::string& cluster_secret_file, const std::string& monitor_key_file) {
     secret_file_ = std::move(secret_file);
     region_ = std::move(region);
     client::ClientOptions opts;
     opts.master = master;
     opts.name = "keelfs-cli@" + host_name();
     ASSIGN_OR_RETURN(client_, client::Client::connect(opts));
+    // With the monitoring key, the master answers what only reads (health, fsck, listings).
+    if (!monitor_key_file.empty()) {
+      ASSIGN_OR_RETURN(std::string key, read_secret_file(monitor_key_file));
+      return client_->admin_login(key);
+    }
     // With the cluster secret at hand, admin commands (volume create/resize/rm, cs drain)
     // are allowed; without it the master refuses those, and only those.
     std::string path = cluster_secret_file;
@@ -654,7 +659,9 @@ int main(int argc, char** argv) {
                  "file holding the volume's secret (else $KEELFS_SECRET, $KEELFS_SECRET_FILE or "
                  "$KEELFS_HOME/VOLUME.secret)");
   app.add_option("--region", region, "this host's region (else $KEELFS_REGION, /etc/keelfs/region or 'default')");
-  std::string cluster_secret_file;
+  std::string cluster_secret_file, monitor_key_file;
+  app.add_option("--monitor-key-file", monitor_key_file,
+                 "the cluster's monitoring key (keelfs monitor-key): health, fsck and listings, no changes");
   app.add_option("--cluster-secret-file", cluster_secret_file,
                  "the cluster secret, needed to create, resize or remove volumes and to drain chunkservers (else "
                  "$KEELFS_HOME/cluster.secret)");
@@ -733,6 +740,9 @@ int main(int argc, char** argv) {
   auto* fsck = app.add_subcommand("fsck", "check a volume's namespace against the chunk records and live copies; exit 0 "
                                           "clean, 1 problems");
   fsck->add_option("VOLUME", fsck_volume)->required();
+  auto* monitor = app.add_subcommand(
+      "monitor-key", "print the cluster's monitoring key (from the cluster secret): give it to monitoring, which may then "
+                     "read health, fsck and listings (--monitor-key-file) and change nothing");
   auto* stat = app.add_subcommand("stat", "attributes of a file and where its chunks are");
   stat->add_option("VOL:/PATH", a)->required();
   for (auto* sub : {volume, vcreate, vls, vinfo, vresize, vrm, session_cmd, sls, cs, csls, csdrain, csundrain, put, get, ls, rm, mkdir, stat,
@@ -741,9 +751,21 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::err);  // the library's warnings are for daemons' logs
+  if (*monitor) {
+    std::string path = cluster_secret_file;
+    if (const char* home = std::getenv("KEELFS_HOME"); path.empty() && home && *home) path = std::string(home) + "/cluster.secret";
+    auto secret = path.empty() ? Result<std::string>(error(Code::kInvalidArgument, "monitor-key needs --cluster-secret-file"))
+                               : read_secret_file(path);
+    if (!secret.ok()) {
+      std::cerr << "keelfs: " << secret.status().message() << "\n";
+      return 1;
+    }
+    std::cout << monitor_key(*secret) << "\n";
+    return 0;
+  }
 
   Session session;
-  Status st = session.open(master, secret_file, region, cluster_secret_file);
+  Status st = session.open(master, secret_file, region, cluster_secret_file, monitor_key_file);
   if (st.ok()) {
     if (*vcreate) st = cmd_volume_create(session, vargs, as_json);
     else if (*vls) st = cmd_volume_ls(session, as_json);

@@ -115,6 +115,12 @@ Status check_registration(const std::string& secret, uint64_t cs_id, const std::
   return check_proof(registration_proof(secret, cs_id, address, unix_ms), proof, unix_ms, now_unix_ms, "registration");
 }
 
+std::string monitor_key(const std::string& cluster_secret) {
+  std::string hex;
+  for (unsigned char c : hmac_sha256(cluster_secret, "keelfs-monitor-key")) hex += fmt::format("{:02x}", c);
+  return hex;
+}
+
 std::string random_secret() {
   std::string raw = random_bytes(32), hex;
   for (unsigned char c : raw) hex += fmt::format("{:02x}", c);

@@ -40,6 +40,10 @@ Status check_admin_proof(const std::string& secret, int64_t unix_ms, const std::
 // Volume secrets: made once at `volume create`, shown once, kept by the master only as
 // SHA-256(salt || secret).
 std::string random_secret();            // 64 hex characters (256 random bits)
+// The monitoring key of a cluster: 64 hex characters derived from the cluster secret (which
+// it does not reveal). An ADMIN_LOGIN proved with it may read (HEALTH, FSCK, listings of
+// volumes, sessions and chunkservers) and change nothing.
+std::string monitor_key(const std::string& cluster_secret);
 std::string random_salt();              // 16 random bytes
 uint64_t random_u64_nonzero();          // 64 random bits, never 0 (ids that must not collide)
 std::string hash_secret(const std::string& salt, const std::string& secret);

@@ -102,12 +102,18 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       co_return reply_ok(pb::EmptyResp());
     case pb::ADMIN_LOGIN: {
       PARSE_OR_REPLY(pb::AdminLoginReq, req);
-      if (Status st = check_admin_proof(config_.cluster_secret, req.unix_ms(), req.proof(), unix_ms()); !st.ok()) {
-        spdlog::warn("admin login from {} ({}) refused: {}", conn->peer_name(), conn->peer(), st.message());
-        co_return reply_error(st);
+      // Proved with the cluster secret: an admin. With the monitoring key: a reader.
+      Status st = check_admin_proof(config_.cluster_secret, req.unix_ms(), req.proof(), unix_ms());
+      if (st.ok()) {
+        admin_conns_.insert(conn->tag);
+        co_return reply_ok(pb::EmptyResp());
       }
-      admin_conns_.insert(conn->tag);
-      co_return reply_ok(pb::EmptyResp());
+      if (check_admin_proof(monitor_key(config_.cluster_secret), req.unix_ms(), req.proof(), unix_ms()).ok()) {
+        monitor_conns_.insert(conn->tag);
+        co_return reply_ok(pb::EmptyResp());
+      }
+      spdlog::warn("admin login from {} ({}) refused: {}", conn->peer_name(), conn->peer(), st.message());
+      co_return reply_error(st);
     }
     case pb::LOOKUP: {
       PARSE_OR_REPLY(pb::LookupReq, req);
@@ -288,7 +294,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       co_return co_await durable(reply_ok(resp));
     }
     case pb::VOLUME_LIST: {
-      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
+      if (Status st = check_reader(conn); !st.ok()) co_return reply_error(st);
       pb::VolumeListResp resp;
       int64_t now = unix_ms();
       for (auto& v : ns_->list_volumes()) {
@@ -315,15 +321,15 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     }
     case pb::SESSION_LIST: {
       PARSE_OR_REPLY(pb::SessionListReq, req);
-      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
+      if (Status st = check_reader(conn); !st.ok()) co_return reply_error(st);
       co_return session_list(req);
     }
     case pb::CS_LIST:
-      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
+      if (Status st = check_reader(conn); !st.ok()) co_return reply_error(st);
       co_return cs_list();
     case pb::FSCK: {
       PARSE_OR_REPLY(pb::FsckReq, req);
-      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
+      if (Status st = check_reader(conn); !st.ok()) co_return reply_error(st);
       co_return co_await fsck(req);
     }
     case pb::CS_DRAIN: {
@@ -332,7 +338,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       co_return co_await cs_drain(req);
     }
     case pb::HEALTH:
-      if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
+      if (Status st = check_reader(conn); !st.ok()) co_return reply_error(st);
       co_return co_await health();
     case pb::LOCK: {
       PARSE_OR_REPLY(pb::LockReq, req);

@@ -14,6 +14,7 @@ void Master::client_closed(ConnectionPtr conn) {
   // Its sessions wait for the client to dial again; they expire if it does not.
   if (conn->tag != 0) sessions_.detach_connection(conn->tag);
   admin_conns_.erase(conn->tag);
+  monitor_conns_.erase(conn->tag);
   dir_watches_.forget(conn.get());
 }
 
@@ -55,9 +56,19 @@ awaitable<Reply> Master::after_change(const ConnectionPtr& changer, Reply r, uin
 
 Status Master::check_admin(const ConnectionPtr& conn) const {
   if (admin_conns_.count(conn->tag)) return Status::Ok();
+  if (monitor_conns_.count(conn->tag))
+    return error(Code::kPermissionDenied,
+                 "the monitoring key may only read (health, fsck, listings); changing volumes or chunkservers "
+                 "needs the cluster secret (keelfs --cluster-secret-file)");
   return error(Code::kPermissionDenied,
                "administration (volumes, sessions, chunkservers, health, fsck) needs the cluster secret "
-               "(keelfs --cluster-secret-file, or $KEELFS_HOME/cluster.secret)");
+               "(keelfs --cluster-secret-file, or $KEELFS_HOME/cluster.secret) or, to read only, the "
+               "monitoring key (keelfs --monitor-key-file)");
+}
+
+Status Master::check_reader(const ConnectionPtr& conn) const {
+  if (monitor_conns_.count(conn->tag)) return Status::Ok();
+  return check_admin(conn);
 }
 
 void Master::end_session(uint64_t id, const std::string& why) {

@@ -88,6 +88,9 @@ class Master {
   // PermissionDenied unless the connection logged in as admin (changes to volumes and
   // chunkservers need the cluster secret).
   Status check_admin(const ConnectionPtr& conn) const;
+  // PermissionDenied unless the connection logged in as admin or with the monitoring key
+  // (monitor_key(), common/ticket.h): what only reads (HEALTH, FSCK, listings).
+  Status check_reader(const ConnectionPtr& conn) const;
   void client_closed(ConnectionPtr conn);
   // `r` once the other clients watching the changed directories heard of it (if it is OK).
   awaitable<Reply> after_change(const ConnectionPtr& changer, Reply r, uint64_t dir, uint64_t other_dir = 0);
@@ -191,6 +194,7 @@ class Master {
   int64_t last_op_prune_ms_ = 0;
   DirWatches dir_watches_;  // clients' directory snapshots to tell of other clients' changes
   std::set<uint64_t> admin_conns_;  // client connections that proved the cluster secret (ADMIN_LOGIN)
+  std::set<uint64_t> monitor_conns_;  // ... that proved the monitoring key: they may only read
   uint64_t next_conn_id_ = 1;  // Connection::tag of client connections
   RangeLocks chunk_locks_;  // set-ups of the same bytes of a chunk take turns
   HealQueue heal_queue_;

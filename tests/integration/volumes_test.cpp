@@ -315,7 +315,8 @@ TEST_CASE("chunkservers join only with the cluster secret", "[volumes]") {
   REQUIRE(servers->size() == 1);
 }
 
-TEST_CASE("administration, changes and listings alike, needs the cluster secret", "[volumes]") {
+TEST_CASE("administration, changes and listings alike, needs the cluster secret; the monitoring key only reads",
+          "[volumes]") {
   Cluster cluster(2);
   cluster.create_volume("v", 2);
   std::string out, err;
@@ -339,4 +340,21 @@ TEST_CASE("administration, changes and listings alike, needs the cluster secret"
   // With it (found in $KEELFS_HOME, as cluster.sh keeps it) the same commands work.
   REQUIRE(cluster.cli({"volume", "create", "w"}, &out, &err) == 0);
   REQUIRE(cluster.cli({"volume", "rm", "w"}, &out, &err) == 0);
+
+  // The monitoring key, derived from the secret, reads and changes nothing.
+  REQUIRE(cluster.cli({"monitor-key"}, &out, &err) == 0);
+  REQUIRE(out.size() == 65);
+  const std::string key_file = cluster.dir() + "/monitor.key";
+  std::ofstream(key_file) << out;
+  const std::string monitor = "KEELFS_HOME=/nonexistent " + keelfs + " --monitor-key-file " + key_file + " ";
+  for (const std::string& cmd : std::vector<std::string>{"volume ls", "session ls", "cs ls", "health", "fsck v"}) {
+    INFO(cmd);
+    REQUIRE(shell(monitor + cmd, &out) == 0);
+  }
+  for (const std::string& cmd : std::vector<std::string>{"volume create w", "volume rm v", "cs drain " + cluster.cs_address(0)}) {
+    INFO(cmd);
+    REQUIRE(shell(monitor + cmd, &out) == 1);
+    REQUIRE(out.find("the monitoring key may only read") != std::string::npos);
+  }
+  REQUIRE(cli_json(cluster, {"volume", "ls"}).size() == 1);
 }
