@@ -22,6 +22,14 @@
 namespace keelfs::client {
 namespace {
 
+// FSCK walks a whole volume and HEALTH reads every chunk record, with at most half of the
+// master's thread (docs/decisions.md, "Work that grows with the cluster runs in slices"):
+// they take as long as the cluster is big, far longer than any other request.
+std::chrono::steady_clock::duration call_timeout(uint16_t type) {
+  if (type == pb::FSCK || type == pb::HEALTH) return std::chrono::hours(1);
+  return kDefaultCallTimeout;
+}
+
 constexpr uint64_t kChunkSize = 64ull << 20;
 constexpr int kMaxAttempts = 6;
 
@@ -158,7 +166,7 @@ struct Client::Impl {
         op->set_retry(sent);
         op->set_answered_below(ops_in_flight.empty() ? next_op_seq : *ops_in_flight.begin());
       }
-      auto r = co_await master->call(type, req);
+      auto r = co_await master->call(type, req, {}, call_timeout(type));
       sent = true;
       ++sends;
       if (r.ok()) co_return r;
