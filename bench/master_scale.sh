@@ -64,7 +64,8 @@ cli health | grep "master memory"
 
 # A client stats in a loop while the cluster is shaken.
 log=$KEELFS_HOME/statloop.log
-bench statloop --seconds 100000 >"$log" &
+# The binary itself in the background (not the shell function), so that $! is its pid.
+"$BIN/keelfs-bench" --volume default statloop --seconds 100000 >"$log" &
 loop=$!
 sleep 3
 cs_cmd=()
