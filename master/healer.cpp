@@ -225,19 +225,14 @@ awaitable<void> Master::copies_lost(LocationTable::Holder incarnation) {
   LocationTable& table = registry_.locations();
   Slicer slicer;
   std::vector<uint64_t> affected;
-  uint64_t generation = table.generation();
-  for (size_t next = 0;;) {
-    if (table.generation() != generation) {  // the table grew: slot numbers changed
-      generation = table.generation();
-      next = 0;
-    }
+  LocationTable::Sweep sweep = table.start_sweep();
+  for (bool more = true; more;) {
     affected.clear();
-    next = table.drop_holder(incarnation, next, kTableSlice, &affected);
+    more = table.drop_holder(incarnation, sweep, kTableSlice, &affected);
     for (uint64_t id : affected)
       heal_queue_.push(id, registry_.holders(id).size() <= 1 ? HealQueue::kOneCopyLeft : HealQueue::kUnderGoal);
     if (!affected.empty()) wake_healer();
-    if (next == 0) break;
-    if (slicer.due()) co_await slicer.yield();
+    if (more && slicer.due()) co_await slicer.yield();
   }
 }
 
@@ -247,24 +242,19 @@ awaitable<void> Master::drain_scan(uint64_t cs_id) {
   LocationTable& table = registry_.locations();
   Slicer slicer;
   drain_scanning_.insert(cs_id);
-  uint64_t generation = table.generation();
-  for (size_t next = 0;;) {
+  LocationTable::Sweep sweep = table.start_sweep();
+  for (bool more = true; more;) {
     ChunkServer* cs = registry_.server(cs_id);
     if (!cs) break;
-    if (table.generation() != generation) {
-      generation = table.generation();
-      next = 0;
-    }
     const LocationTable::Holder mine = cs->incarnation;
     auto needs = drain_needs_.find(cs_id);
-    next = table.scan(next, kTableSlice, [&](uint64_t id, const std::vector<LocationTable::Holder>& holders) {
+    more = table.scan(sweep, kTableSlice, [&](uint64_t id, const std::vector<LocationTable::Holder>& holders) {
       if (std::find(holders.begin(), holders.end(), mine) == holders.end()) return;
       if (needs != drain_needs_.end()) needs->second.insert(id);
       heal_queue_.push(id, needs != drain_needs_.end() ? HealQueue::kUnderGoal : HealQueue::kCheck);
     });
     wake_healer();
-    if (next == 0) break;
-    if (slicer.due()) co_await slicer.yield();
+    if (more && slicer.due()) co_await slicer.yield();
   }
   drain_scanning_.erase(cs_id);
 }

@@ -126,25 +126,32 @@ void LocationTable::clear_slot(size_t i) {
   }
 }
 
-size_t LocationTable::drop_holder(Holder holder, size_t from, size_t max, std::vector<uint64_t>* affected) {
-  const size_t end = std::min(slots_.size(), from + max);
-  for (size_t i = from; i < end; ++i) {
+std::pair<size_t, size_t> LocationTable::next_slice(Sweep& sweep, size_t max) const {
+  if (sweep.generation != generation_) sweep = start_sweep();
+  const size_t first = std::min(sweep.next, slots_.size());
+  sweep.next = std::min(slots_.size(), first + max);
+  return {first, sweep.next};
+}
+
+bool LocationTable::drop_holder(Holder holder, Sweep& sweep, size_t max, std::vector<uint64_t>* affected) {
+  const auto [first, end] = next_slice(sweep, max);
+  for (size_t i = first; i < end; ++i) {
     Slot& s = slots_[i];
     if (s.chunk_id == 0 || !holds(s, holder)) continue;
     std::vector<Holder> holders = holders_of(s);
-    if (std::erase(holders, holder) == 0) continue;
+    std::erase(holders, holder);
     put(s, holders);
     affected->push_back(s.chunk_id);
   }
-  return end == slots_.size() ? 0 : end;
+  return end < slots_.size();
 }
 
-size_t LocationTable::scan(size_t from, size_t max,
-                           const std::function<void(uint64_t, const std::vector<Holder>&)>& fn) const {
-  const size_t end = std::min(slots_.size(), from + max);
-  for (size_t i = from; i < end; ++i)
+bool LocationTable::scan(Sweep& sweep, size_t max,
+                         const std::function<void(uint64_t, const std::vector<Holder>&)>& fn) const {
+  const auto [first, end] = next_slice(sweep, max);
+  for (size_t i = first; i < end; ++i)
     if (slots_[i].chunk_id != 0) fn(slots_[i].chunk_id, holders_of(slots_[i]));
-  return end == slots_.size() ? 0 : end;
+  return end < slots_.size();
 }
 
 size_t LocationTable::memory_bytes() const {

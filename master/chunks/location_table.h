@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace keelfs::master {
@@ -39,12 +40,19 @@ class LocationTable {
   // Every holder recorded for the chunk, stale ones included (the caller filters).
   std::vector<Holder> get(uint64_t chunk_id) const;
 
-  // Removes `holder` from the chunks in slots [from, from + max) and appends the ids of those
-  // that held it to *affected. Returns the slot to go on from, or 0 when the sweep is done.
-  // A sweep that spans a growth of the table (see generation()) starts again from 0.
-  size_t drop_holder(Holder holder, size_t from, size_t max, std::vector<uint64_t>* affected);
-  // Calls fn for each chunk in slots [from, from + max) with its holders; returns like drop_holder.
-  size_t scan(size_t from, size_t max, const std::function<void(uint64_t chunk_id, const std::vector<Holder>&)>& fn) const;
+  // Where a sweep over the table in slices stands. The table renumbers its slots when it
+  // grows: a sweep that spans a growth starts again from the first slot.
+  struct Sweep {
+    size_t next = 0;
+    uint64_t generation = 0;
+  };
+  Sweep start_sweep() const { return {0, generation_}; }
+  // Removes `holder` from the chunks in the sweep's next `max` slots and appends the ids of
+  // those that held it to *affected. False once the sweep has passed the last slot.
+  bool drop_holder(Holder holder, Sweep& sweep, size_t max, std::vector<uint64_t>* affected);
+  // Calls fn for each chunk in the sweep's next `max` slots with its holders; returns like
+  // drop_holder.
+  bool scan(Sweep& sweep, size_t max, const std::function<void(uint64_t chunk_id, const std::vector<Holder>&)>& fn) const;
   // Moves on each time the table grows (slot numbers then change).
   uint64_t generation() const { return generation_; }
 
@@ -66,6 +74,9 @@ class LocationTable {
   std::vector<Holder> holders_of(const Slot& s) const;
   bool holds(const Slot& s, Holder holder) const;
   void clear_slot(size_t i);
+  // The slots [first, end) of the sweep's next slice; moves the sweep on (or back to the
+  // start after a growth).
+  std::pair<size_t, size_t> next_slice(Sweep& sweep, size_t max) const;
 
   std::vector<Slot> slots_;
   size_t used_ = 0;

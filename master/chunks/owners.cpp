@@ -30,15 +30,24 @@ std::vector<pb::ChunkOwner> owners_of(const pb::ChunkRecord& rec) {
   return {rec.owners().begin(), rec.owners().end()};
 }
 
+namespace {
+
+// Whether some owner satisfies `pred`, looking at the record in place (WRITE_END asks on
+// every write's end: no copy of the owners).
+template <class Pred>
+bool any_owner(const pb::ChunkRecord& rec, Pred pred) {
+  if (rec.owners_size() == 0 && rec.inode() != 0) return pred(chunk_owner(rec.inode(), rec.index()));
+  return std::any_of(rec.owners().begin(), rec.owners().end(), pred);
+}
+
+}  // namespace
+
 bool owned_by(const pb::ChunkRecord& rec, uint64_t inode) {
-  auto owners = owners_of(rec);
-  return std::any_of(owners.begin(), owners.end(), [&](const pb::ChunkOwner& o) { return o.inode() == inode; });
+  return any_owner(rec, [&](const pb::ChunkOwner& o) { return o.inode() == inode; });
 }
 
 bool owned_by(const pb::ChunkRecord& rec, uint64_t inode, uint64_t index) {
-  auto owners = owners_of(rec);
-  return std::any_of(owners.begin(), owners.end(),
-                     [&](const pb::ChunkOwner& o) { return o.inode() == inode && o.index() == index; });
+  return any_owner(rec, [&](const pb::ChunkOwner& o) { return o.inode() == inode && o.index() == index; });
 }
 
 void add_owner(pb::ChunkRecord* rec, const pb::ChunkOwner& owner) {

@@ -73,9 +73,7 @@ TEST_CASE("a dead chunkserver's chunks are copied until every chunk is at its go
   // go; every chunk ends with exactly its goal of copies on disk.
   cluster.restart_chunkserver(0);
   REQUIRE(wait_until([&] {
-    size_t total = 0;
-    for (int i = 0; i < 3; ++i) total += chunk_files(cluster.cs_data_dir(i));
-    return total == chunks * 2 && health_clean(cluster, chunks);
+    return chunk_files(cluster) == chunks * 2 && health_clean(cluster, chunks);
   }, std::chrono::seconds(30)));
   for (auto& [ino, data] : files) REQUIRE(get_file(**fresh, ino) == data);
 }
@@ -116,9 +114,7 @@ TEST_CASE("healing runs on events: with the sweep and the retry tick switched of
   start = std::chrono::steady_clock::now();
   cluster.restart_chunkserver(0);
   REQUIRE(wait_until([&] {
-    size_t total = 0;
-    for (int i = 0; i < 3; ++i) total += chunk_files(cluster.cs_data_dir(i));
-    return total == chunks * 2 && health_clean(cluster, chunks);
+    return chunk_files(cluster) == chunks * 2 && health_clean(cluster, chunks);
   }, std::chrono::seconds(20)));
   std::cout << "events: extra copies trimmed " << seconds_since(start) << " s after the restart\n";
 

@@ -58,14 +58,14 @@ TEST_CASE("location table: adds, removes, erases and grows like a map, five copi
   }
   // Every chunk is visited once by a scan in slices.
   size_t visited = 0;
-  for (size_t next = 0;;) {
-    next = table.scan(next, 100, [&](uint64_t chunk, const Holders& holders) {
+  LocationTable::Sweep sweep = table.start_sweep();
+  bool more = true;
+  while (more)
+    more = table.scan(sweep, 100, [&](uint64_t chunk, const Holders& holders) {
       ++visited;
       REQUIRE(want.count(chunk));
       REQUIRE(sorted(holders) == Holders(want[chunk].begin(), want[chunk].end()));
     });
-    if (next == 0) break;
-  }
   REQUIRE(visited == want.size());
 }
 
@@ -80,9 +80,8 @@ TEST_CASE("location table: a lost holder's sweep takes it from every chunk and n
   LocationTable table;
   for (uint64_t chunk = 1; chunk <= 3000; ++chunk) table.set(chunk, chunk % 3 == 0 ? Holders{1, 2} : Holders{2, 3});
   std::vector<uint64_t> affected;
-  for (size_t next = 0;;) {
-    next = table.drop_holder(1, next, 500, &affected);
-    if (next == 0) break;
+  LocationTable::Sweep sweep = table.start_sweep();
+  while (table.drop_holder(1, sweep, 500, &affected)) {
   }
   REQUIRE(affected.size() == 1000);
   REQUIRE(std::set<uint64_t>(affected.begin(), affected.end()).size() == 1000);
@@ -90,6 +89,21 @@ TEST_CASE("location table: a lost holder's sweep takes it from every chunk and n
   REQUIRE(table.get(1) == Holders{2, 3});
   // A few tens of bytes per chunk: 24-byte slots, the table at least a third full.
   REQUIRE(table.memory_bytes() / table.size() <= 72);
+}
+
+TEST_CASE("location table: a sweep that spans a growth of the table starts again and misses no chunk") {
+  LocationTable table(0);
+  for (uint64_t chunk = 1; chunk <= 500; ++chunk) table.set(chunk, {1});
+  std::set<uint64_t> seen;
+  auto note = [&](uint64_t chunk, const Holders&) { seen.insert(chunk); };
+  LocationTable::Sweep sweep = table.start_sweep();
+  REQUIRE(table.scan(sweep, 64, note));
+  const uint64_t generation = table.generation();
+  for (uint64_t chunk = 501; chunk <= 5000; ++chunk) table.set(chunk, {1});  // grows: slots renumbered
+  REQUIRE(table.generation() > generation);
+  while (table.scan(sweep, 64, note)) {
+  }
+  REQUIRE(seen.size() == 5000);
 }
 
 TEST_CASE("heal queue: most endangered first, in order within an urgency") {
