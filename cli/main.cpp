@@ -168,6 +168,7 @@ json volume_json(const pb::VolumeInfo& v) {
               {"physical_bytes", v.physical_bytes()},
               {"files", v.files()},
               {"chunks", v.chunks()},
+              {"pack_below", v.pack_below()},
               {"sessions", sessions}};
 }
 
@@ -177,6 +178,7 @@ struct VolumeCreateArgs {
   std::string size = "0";
   uint64_t inodes = 0;
   uint32_t goal = 2;
+  std::string pack_below;  // empty: the master's default
   std::string save_secret;  // write the secret to this file instead of printing it
 };
 
@@ -201,6 +203,12 @@ Status cmd_volume_create(Session& s, const VolumeCreateArgs& args, bool as_json)
     return error(Code::kInvalidArgument, fmt::format("--size '{}' is not a size such as 100G, 512M or 1T", args.size));
   req.set_size_bytes(size);
   req.set_max_inodes(args.inodes);
+  if (!args.pack_below.empty()) {
+    uint64_t below = 0;
+    if (!parse_bytes(args.pack_below, &below) || below > UINT32_MAX)
+      return error(Code::kInvalidArgument, fmt::format("--pack-below '{}' is not a size such as 64K or 0", args.pack_below));
+    req.set_pack_below(static_cast<uint32_t>(below));
+  }
   ASSIGN_OR_RETURN(pb::VolumeCreateResp resp, s.c().volume_create(req));
   const pb::VolumeInfo& v = resp.volume();
   if (!args.save_secret.empty()) RETURN_IF_ERROR(save_secret(args.save_secret, resp.secret()));
@@ -261,6 +269,8 @@ Status cmd_volume_info(Session& s, const std::string& name, bool as_json) {
                              limit_string(v.size_bytes()));
     std::cout << fmt::format("used      {} logical, {} physical ({} chunks)\n", human_bytes(v.logical_bytes()),
                              human_bytes(v.physical_bytes()), v.chunks());
+    std::cout << fmt::format("packing   {}\n", v.pack_below() ? fmt::format("files below {}", human_bytes(v.pack_below()))
+                                                            : std::string("off"));
     std::cout << fmt::format("files     {}{}\ncreated   {}\nsessions  {}\n", v.files(),
                              v.max_inodes() ? fmt::format(" of {}", v.max_inodes()) : "", time_string(v.created_unix()),
                              v.sessions_size());
@@ -678,6 +688,8 @@ int main(int argc, char** argv) {
   vcreate->add_option("--region", vargs.region, "region whose chunkservers hold it (default: 'default')");
   vcreate->add_option("--size", vargs.size, "quota on logical bytes, e.g. 100G (default: unlimited)");
   vcreate->add_option("--inodes", vargs.inodes, "most files and directories it may hold (default: unlimited)");
+  vcreate->add_option("--pack-below", vargs.pack_below,
+                      "pack files smaller than this into shared chunks (default 64K; 0 = never; docs/small-files.md)");
   vcreate->add_option("--goal", vargs.goal, "copies of every chunk")->capture_default_str();
   vcreate->add_option("--save-secret", vargs.save_secret, "write the secret to this new file (mode 0600) instead");
   auto* vls = volume->add_subcommand("ls", "list volumes: region, goal, size, used bytes, files, sessions");

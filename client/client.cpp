@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "client/packer.h"
 #include "common/async.h"
 #include "common/rpc.h"
 #include "common/ticket.h"
@@ -61,6 +62,12 @@ struct Client::Impl {
     uint64_t sending_bytes = 0;
     Status error;  // the first write-back failure; the next flush (fsync, close) reports it
     std::map<uint64_t, pb::ChunkInfo> unsynced;  // chunk index -> chain: flushed, not yet fsynced
+    std::optional<pb::ChunkInfo> unsynced_pack;  // the pack its content went to, not yet fsynced
+    // The file's size at the master as this client last heard it (open, create, its own
+    // changes), and its volume: a small file whose whole content this client holds is
+    // packed (see flush_packed).
+    std::optional<uint64_t> master_size;
+    uint64_t volume_id = 0;
     std::vector<std::shared_ptr<Event>> waiters;  // woken whenever a run lands
 
     bool idle() const { return buf.empty() && sending.empty(); }
@@ -76,6 +83,8 @@ struct Client::Impl {
   ConnectionPtr master;
   ConnectionCache cs_conns;
   KeyedMutex lease_locks;
+  Packer packer{[this](uint16_t type, const google::protobuf::MessageLite& req) { return call_master(type, req); },
+                cs_conns};
   std::unordered_map<uint64_t, FilePtr> files;
   uint64_t next_generation = 1;
 
@@ -203,6 +212,8 @@ struct Client::Impl {
   struct Mounted {
     MountRequest req;
     uint64_t session = 0;
+    uint64_t volume_id = 0;
+    uint32_t pack_below = 0;  // files below this size are packed; 0 = none
   };
   std::vector<Mounted> mounts;
   bool heartbeating = false;
@@ -226,6 +237,8 @@ struct Client::Impl {
       spdlog::warn("volume '{}': session {:x} was gone; mounted again as session {:x} (open files and locks of the old one are lost)",
                    m.req.volume, m.session, resp.session());
     m.session = resp.session();
+    m.volume_id = resp.volume().id();
+    m.pack_below = resp.volume().pack_below();
     co_return resp;
   }
 
@@ -501,6 +514,16 @@ struct Client::Impl {
   // Newer attributes of an inode replace those a snapshot holds.
   void snapshot_attr(const pb::Attr& attr) {
     if (auto [entries, e] = snapshot_entry(attr.inode()); entries) e->second = attr;
+    if (auto it = files.find(attr.inode()); it != files.end()) heard_size(*it->second, attr);
+  }
+  static void heard_size(FileState& fs, const pb::Attr& attr) {
+    if (attr.type() != pb::FT_REGULAR) return;
+    fs.master_size = attr.size();
+    fs.volume_id = attr.volume_id();
+  }
+  // What this client knows of a file it opened or created: its size at the master.
+  void opened(const pb::Attr& attr) {
+    if (attr.type() == pb::FT_REGULAR) heard_size(*file(attr.inode()), attr);
   }
 
   // The master learns a file's new size at flush(); until then this client knows better.
@@ -539,9 +562,34 @@ struct Client::Impl {
     CO_ASSIGN_OR_RETURN(pb::ChunkForWriteResp resp, co_await ask<pb::ChunkForWriteResp>(pb::CHUNK_FOR_WRITE, req));
     if (resp.chunk().replicas().empty())
       co_return error(Code::kUnavailable, fmt::format("master gave no chain for chunk {} of inode {}", index, ino));
+    if (resp.has_packed()) CO_RETURN_IF_ERROR(co_await unpack(ino, resp));
     Lease lease{resp.chunk(), next_generation++};
     fs->leases[index] = lease;
     co_return lease;
+  }
+
+  // A packed file is written in place only in a chunk of its own: its packed bytes are
+  // copied to the chunk the master made for it, and then the file moves there.
+  awaitable<Status> unpack(uint64_t ino, const pb::ChunkForWriteResp& resp) {
+    const pb::ChunkInfo& from = resp.packed();
+    std::string bytes(from.extent_length(), '\0');
+    CO_RETURN_IF_ERROR(co_await read_piece(&from, Piece{0, 0, bytes.size(), bytes.data()}));
+    const pb::ChunkInfo& to = resp.chunk();
+    pb::ChunkWriteReq req;
+    req.set_chunk_id(to.chunk_id());
+    req.set_version(to.version());
+    req.set_offset(0);
+    for (int i = 1; i < to.replicas_size(); ++i) req.add_chain(to.replicas(i).address());
+    *req.mutable_ticket() = to.ticket();
+    CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await cs_conns.get(to.replicas(0).address()));
+    CO_RETURN_IF_ERROR((co_await conn->call(pb::CHUNK_WRITE, req, std::move(bytes))).status());
+    pb::UnpackEndReq end;
+    end.set_inode(ino);
+    end.set_chunk_id(to.chunk_id());
+    end.set_length(from.extent_length());
+    end.set_packed_chunk(from.chunk_id());
+    end.set_packed_offset(from.extent_offset());
+    co_return co_await ask_status(pb::UNPACK_END, end);
   }
 
   awaitable<Status> write_piece(uint64_t ino, uint64_t index, uint64_t offset, const char* data, size_t len) {
@@ -734,6 +782,7 @@ struct Client::Impl {
     auto it = files.find(ino);
     if (it == files.end()) co_return Status::Ok();
     FilePtr fs = it->second;
+    if (packable(*fs)) co_await flush_packed(ino, fs);
     co_await drain(ino, fs);
     if (!fs->error.ok()) {
       // Reported once, to the fsync or close that comes first; those bytes are lost.
@@ -758,6 +807,12 @@ struct Client::Impl {
       for (Status& st : co_await when_all(std::move(syncs)))
         if (!st.ok()) co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
     }
+    if (durable && fs->unsynced_pack) {
+      pb::ChunkInfo pack = std::move(*fs->unsynced_pack);
+      fs->unsynced_pack.reset();
+      if (Status st = co_await sync_chain(pack); !st.ok())
+        co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
+    }
     for (auto& [index, len] : dirty) {
       pb::WriteEndReq req;
       req.set_inode(ino);
@@ -773,6 +828,57 @@ struct Client::Impl {
     co_return Status::Ok();
   }
 
+  // ---------------------------------------------------------------- packed small files
+
+  uint32_t pack_below(uint64_t volume_id) const {
+    for (const Mounted& m : mounts)
+      if (m.volume_id == volume_id) return m.pack_below;
+    return 0;
+  }
+
+  // A small file whose whole content this client holds in one buffered run, none of it on
+  // its way yet: it goes into a pack instead of a chunk of its own.
+  bool packable(const FileState& fs) const {
+    if (fs.buf.empty() || fs.buf_offset != 0 || !fs.sending.empty() || !fs.leases.empty() || !fs.dirty_len.empty() ||
+        !fs.error.ok() || !fs.master_size)
+      return false;
+    if (fs.buf.size() < *fs.master_size || fs.pending_size > fs.buf.size()) return false;  // not all of it
+    return fs.buf.size() < pack_below(fs.volume_id);
+  }
+
+  // Sends the buffered run into this client's pack and commits it as the file's content
+  // (one master request). When another client changed the file meanwhile, the run is
+  // written the ordinary way instead, and the flush records it as it records any write.
+  awaitable<void> flush_packed(uint64_t ino, FilePtr fs) {
+    std::string data = std::move(fs->buf);
+    fs->buf.clear();
+    const uint64_t size = data.size();
+    fs->sending.emplace_back(0, size);  // later writes and flushes of the file wait for it
+    fs->sending_bytes += size;
+    auto packed = co_await packer.write_file(fs->volume_id, ino, data, size, *fs->master_size);
+    Status st;
+    if (packed.ok()) {
+      fs->unsynced_pack = packed->pack;
+      snapshot_attr(packed->attr);
+      fs->located.reset();
+    } else if (packed.status().is(Code::kBusy) || packed.status().is(Code::kNotSupported)) {
+      st = co_await write_range(ino, 0, data.data(), size);
+    } else {
+      st = packed.status();
+    }
+    if (!st.ok()) {
+      spdlog::error("write-back of inode {} [0, +{}) failed: {}", ino, size, st.message());
+      if (fs->error.ok()) fs->error = st;
+    }
+    std::erase(fs->sending, std::make_pair(uint64_t{0}, size));
+    fs->sending_bytes -= size;
+    // The master has the size now (unless the run went the ordinary way: WRITE_END tells it).
+    if (packed.ok() && fs->idle() && fs->dirty_len.empty() && fs->pending_size <= size) fs->pending_size = 0;
+    auto waiters = std::move(fs->waiters);
+    fs->waiters.clear();
+    for (auto& w : waiters) w->notify();
+  }
+
   // ---------------------------------------------------------------- read path
 
   awaitable<Result<pb::ChunkLocateResp>> locate(uint64_t ino) {
@@ -781,10 +887,19 @@ struct Client::Impl {
     co_return co_await ask<pb::ChunkLocateResp>(pb::CHUNK_LOCATE, req);
   }
 
-  awaitable<Status> read_piece(const pb::ChunkInfo* c, const Piece& p) {
+  awaitable<Status> read_piece(const pb::ChunkInfo* c, Piece p) {
     if (!c || c->chunk_id() == 0) {
       std::memset(p.buf, 0, p.len);
       co_return Status::Ok();
+    }
+    if (c->extent_length() > 0) {
+      // Packed: the file's bytes [0, extent_length) are at extent_offset in the pack; past
+      // them it reads as zeros.
+      const uint64_t held = c->extent_length() > p.offset ? c->extent_length() - p.offset : 0;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(p.len, held));
+      std::memset(p.buf + n, 0, p.len - n);
+      if (n == 0) co_return Status::Ok();
+      p = Piece{p.index, c->extent_offset() + p.offset, n, p.buf};
     }
     if (c->replicas().empty())
       co_return error(Code::kUnavailable, fmt::format("chunk {:016x} has no live copy", c->chunk_id()));
@@ -900,7 +1015,8 @@ std::string host_region(const std::string& region) {
 Result<pb::MountResp> Client::mount(const MountRequest& request) {
   return impl_->run([](Impl* impl, MountRequest request) -> awaitable<Result<pb::MountResp>> {
     CO_RETURN_IF_ERROR(co_await impl->ensure_master());
-    Impl::Mounted m{std::move(request), 0};
+    Impl::Mounted m;
+    m.req = std::move(request);
     CO_ASSIGN_OR_RETURN(pb::MountResp resp, co_await impl->mount_one(m));
     std::erase_if(impl->mounts, [&](const Impl::Mounted& x) { return x.req.volume == m.req.volume; });
     impl->mounts.push_back(std::move(m));
@@ -1116,6 +1232,7 @@ awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req, bool* created) 
   CO_ASSIGN_OR_RETURN(pb::AttrResp resp, std::move(asked));
   impl_->note_changed(resp);
   impl_->entry_added(req.parent(), req.name(), resp.attr());
+  impl_->opened(resp.attr());
   if (created) *created = resp.created();
   pb::Attr attr = resp.attr();
   impl_->with_pending_size(&attr);

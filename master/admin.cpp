@@ -196,12 +196,13 @@ awaitable<Reply> Master::fsck(const pb::FsckReq& req) {
     resp.set_files(resp.files() + 1);
     if (a.type() != pb::FT_REGULAR) return Status::Ok();
     resp.set_logical_bytes(resp.logical_bytes() + a.size());
-    std::vector<std::pair<uint64_t, uint64_t>> extents;  // index, chunk id
+    std::vector<std::pair<uint64_t, pb::FileExtent>> extents;
     Status listed = store_->list_extents(d.inode, 0, 0, [&](uint64_t index, const pb::FileExtent& e) {
-      extents.emplace_back(index, e.chunk_id());
+      extents.emplace_back(index, e);
     });
     if (!listed.ok()) return listed;
-    for (auto [index, chunk_id] : extents) {
+    for (const auto& [index, extent] : extents) {
+      const uint64_t chunk_id = extent.chunk_id();
       resp.set_chunks(resp.chunks() + 1);
       if (index * kChunkSize >= a.size() && a.size() > 0)
         problem(fmt::format("{}: chunk {} lies past the file's end ({} bytes)", path, index, a.size()));
@@ -210,7 +211,12 @@ awaitable<Reply> Master::fsck(const pb::FsckReq& req) {
         problem(fmt::format("{}: chunk {} ({:016x}) has no chunk record", path, index, chunk_id));
         continue;
       }
-      if (!owned_by(**chunk, d.inode, index))
+      if (extent.length() > 0) {
+        // Packed: a pack counts its files rather than naming them.
+        if (!(*chunk)->pack() || index != 0 || extent.chunk_offset() + extent.length() > (*chunk)->length())
+          problem(fmt::format("{}: its packed bytes [{}, +{}) are not inside pack {:016x} ({} bytes)", path,
+                              extent.chunk_offset(), extent.length(), chunk_id, (*chunk)->length()));
+      } else if (!owned_by(**chunk, d.inode, index))
         problem(fmt::format("{}: chunk {} ({:016x}) does not name inode {} index {} among its owners", path, index,
                             chunk_id, d.inode, index));
       size_t copies = registry_.holders(chunk_id).size();

@@ -249,6 +249,21 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       SESSION_OR_REPLY(session, req.inode());
       co_return co_await chunk_for_write(req);
     }
+    case pb::PACK_OPEN: {
+      PARSE_OR_REPLY(pb::PackOpenReq, req);
+      SESSION_OR_REPLY(session, req.inode());
+      co_return co_await pack_open(session, req);
+    }
+    case pb::PACK_COMMIT: {
+      PARSE_OR_REPLY(pb::PackCommitReq, req);
+      SESSION_OR_REPLY(session, req.inode());
+      co_return attr_reply(pack_commit(session, req));
+    }
+    case pb::UNPACK_END: {
+      PARSE_OR_REPLY(pb::UnpackEndReq, req);
+      SESSION_OR_REPLY(session, req.inode());
+      co_return status_reply(unpack_end(req));
+    }
     case pb::CHUNK_LOCATE: {
       PARSE_OR_REPLY(pb::ChunkLocateReq, req);
       SESSION_OR_REPLY(session, req.inode());

@@ -78,6 +78,8 @@ void Master::end_session(uint64_t id, const std::string& why) {
                why);
   // A session that ends (unmount, crash, lost pod) keeps no file locked...
   locks_.release_session(id);
+  // ...appends to no pack...
+  seal_session_pack(id);
   // ...and holds no file open: the orphans only it held go now.
   std::vector<FreedChunk> freed;
   Status st = ns_->release_session(id, &freed);

@@ -50,6 +50,12 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   if (!attr.ok()) co_return reply_error(attr.status());
   if (attr->type() != pb::FT_REGULAR)
     co_return reply_error(error(Code::kInvalidArgument, fmt::format("inode {} is not a regular file", req.inode())));
+  if (req.index() == 0) {
+    // A packed file moves into a chunk of its own before it is written in place.
+    auto packed = ns_->packed_extent(req.inode());
+    if (!packed.ok()) co_return reply_error(packed.status());
+    if (*packed) co_return co_await unpack_for_write(*attr, **packed);
+  }
   pb::ChunkForWriteResp resp;
   pb::ChunkInfo* info = resp.mutable_chunk();
   info->set_index(req.index());

@@ -22,6 +22,8 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   // chunks are deleted when chunkservers report them, as chunks the namespace does not know.
   std::vector<FreedChunk> orphan_chunks;
   RETURN_IF_ERROR(ns_->drop_orphans(&orphan_chunks));
+  // Nor does any session append to a pack any more.
+  for (uint64_t pack : store_->list_open_packs()) RETURN_IF_ERROR(ns_->seal_pack(pack, &orphan_chunks));
   spdlog::info("metadata store {} opened: {} volumes", config_.data_dir, ns_->list_volumes().size());
   for (uint64_t id : store_->list_draining()) {
     draining_.insert(id);

@@ -106,6 +106,7 @@ class Master {
   awaitable<Status> finish_cut(uint64_t ino, uint64_t index);
   Reply statfs(const pb::StatfsReq& req);
   pb::ChunkLocateResp open_reply(const pb::Attr& attr);
+
   void fill_replicas(pb::ChunkInfo* info, uint32_t rights);
 
   // ---- admin.cpp: listings, HEALTH, FSCK, drain, volume removal
@@ -180,6 +181,27 @@ class Master {
   uint64_t spares_on(uint64_t cs_id) const;
   awaitable<void> refill_spares(SpareKey key);
 
+  // ---- pack_service.cpp: packed small files (docs/small-files.md)
+  // PACK_OPEN: a new pack chunk of the file's volume that `session` alone appends to (the
+  // one it had is sealed).
+  awaitable<Reply> pack_open(uint64_t session, const pb::PackOpenReq& req);
+  // PACK_COMMIT: the file's whole content is the extent the session wrote in its pack.
+  Result<pb::Attr> pack_commit(uint64_t session, const pb::PackCommitReq& req);
+  // The session appends no more (it asked for another pack, or ended): its pack is sealed.
+  void seal_session_pack(uint64_t session);
+  // CHUNK_FOR_WRITE into a packed file: a chunk of its own for it, with the packed extent
+  // to copy there first (ChunkForWriteResp.packed).
+  awaitable<Reply> unpack_for_write(const pb::Attr& attr, const pb::FileExtent& packed);
+  // UNPACK_END: the file moves into its own chunk.
+  Status unpack_end(const pb::UnpackEndReq& req);
+  // A new chunk of the volume's region on `goal` servers (a spare when there is one),
+  // for the caller to file in the namespace.
+  awaitable<Result<NewChunk>> chunk_for(const pb::VolumeRecord& vol, uint32_t goal);
+  // Its servers are its locations and its writer holds it; `info` gets its chain and ticket.
+  void hand_out(const NewChunk& made, pb::ChunkInfo* info);
+  // A new chunk no record took: its copies go.
+  void drop_copies(const NewChunk& made);
+
   asio::io_context& io_;
   MasterConfig config_;
   std::unique_ptr<MetaStore> store_;
@@ -220,6 +242,7 @@ class Master {
   std::chrono::steady_clock::time_point last_name_change_;  // deletions wait while names keep changing
   std::map<SpareKey, std::deque<NewChunk>> spares_;
   std::set<SpareKey> refilling_;
+  std::map<uint64_t, uint64_t> open_packs_;  // session -> the pack it appends to
   std::set<uint64_t> unfiled_ids_;  // created, no file holds them yet (spares): no orphans in a chunk report
   bool stopping_ = false;
 };

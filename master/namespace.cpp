@@ -87,32 +87,40 @@ Status Namespace::commit(Batch& batch, std::vector<FreedChunk>* freed) {
 }
 
 Status Namespace::drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch) {
-  std::vector<uint64_t> indexes;
-  std::vector<uint64_t> chunk_ids;
+  std::vector<std::pair<uint64_t, pb::FileExtent>> extents;
   RETURN_IF_ERROR(store_.list_extents(ino, first_index, 0, [&](uint64_t index, const pb::FileExtent& e) {
-    indexes.push_back(index);
-    chunk_ids.push_back(e.chunk_id());
+    extents.emplace_back(index, e);
   }));
-  for (size_t i = 0; i < indexes.size(); ++i) {
-    batch.delete_extent(ino, indexes[i]);
-    std::optional<pb::ChunkRecord> chunk;
-    if (const auto* changed = batch.chunk_change(chunk_ids[i])) {
-      chunk = *changed;
-    } else {
-      ASSIGN_OR_RETURN(chunk, store_.get_chunk(chunk_ids[i]));
-    }
-    if (!chunk) continue;
-    if (!drop_owner(&*chunk, ino, indexes[i])) {
-      batch.put_chunk(chunk_ids[i], *chunk);  // other files' data is still in it
-      continue;
-    }
-    batch.delete_chunk(chunk_ids[i]);
-    UsageDelta& u = batch.usage(chunk->volume_id());
-    u.chunks -= 1;
-    u.chunk_bytes -= static_cast<int64_t>(chunk->length());
-    batch.free_chunk(FreedChunk{chunk_ids[i], chunk->version()});
+  for (const auto& [index, extent] : extents) {
+    batch.delete_extent(ino, index);
+    RETURN_IF_ERROR(let_go(ino, index, extent, batch));
   }
   return Status::Ok();
+}
+
+Result<std::optional<pb::ChunkRecord>> Namespace::chunk_in(const Batch& batch, uint64_t chunk_id) {
+  if (const auto* changed = batch.chunk_change(chunk_id)) return *changed;
+  return store_.get_chunk(chunk_id);
+}
+
+Status Namespace::let_go(uint64_t ino, uint64_t index, const pb::FileExtent& extent, Batch& batch) {
+  ASSIGN_OR_RETURN(auto chunk, chunk_in(batch, extent.chunk_id()));
+  if (!chunk) return Status::Ok();
+  const bool last = extent.length() > 0 ? drop_pack_extent(&*chunk, extent.length()) : drop_owner(&*chunk, ino, index);
+  if (!last) {
+    batch.put_chunk(extent.chunk_id(), *chunk);  // other files' data is still in it
+    return Status::Ok();
+  }
+  free_chunk(extent.chunk_id(), *chunk, batch);
+  return Status::Ok();
+}
+
+void Namespace::free_chunk(uint64_t chunk_id, const pb::ChunkRecord& chunk, Batch& batch) {
+  batch.delete_chunk(chunk_id);
+  UsageDelta& u = batch.usage(chunk.volume_id());
+  u.chunks -= 1;
+  u.chunk_bytes -= static_cast<int64_t>(chunk.length());
+  batch.free_chunk(FreedChunk{chunk_id, chunk.version()});
 }
 
 Status Namespace::drop_link(pb::InodeRecord& rec, Batch& batch) {
@@ -138,6 +146,10 @@ Status Namespace::drop_inode(const pb::InodeRecord& rec, Batch& batch) {
   const pb::Attr& a = rec.attr();
   batch.delete_inode(a.inode());
   if (a.type() == pb::FT_REGULAR) RETURN_IF_ERROR(drop_data_from(a.inode(), 0, batch));
+  if (rec.unpack_chunk() != 0) {
+    ASSIGN_OR_RETURN(auto unpacking, chunk_in(batch, rec.unpack_chunk()));
+    if (unpacking) free_chunk(rec.unpack_chunk(), *unpacking, batch);
+  }
   std::vector<std::string> names;
   RETURN_IF_ERROR(store_.list_xattrs(a.inode(), &names));
   for (auto& n : names) batch.delete_xattr(a.inode(), n);

@@ -34,6 +34,11 @@ constexpr uint32_t kMaxLinks = 65000;
 // which no inode has, named by their inode number: a restart finds and frees them.
 constexpr uint64_t kOrphanDir = 0;
 
+// Files below this many bytes are packed unless the volume says otherwise
+// (docs/small-files.md, where the figure is measured).
+constexpr uint32_t kDefaultPackBelow = 64 * 1024;
+constexpr uint32_t kMaxPackBelow = 1024 * 1024;
+
 // Chunkservers and volumes that name no region are in this one.
 inline constexpr const char* kDefaultRegion = "default";
 
@@ -41,6 +46,9 @@ struct NewVolume {
   pb::VolumeInfo info;
   std::string secret;  // shown once; the master keeps only a salted hash
 };
+
+// The size below which the volume's files are packed (VolumeRecord.pack_below).
+uint32_t pack_below(const pb::VolumeRecord& vol);
 
 struct ChunkRef {
   uint64_t chunk_id = 0;
@@ -194,6 +202,24 @@ class Namespace {
   // Every (chunk id, version) the namespace knows, for checking chunkserver reports.
   Result<std::optional<ChunkRef>> chunk(uint64_t chunk_id);
 
+  // ---- packed small files (ops/pack.cpp); docs/small-files.md
+  // Records a new pack chunk (version 1, made on its servers) that `session` appends to.
+  Status add_pack(uint64_t chunk_id, uint64_t volume_id, uint32_t goal, uint64_t session);
+  // No session appends to the pack any more: freed when no file uses it.
+  Status seal_pack(uint64_t chunk_id, std::vector<FreedChunk>* freed);
+  // PACK_COMMIT: the file's whole content becomes the extent; its old data is let go. The
+  // pack must be open for `session`. *pack_growth: how far the pack's length grew.
+  Result<pb::Attr> pack_commit(const pb::PackCommitReq& req, uint64_t session, std::vector<FreedChunk>* freed,
+                               uint64_t* pack_growth);
+  // The file's packed extent, when its data is packed.
+  Result<std::optional<pb::FileExtent>> packed_extent(uint64_t ino);
+  // A packed file starts moving into a chunk of its own (made on its servers): the file
+  // owns the chunk but still reads from its pack until unpack_end(). Frees the chunk of
+  // an earlier move that did not end.
+  Status begin_unpack(uint64_t ino, uint64_t chunk_id, uint32_t goal, std::vector<FreedChunk>* freed);
+  // UNPACK_END: the packed bytes were copied; the file now uses its own chunk.
+  Status unpack_end(const pb::UnpackEndReq& req, std::vector<FreedChunk>* freed);
+
   MetaStore& store() { return store_; }
 
   // Calls fn(path, parent, entry) for every name below directory `root`, depth first
@@ -209,6 +235,15 @@ class Namespace {
   // Drops a file's data from chunk index `first_index` on: extents and chunk records, the
   // chunks freed with the batch.
   Status drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch);
+  // The chunk's record as `batch` left it so far (see Batch::chunk_change).
+  Result<std::optional<pb::ChunkRecord>> chunk_in(const Batch& batch, uint64_t chunk_id);
+  // The file lets go of the extent at `index`: the chunk loses an owner (a pack, an extent
+  // of its count) and is freed when that was its last.
+  Status let_go(uint64_t ino, uint64_t index, const pb::FileExtent& extent, Batch& batch);
+  // Frees the chunk of an unfinished unpack (InodeRecord.unpack_chunk), if any.
+  Status drop_unpack_chunk(pb::InodeRecord& rec, Batch& batch);
+  // The chunk's record goes and its copies are deleted once the batch commits.
+  void free_chunk(uint64_t chunk_id, const pb::ChunkRecord& chunk, Batch& batch);
   // nlink - 1; deletes the inode and its data when no link is left, unless a session
   // holds the file open: then it becomes an orphan (see open()).
   Status drop_link(pb::InodeRecord& rec, Batch& batch);

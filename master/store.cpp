@@ -120,6 +120,12 @@ void Batch::set_removing(uint64_t volume_id, uint64_t root) {
   else
     wb_->Delete(CF(kCounters), "removing/" + be64(volume_id));
 }
+void Batch::set_pack_open(uint64_t chunk_id, bool open) {
+  if (open)
+    wb_->Put(CF(kCounters), "open-pack/" + be64(chunk_id), "");
+  else
+    wb_->Delete(CF(kCounters), "open-pack/" + be64(chunk_id));
+}
 bool Batch::empty() const { return wb_->Count() == 0 && usage_deltas_.empty() && forgotten_usage_.empty(); }
 #undef CF
 
@@ -518,6 +524,15 @@ Result<std::optional<pb::VolumeRecord>> MetaStore::get_volume(const std::string&
 std::vector<uint64_t> MetaStore::list_draining() {
   std::vector<uint64_t> out;
   const std::string prefix = "draining/";
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kCounters]));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
+    if (it->key().size() == prefix.size() + 8) out.push_back(from_be64(it->key().data() + prefix.size()));
+  return out;
+}
+
+std::vector<uint64_t> MetaStore::list_open_packs() {
+  std::vector<uint64_t> out;
+  const std::string prefix = "open-pack/";
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kCounters]));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
     if (it->key().size() == prefix.size() + 8) out.push_back(from_be64(it->key().data() + prefix.size()));

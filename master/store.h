@@ -11,6 +11,7 @@
 //   counters    name                     -> u64 (next inode, next chunk id, next volume id);
 //               "draining/" cs id (8)   -> "" (chunkservers being drained)
 //               "removing/" volume id (8) -> root ino (8) (removed volumes' trees being deleted)
+//               "open-pack/" chunk id (8) -> "" (pack chunks a session still appends to)
 //   usage       volume id                -> UsageRecord
 //   ops         client (8) | seq (8)     -> OpRecord (changes committed, for retries)
 //
@@ -102,6 +103,9 @@ class Batch {
   // A removed volume whose tree (below `root`) is still being deleted (kept with the
   // counters); cleared with root 0.
   void set_removing(uint64_t volume_id, uint64_t root);
+  // A pack chunk some session appends to (kept with the counters, so that a restart,
+  // which ends every session, finds and seals them).
+  void set_pack_open(uint64_t chunk_id, bool open);
   // Remembers that the change named `op` is this batch (no-op for op.client() == 0).
   void put_op(const pb::OpId& op, const pb::OpRecord& rec);
   // The volume's usage moves by this much when the batch commits.
@@ -166,6 +170,8 @@ class MetaStore {
   std::vector<uint64_t> list_draining();
   // Removed volumes whose trees are still being deleted: (volume id, root inode).
   std::vector<std::pair<uint64_t, uint64_t>> list_removing();
+  // Pack chunks left open (Batch::set_pack_open).
+  std::vector<uint64_t> list_open_packs();
   // Up to `max` chunk records with id >= first, in id order; returns the id to go on from,
   // 0 when none is left. Sliced scans (the healer's sweep, HEALTH) yield between calls.
   // Records are read from RocksDB: only chunk locations stay in memory (docs/decisions.md,

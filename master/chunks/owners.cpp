@@ -64,4 +64,17 @@ bool drop_owner(pb::ChunkRecord* rec, uint64_t inode, uint64_t index) {
   return owners->empty();
 }
 
+void add_pack_extent(pb::ChunkRecord* rec, uint64_t length) {
+  rec->set_live_extents(rec->live_extents() + 1);
+  rec->set_live_bytes(rec->live_bytes() + length);
+}
+
+bool drop_pack_extent(pb::ChunkRecord* rec, uint64_t length) {
+  rec->set_live_extents(rec->live_extents() > 0 ? rec->live_extents() - 1 : 0);
+  rec->set_live_bytes(rec->live_bytes() > length ? rec->live_bytes() - length : 0);
+  return pack_is_dead(*rec);
+}
+
+bool pack_is_dead(const pb::ChunkRecord& rec) { return rec.open_session() == 0 && rec.live_extents() == 0; }
+
 }  // namespace keelfs::master

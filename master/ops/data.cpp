@@ -110,15 +110,18 @@ Result<pb::ChunkLocateResp> Namespace::locate(uint64_t ino, uint64_t first, uint
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
   pb::ChunkLocateResp resp;
   *resp.mutable_attr() = rec.attr();
-  std::vector<std::pair<uint64_t, uint64_t>> found;
+  std::vector<std::pair<uint64_t, pb::FileExtent>> found;
   RETURN_IF_ERROR(store_.list_extents(ino, first, count, [&](uint64_t index, const pb::FileExtent& e) {
-    found.emplace_back(index, e.chunk_id());
+    found.emplace_back(index, e);
   }));
-  for (auto [index, chunk_id] : found) {
+  for (const auto& [index, extent] : found) {
+    const uint64_t chunk_id = extent.chunk_id();
     ASSIGN_OR_RETURN(auto chunk, store_.get_chunk(chunk_id));
     pb::ChunkInfo* info = resp.add_chunks();
     info->set_index(index);
     info->set_chunk_id(chunk_id);
+    info->set_extent_offset(extent.chunk_offset());
+    info->set_extent_length(extent.length());
     if (chunk) {
       info->set_version(chunk->version());
       info->set_length(chunk->length());

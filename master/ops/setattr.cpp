@@ -1,6 +1,7 @@
 // setattr: mode, owner, times, size (truncate) and goal.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <map>
 
 #include <fmt/format.h>
@@ -42,7 +43,14 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
         ASSIGN_OR_RETURN(auto extent, store_.get_extent(a->inode(), new_size / kChunkSize));
         ASSIGN_OR_RETURN(auto chunk, extent ? store_.get_chunk(extent->chunk_id()) : std::optional<pb::ChunkRecord>());
         const uint64_t cut = new_size % kChunkSize;
-        if (chunk && (!chunk->has_pending_cut() || cut < chunk->pending_cut())) {
+        if (chunk && extent->length() > cut) {
+          // A packed file: its extent shrinks, the pack is never cut (its other files' bytes
+          // follow); the bytes left behind are dead until the pack is compacted.
+          chunk->set_live_bytes(chunk->live_bytes() - std::min(chunk->live_bytes(), extent->length() - cut));
+          extent->set_length(cut);
+          batch.put_extent(a->inode(), 0, *extent);
+          chunks[extent->chunk_id()] = *chunk;
+        } else if (chunk && extent->length() == 0 && (!chunk->has_pending_cut() || cut < chunk->pending_cut())) {
           chunk->set_pending_cut(cut);
           chunks[extent->chunk_id()] = *chunk;
         }
@@ -57,8 +65,9 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
     // The file's chunks take the new goal: the healer then adds or removes copies.
     if (a->type() == pb::FT_REGULAR) {
       std::vector<uint64_t> chunk_ids;
+      // A packed file's pack keeps its goal (the volume's): see docs/small-files.md.
       RETURN_IF_ERROR(store_.list_extents(a->inode(), 0, 0, [&](uint64_t index, const pb::FileExtent& e) {
-        if (index < first_dropped) chunk_ids.push_back(e.chunk_id());  // not those dropped above
+        if (index < first_dropped && e.length() == 0) chunk_ids.push_back(e.chunk_id());  // not those dropped above
       }));
       for (uint64_t id : chunk_ids) {
         if (chunks.count(id)) {

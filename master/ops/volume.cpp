@@ -46,6 +46,9 @@ Result<NewVolume> Namespace::create_volume(const pb::VolumeCreateReq& req) {
   RETURN_IF_ERROR(check_region_name(req.region()));
   uint32_t goal = req.goal() == 0 ? 2 : req.goal();
   if (goal > kMaxGoal) return error(Code::kInvalidArgument, fmt::format("goal {} is above the maximum {}", goal, kMaxGoal));
+  if (req.has_pack_below() && req.pack_below() > kMaxPackBelow)
+    return error(Code::kInvalidArgument,
+                 fmt::format("files of up to {} bytes can be packed, not {}", kMaxPackBelow, req.pack_below()));
   ASSIGN_OR_RETURN(auto existing, store_.get_volume(req.name()));
   if (existing) return error(Code::kExists, fmt::format("volume '{}' already exists", req.name()));
 
@@ -59,6 +62,7 @@ Result<NewVolume> Namespace::create_volume(const pb::VolumeCreateReq& req) {
   vol.set_created_unix(unix_seconds());
   vol.set_size_bytes(req.size_bytes());
   vol.set_max_inodes(req.max_inodes());
+  if (req.has_pack_below()) vol.set_pack_below(req.pack_below());
   vol.set_secret_salt(random_salt());
   vol.set_secret_hash(hash_secret(vol.secret_salt(), out.secret));
 
@@ -107,6 +111,7 @@ pb::VolumeInfo Namespace::volume_info(const pb::VolumeRecord& rec) {
   info.set_created_unix(rec.created_unix());
   info.set_size_bytes(rec.size_bytes());
   info.set_max_inodes(rec.max_inodes());
+  info.set_pack_below(pack_below(rec));
   const pb::UsageRecord u = store_.usage_of(rec.id());
   info.set_logical_bytes(u.logical_bytes());
   info.set_files(u.files());

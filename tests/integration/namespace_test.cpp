@@ -139,7 +139,8 @@ TEST_CASE("rename replaces, moves across directories and refuses a directory int
 
   // A file over a file: the target's inode (and data) goes, the source keeps its inode.
   uint64_t src = put_file(c, d1, "src", "new contents");
-  uint64_t victim = put_file(c, d2, "dst", "old contents, longer");
+  // (Big enough for a chunk of its own: smaller files share a pack, docs/small-files.md.)
+  uint64_t victim = put_file(c, d2, "dst", std::string(70 * 1024, 'o'));
   auto victim_chunks = chunks_of(c, victim);
   REQUIRE(victim_chunks.size() == 1);
   REQUIRE(c.rename(d1, "src", d2, "dst").ok());
@@ -626,7 +627,9 @@ TEST_CASE("unlink of a file frees its chunks on the chunkservers", "[namespace][
   // Two chunks: all copies of both must go.
   std::string data = random_bytes(64 * MiB + 4096, 8);
   uint64_t ino = put_file(c, root, "f", data);
-  uint64_t keep = put_file(c, root, "keep", "another file");
+  // (Big enough for a chunk of its own: smaller files share a pack, docs/small-files.md.)
+  const std::string another(70 * 1024, 'a');
+  uint64_t keep = put_file(c, root, "keep", another);
   auto chunks = chunks_of(c, ino);
   REQUIRE(chunks.size() == 2);
   for (auto [id, version] : chunks) REQUIRE(copies_on_disk(cluster, id, version) == 2);
@@ -649,7 +652,7 @@ TEST_CASE("unlink of a file frees its chunks on the chunkservers", "[namespace][
   REQUIRE(vols->at(0).files() == 1);
   // Other files are untouched.
   REQUIRE(copies_on_disk(cluster, kept[0].first, kept[0].second) == 2);
-  REQUIRE(get_file(c, keep) == "another file");
+  REQUIRE(get_file(c, keep) == another);
 
   // Truncating to 0 through create(truncate) frees chunks as well.
   auto keep_chunks = chunks_of(c, keep);

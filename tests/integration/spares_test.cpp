@@ -11,14 +11,15 @@ TEST_CASE("spare chunks are made ahead, taken by new files, and dropped by a res
   Cluster cluster(3);
   uint64_t root = cluster.create_volume("v", 2);
   // The first new chunk finds no stock: it is created on the spot, and a refill starts.
-  std::string first = random_bytes(1000, 1);
+  // (Files big enough for chunks of their own: smaller ones share a pack.)
+  std::string first = random_bytes(100 * 1000, 1);
   uint64_t a = put_file(cluster.client(), root, "a", first);
   // The stock fills up: 32 chunks of two copies each, holding nothing.
   REQUIRE(wait_until([&] { return chunk_files(cluster, false) == 64; }));
   REQUIRE(chunk_files(cluster) == 2);
 
   // The next new file takes one: two empty copies become its data, none is created.
-  std::string second = random_bytes(3000, 2);
+  std::string second = random_bytes(300 * 1000, 2);
   uint64_t b = put_file(cluster.client(), root, "b", second);
   REQUIRE(chunk_files(cluster) == 4);
   REQUIRE(chunk_files(cluster, false) == 62);

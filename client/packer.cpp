@@ -1,0 +1,90 @@
+#include "client/packer.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/util.h"
+
+namespace keelfs::client {
+namespace {
+
+constexpr int kMaxAttempts = 4;
+// A pack whose write ticket expires sooner than this is given up for a new one.
+constexpr int64_t kTicketMarginMs = 60 * 1000;
+
+}  // namespace
+
+template <class Resp>
+awaitable<Result<Resp>> Packer::ask(uint16_t type, const google::protobuf::MessageLite& req) {
+  CO_ASSIGN_OR_RETURN(Frame f, co_await call_master_(type, req));
+  Resp resp;
+  CO_RETURN_IF_ERROR(parse_body(f, &resp));
+  co_return resp;
+}
+
+awaitable<Result<Packer::Committed>> Packer::write_file(uint64_t volume_id, uint64_t ino, const std::string& data,
+                                                        uint64_t file_size, uint64_t base_size) {
+  Status last;
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    CO_ASSIGN_OR_RETURN(Place at, co_await place(volume_id, ino, data.size()));
+    if (Status st = co_await append(at, data); !st.ok()) {
+      spdlog::warn("packing inode {} into {:016x} failed, taking a new pack: {}", ino, at.chunk.chunk_id(), st.message());
+      give_up(volume_id, at.chunk.chunk_id());
+      last = st;
+      continue;
+    }
+    pb::PackCommitReq req;
+    req.set_inode(ino);
+    req.set_chunk_id(at.chunk.chunk_id());
+    req.set_offset(at.offset);
+    req.set_length(data.size());
+    req.set_file_size(file_size);
+    req.set_base_size(base_size);
+    auto resp = co_await ask<pb::AttrResp>(pb::PACK_COMMIT, req);
+    if (resp.ok()) co_return Committed{resp->attr(), at.chunk};
+    last = resp.status();
+    // The pack is no longer this session's (a master restart sealed it): a new one.
+    if (!last.is(Code::kStaleVersion)) co_return last;
+    give_up(volume_id, at.chunk.chunk_id());
+  }
+  co_return last;
+}
+
+awaitable<Result<Packer::Place>> Packer::place(uint64_t volume_id, uint64_t ino, uint64_t len) {
+  auto guard = co_await opening_.lock(volume_id);
+  auto it = packs_.find(volume_id);
+  const bool usable = it != packs_.end() && it->second.next + len <= it->second.capacity &&
+                      it->second.chunk.ticket().expires_unix_ms() > unix_ms() + kTicketMarginMs;
+  if (!usable) {
+    pb::PackOpenReq req;
+    req.set_inode(ino);
+    CO_ASSIGN_OR_RETURN(pb::PackOpenResp resp, co_await ask<pb::PackOpenResp>(pb::PACK_OPEN, req));
+    if (resp.chunk().replicas().empty())
+      co_return error(Code::kUnavailable, fmt::format("master gave no chain for a pack of volume {}", volume_id));
+    OpenPack pack{resp.chunk(), resp.capacity(), resp.chunk().length()};
+    it = packs_.insert_or_assign(resp.volume_id(), std::move(pack)).first;
+  }
+  Place at{it->second.chunk, it->second.next};
+  it->second.next += len;
+  co_return at;
+}
+
+void Packer::give_up(uint64_t volume_id, uint64_t chunk_id) {
+  auto it = packs_.find(volume_id);
+  if (it != packs_.end() && it->second.chunk.chunk_id() == chunk_id) packs_.erase(it);
+}
+
+awaitable<Status> Packer::append(const Place& at, const std::string& data) {
+  const pb::ChunkInfo& c = at.chunk;
+  pb::ChunkWriteReq req;
+  req.set_chunk_id(c.chunk_id());
+  req.set_version(c.version());
+  req.set_offset(at.offset);
+  for (int i = 1; i < c.replicas_size(); ++i) req.add_chain(c.replicas(i).address());
+  *req.mutable_ticket() = c.ticket();
+  CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await cs_conns_.get(c.replicas(0).address()));
+  auto r = co_await conn->call(pb::CHUNK_WRITE, req, data);
+  co_return r.ok() ? Status::Ok() : r.status();
+}
+
+}  // namespace keelfs::client

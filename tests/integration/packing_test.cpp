@@ -1,0 +1,201 @@
+// Packed small files (docs/small-files.md) through the client library, against a real
+// master and real chunkservers.
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "tests/integration/harness.h"
+
+using namespace keelfs;
+using namespace keelfs::test;
+
+namespace {
+
+constexpr size_t KiB = 1024;
+
+// The file's data as the master has it: (pack chunk id, extent length), or chunk id 0
+// when it is not packed.
+std::pair<uint64_t, uint64_t> packed_in(client::Client& c, uint64_t ino) {
+  auto located = c.locate(ino);
+  REQUIRE(located.ok());
+  for (const auto& chunk : located->chunks())
+    if (chunk.extent_length() > 0) return {chunk.chunk_id(), chunk.extent_length()};
+  return {0, 0};
+}
+
+uint64_t volume_chunks(client::Client& c, const std::string& volume) {
+  auto vols = c.volume_list();
+  REQUIRE(vols.ok());
+  for (const auto& v : *vols)
+    if (v.name() == volume) return v.chunks();
+  FAIL("volume " << volume << " not listed");
+  return 0;
+}
+
+// As a reader on another mount sees it after open(): nothing it cached before (close-to-open).
+std::string read_fresh(client::Client& c, uint64_t ino) {
+  c.invalidate(ino);
+  return get_file(c, ino);
+}
+
+Status write_at(client::Client& c, uint64_t ino, uint64_t offset, const std::string& data) {
+  Status st = c.write(ino, offset, data.data(), data.size());
+  if (!st.ok()) return st;
+  return c.flush(ino);
+}
+
+}  // namespace
+
+TEST_CASE("small files share one pack chunk, replicated to goal, and read back from another client",
+          "[packing]") {
+  Cluster cluster(3);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  std::vector<std::pair<uint64_t, std::string>> files;
+  std::set<uint64_t> packs;
+  for (int i = 0; i < 200; ++i) {
+    std::string data = random_bytes(1 + (i * 331) % (8 * KiB), i);
+    uint64_t ino = put_file(c, root, "f" + std::to_string(i), data);
+    auto [pack, length] = packed_in(c, ino);
+    INFO("file " << i);
+    REQUIRE(pack != 0);
+    REQUIRE(length == data.size());
+    packs.insert(pack);
+    files.emplace_back(ino, std::move(data));
+  }
+  // One pack for all of them: no chunk per file.
+  REQUIRE(packs.size() == 1);
+  REQUIRE(volume_chunks(c, "v") == 1);
+  // The pack has goal-many copies, each one chunk file on disk.
+  auto located = c.locate(files[0].first);
+  REQUIRE(located.ok());
+  REQUIRE(located->chunks(0).replicas_size() == 2);
+  REQUIRE(chunk_files(cluster) == 2);
+
+  auto other = cluster.new_client("v");
+  REQUIRE(other.ok());
+  for (auto& [ino, data] : files) REQUIRE(read_fresh(**other, ino) == data);
+  // Reads past a packed file's end, and in its middle.
+  std::string buf(100, 'x');
+  auto n = (*other)->read(files[5].first, 3, 10, buf.data());
+  REQUIRE(n.ok());
+  REQUIRE(*n == std::min<size_t>(10, files[5].second.size() - 3));
+  REQUIRE(buf.substr(0, *n) == files[5].second.substr(3, *n));
+
+  std::string out;
+  REQUIRE(cluster.cli({"fsck", "v"}, &out) == 0);
+}
+
+TEST_CASE("a packed file overwritten, grown past the threshold, truncated, linked, renamed and unlinked "
+          "behaves as any other file",
+          "[packing]") {
+  Cluster cluster(3);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  std::string data = random_bytes(3000, 1);
+  uint64_t ino = put_file(c, root, "f", data);
+  REQUIRE(packed_in(c, ino).first != 0);
+
+  // Overwritten in the middle: it moves into a chunk of its own, with every byte kept.
+  std::string patch = random_bytes(100, 2);
+  REQUIRE(write_at(c, ino, 1000, patch).ok());
+  data.replace(1000, 100, patch);
+  auto other = cluster.new_client("v");
+  REQUIRE(other.ok());
+  REQUIRE(read_fresh(**other, ino) == data);
+
+  // Rewritten whole (O_TRUNC): packed again; the old chunk goes.
+  pb::SetattrReq trunc;
+  trunc.set_inode(ino);
+  trunc.set_mask(pb::SET_SIZE);
+  trunc.set_size(0);
+  REQUIRE(c.setattr(trunc).ok());
+  data = random_bytes(2000, 3);
+  REQUIRE(write_at(c, ino, 0, data).ok());
+  REQUIRE(packed_in(c, ino).first != 0);
+  REQUIRE(read_fresh(**other, ino) == data);
+
+  // Truncated shorter and longer: the pack is never cut, the bytes past the end read as zeros.
+  trunc.set_size(500);
+  REQUIRE(c.setattr(trunc).ok());
+  trunc.set_size(4000);
+  REQUIRE(c.setattr(trunc).ok());
+  std::string expect = data.substr(0, 500) + std::string(3500, '\0');
+  REQUIRE(read_fresh(**other, ino) == expect);
+
+  // Appended to past the threshold: unpacked, all bytes kept.
+  std::string tail = random_bytes(200 * KiB, 4);
+  REQUIRE(write_at(c, ino, 4000, tail).ok());
+  expect += tail;
+  REQUIRE(packed_in(c, ino).first == 0);
+  REQUIRE(read_fresh(**other, ino) == expect);
+
+  // A second packed file, hard-linked, renamed and unlinked by one name.
+  std::string small = random_bytes(777, 5);
+  uint64_t g = put_file(c, root, "g", small);
+  REQUIRE(c.link(g, root, "g2").ok());
+  REQUIRE(c.rename(root, "g", root, "g3").ok());
+  REQUIRE(c.unlink(root, "g3").ok());
+  REQUIRE(read_fresh(**other, g) == small);
+  REQUIRE(c.unlink(root, "g2").ok());
+  REQUIRE(c.unlink(root, "f").ok());
+
+  // Nothing left once the sessions let go of their packs: no chunk, no chunk file.
+  other->reset();
+  REQUIRE(c.unmount().ok());
+  std::string out;
+  REQUIRE(cluster.cli({"fsck", "v"}, &out) == 0);
+  REQUIRE(wait_until([&] { return volume_chunks(c, "v") == 0; }));
+  REQUIRE(wait_until([&] { return chunk_files(cluster) == 0; }, std::chrono::seconds(30)));
+}
+
+TEST_CASE("a master restart seals the open packs: packed files stay, an empty pack goes", "[packing]") {
+  Cluster cluster(3);
+  uint64_t root = cluster.create_volume("v", 2);
+  auto writer = cluster.new_client("v");  // outlives the master's restart, with its open pack
+  REQUIRE(writer.ok());
+  auto& w = **writer;
+  std::string kept = random_bytes(5000, 1);
+  uint64_t ino = put_file(w, root, "kept", kept);
+  put_file(w, root, "gone", random_bytes(100, 2));
+  REQUIRE(w.unlink(root, "gone").ok());
+  const uint64_t first_pack = packed_in(w, ino).first;
+  cluster.kill_master();
+  cluster.restart_master();
+  // The restart sealed the writer's pack: its next file goes to a new pack, and the old
+  // one stays for the file in it.
+  uint64_t next = put_file(w, root, "next", random_bytes(300, 3));
+  REQUIRE(packed_in(w, next).first != first_pack);
+  REQUIRE(packed_in(w, ino).first == first_pack);
+  auto other = cluster.new_client("v");
+  REQUIRE(other.ok());
+  REQUIRE(get_file(**other, ino) == kept);
+  REQUIRE(volume_chunks(cluster.client(), "v") == 2);
+  // A sealed pack whose every file went is freed.
+  REQUIRE(w.unlink(root, "kept").ok());
+  REQUIRE(wait_until([&] { return volume_chunks(cluster.client(), "v") == 1; }));
+}
+
+TEST_CASE("a volume created with --pack-below 0 packs nothing", "[packing]") {
+  Cluster cluster(3);
+  auto& c = cluster.client();
+  std::string out, err;
+  REQUIRE(cluster.cli({"volume", "create", "plain", "--pack-below", "0", "--save-secret",
+                       cluster.dir() + "/plain.secret"},
+                      &out, &err) == 0);
+  REQUIRE(cluster.cli({"volume", "info", "plain"}, &out) == 0);
+  REQUIRE(out.find("packing   off") != std::string::npos);
+  cluster.create_volume("packed", 2);
+  REQUIRE(cluster.cli({"volume", "info", "packed"}, &out) == 0);
+  REQUIRE(out.find("packing   files below 64.0 KiB") != std::string::npos);
+
+  // Through the kernel: three small files, three chunks.
+  std::string mnt = cluster.mount("plain");
+  for (int i = 0; i < 3; ++i) REQUIRE(write_file_errno(mnt + "/f" + std::to_string(i), random_bytes(1000, i)) == 0);
+  REQUIRE(volume_chunks(c, "plain") == 3);
+  // ...and on a packing volume, one.
+  std::string mnt2 = cluster.mount("packed");
+  for (int i = 0; i < 3; ++i) REQUIRE(write_file_errno(mnt2 + "/f" + std::to_string(i), random_bytes(1000, i)) == 0);
+  REQUIRE(volume_chunks(c, "packed") == 1);
+  REQUIRE(read_text_file(mnt2 + "/f1") == random_bytes(1000, 1));
+}
