@@ -582,7 +582,8 @@ struct Client::Impl {
     for (int i = 1; i < to.replicas_size(); ++i) req.add_chain(to.replicas(i).address());
     *req.mutable_ticket() = to.ticket();
     CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await cs_conns.get(to.replicas(0).address()));
-    CO_RETURN_IF_ERROR((co_await conn->call(pb::CHUNK_WRITE, req, std::move(bytes))).status());
+    auto copied = co_await conn->call(pb::CHUNK_WRITE, req, std::move(bytes));
+    CO_RETURN_IF_ERROR(copied.status());
     pb::UnpackEndReq end;
     end.set_inode(ino);
     end.set_chunk_id(to.chunk_id());

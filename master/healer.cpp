@@ -208,6 +208,7 @@ awaitable<void> Master::sweep_loop() {
         const size_t valid = holders.size() - on_draining;
         const uint32_t goal = std::max<uint32_t>(1, rec.goal());
         if (!holders.empty() && (valid != goal || on_draining > 0)) heal_queue_.push(id, urgency_of(valid, goal));
+        consider_compaction(id, rec);
       });
       if (!heal_queue_.empty()) wake_healer();
       if (next == 0) break;

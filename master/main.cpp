@@ -49,6 +49,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--sweep-every-ms", config.sweep_every_ms, "a new round of that sweep starts no sooner than this")
       ->capture_default_str();
+  app.add_option("--compact-below", config.compact_below,
+                 "a sealed pack of small files whose live bytes are below this fraction of its length is rewritten (0: never)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--compact-bytes-per-s", config.compact_bytes_per_s, "compaction copies at most this many bytes a second")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--cache-mb", config.cache_mb, "RocksDB block cache in MiB (memtables are charged to it)")
       ->capture_default_str();
   app.add_option("--replications-per-cs", config.replications_per_cs,

@@ -44,6 +44,8 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
                cs_port);
   asio::co_spawn(io_, liveness_loop(), asio::detached);
   asio::co_spawn(io_, heal_loop(), asio::detached);
+  data_conns_ = std::make_unique<ConnectionCache>(pb::ROLE_CLIENT, "keelfs-master");
+  asio::co_spawn(io_, compact_loop(), asio::detached);
   // Volumes removed before a restart whose trees were not all deleted yet.
   for (auto [volume_id, root] : store_->list_removing())
     asio::co_spawn(io_, remove_tree(TreeRemoval(*store_, volume_id, root)), asio::detached);

@@ -51,6 +51,10 @@ struct MasterConfig {
   // and starts a new round no sooner than sweep_every_ms after the last one began.
   int64_t sweep_chunks_per_s = 20000;
   int64_t sweep_every_ms = 60 * 1000;
+  // Compaction (docs/small-files.md): a sealed pack whose live bytes are below this
+  // fraction of its length is rewritten (0: never), copying at most this many bytes a second.
+  double compact_below = 0.5;
+  uint64_t compact_bytes_per_s = 64ull << 20;
   // RocksDB's block cache (memtables included), in MiB.
   size_t cache_mb = MetaStore::kDefaultCacheMb;
   // Changes named by a client (OpId) are remembered until the client says they were
@@ -202,6 +206,18 @@ class Master {
   // A new chunk no record took: its copies go.
   void drop_copies(const NewChunk& made);
 
+  // ---- compactor.cpp: packs whose dead bytes are worth reclaiming are rewritten
+  // Queues the pack when it is sealed and its live fraction fell below compact_below.
+  void consider_compaction(uint64_t chunk_id, const pb::ChunkRecord& rec);
+  awaitable<void> compact_loop();
+  // Copies the live files of the pack into a new pack and moves them there; the old pack
+  // is freed with its last file.
+  awaitable<Status> compact_pack(uint64_t pack_id);
+  // Reads [offset, offset + len) of the chunk from one of its copies.
+  awaitable<Result<std::string>> read_range(const pb::ChunkInfo& chunk, uint64_t offset, uint64_t len);
+  // Writes `data` at `offset` of the chunk down its chain.
+  awaitable<Status> write_range(const pb::ChunkInfo& chunk, uint64_t offset, const std::string& data);
+
   asio::io_context& io_;
   MasterConfig config_;
   std::unique_ptr<MetaStore> store_;
@@ -243,6 +259,9 @@ class Master {
   std::map<SpareKey, std::deque<NewChunk>> spares_;
   std::set<SpareKey> refilling_;
   std::map<uint64_t, uint64_t> open_packs_;  // session -> the pack it appends to
+  std::set<uint64_t> compact_queue_;         // packs to rewrite
+  uint64_t packs_compacted_ = 0;
+  std::unique_ptr<ConnectionCache> data_conns_;  // to chunkservers' data ports, as a client (compaction)
   std::set<uint64_t> unfiled_ids_;  // created, no file holds them yet (spares): no orphans in a chunk report
   bool stopping_ = false;
 };

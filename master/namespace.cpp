@@ -104,6 +104,7 @@ Result<std::optional<pb::ChunkRecord>> Namespace::chunk_in(const Batch& batch, u
 }
 
 Status Namespace::let_go(uint64_t ino, uint64_t index, const pb::FileExtent& extent, Batch& batch) {
+  if (extent.length() > 0) batch.delete_pack_file(extent.chunk_id(), ino);
   ASSIGN_OR_RETURN(auto chunk, chunk_in(batch, extent.chunk_id()));
   if (!chunk) return Status::Ok();
   const bool last = extent.length() > 0 ? drop_pack_extent(&*chunk, extent.length()) : drop_owner(&*chunk, ino, index);

@@ -38,6 +38,9 @@ constexpr uint64_t kOrphanDir = 0;
 // (docs/small-files.md, where the figure is measured).
 constexpr uint32_t kDefaultPackBelow = 64 * 1024;
 constexpr uint32_t kMaxPackBelow = 1024 * 1024;
+// The session a pack being written by compaction is open for: no client session has this
+// id (theirs start from the clock, Master::Master).
+constexpr uint64_t kCompactorSession = 1;
 
 // Chunkservers and volumes that name no region are in this one.
 inline constexpr const char* kDefaultRegion = "default";
@@ -49,6 +52,21 @@ struct NewVolume {
 
 // The size below which the volume's files are packed (VolumeRecord.pack_below).
 uint32_t pack_below(const pb::VolumeRecord& vol);
+
+// A file packed in a pack: its bytes [0, length) are at `offset` of the pack.
+struct PackedFile {
+  uint64_t inode = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// A packed file's bytes copied by compaction from one pack to another.
+struct PackMove {
+  uint64_t inode = 0;
+  uint64_t from_offset = 0;
+  uint64_t to_offset = 0;
+  uint64_t length = 0;  // bytes copied
+};
 
 struct ChunkRef {
   uint64_t chunk_id = 0;
@@ -219,6 +237,13 @@ class Namespace {
   Status begin_unpack(uint64_t ino, uint64_t chunk_id, uint32_t goal, std::vector<FreedChunk>* freed);
   // UNPACK_END: the packed bytes were copied; the file now uses its own chunk.
   Status unpack_end(const pb::UnpackEndReq& req, std::vector<FreedChunk>* freed);
+  // The files packed in the pack with inode numbers above `after`, at most `max`, where
+  // their bytes are now.
+  Result<std::vector<PackedFile>> pack_files(uint64_t pack_id, uint64_t after, size_t max, bool* more);
+  // Compaction: the files' bytes were copied from pack `from` to pack `to`; each file whose
+  // bytes are still where they were copied from now uses the copy, in one commit. `from`
+  // is freed when no file is left in it (and it is sealed).
+  Status move_packed(uint64_t from, uint64_t to, const std::vector<PackMove>& moves, std::vector<FreedChunk>* freed);
 
   MetaStore& store() { return store_; }
 

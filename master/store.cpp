@@ -18,9 +18,9 @@
 namespace keelfs::master {
 namespace {
 
-enum Cf { kInodes = 1, kDentries, kExtents, kChunks, kVolumes, kXattrs, kCounters, kUsage, kOps, kNumCfs };
-const char* kCfNames[] = {"default", "inodes",   "dentries", "extents", "chunks",
-                          "volumes", "xattrs",   "counters", "usage",   "ops"};
+enum Cf { kInodes = 1, kDentries, kExtents, kChunks, kVolumes, kXattrs, kCounters, kUsage, kOps, kPackFiles, kNumCfs };
+const char* kCfNames[] = {"default", "inodes", "dentries", "extents", "chunks",    "volumes",
+                          "xattrs",  "counters", "usage",  "ops",     "pack_files"};
 
 std::string be64(uint64_t v) {
   std::string s(8, '\0');
@@ -120,6 +120,8 @@ void Batch::set_removing(uint64_t volume_id, uint64_t root) {
   else
     wb_->Delete(CF(kCounters), "removing/" + be64(volume_id));
 }
+void Batch::put_pack_file(uint64_t pack_id, uint64_t ino) { wb_->Put(CF(kPackFiles), key2(pack_id, ino), ""); }
+void Batch::delete_pack_file(uint64_t pack_id, uint64_t ino) { wb_->Delete(CF(kPackFiles), key2(pack_id, ino)); }
 void Batch::set_pack_open(uint64_t chunk_id, bool open) {
   if (open)
     wb_->Put(CF(kCounters), "open-pack/" + be64(chunk_id), "");
@@ -528,6 +530,20 @@ std::vector<uint64_t> MetaStore::list_draining() {
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
     if (it->key().size() == prefix.size() + 8) out.push_back(from_be64(it->key().data() + prefix.size()));
   return out;
+}
+
+Status MetaStore::list_pack_files(uint64_t pack_id, uint64_t after, size_t max, std::vector<uint64_t>* out, bool* more) {
+  InodeScan it(db_.get(), cfs_[kPackFiles], pack_id);
+  *more = false;
+  for (it->Seek(key2(pack_id, after + 1)); it->Valid(); it->Next()) {
+    if (it->key().size() != 16) continue;
+    if (out->size() >= max) {
+      *more = true;
+      break;
+    }
+    out->push_back(from_be64(it->key().data() + 8));
+  }
+  return from_rocks(it->status(), "listing a pack's files");
 }
 
 std::vector<uint64_t> MetaStore::list_open_packs() {

@@ -14,6 +14,7 @@
 //               "open-pack/" chunk id (8) -> "" (pack chunks a session still appends to)
 //   usage       volume id                -> UsageRecord
 //   ops         client (8) | seq (8)     -> OpRecord (changes committed, for retries)
+//   pack_files  pack id | ino            -> "" (the files packed in a pack chunk)
 //
 // Every mutation is one Batch written atomically. commit() makes it visible at once and
 // writes it to the WAL in the operating system's page cache, so a crash of the master
@@ -106,6 +107,9 @@ class Batch {
   // A pack chunk some session appends to (kept with the counters, so that a restart,
   // which ends every session, finds and seals them).
   void set_pack_open(uint64_t chunk_id, bool open);
+  // File `ino` has its bytes in pack `pack_id` (its one packed extent).
+  void put_pack_file(uint64_t pack_id, uint64_t ino);
+  void delete_pack_file(uint64_t pack_id, uint64_t ino);
   // Remembers that the change named `op` is this batch (no-op for op.client() == 0).
   void put_op(const pb::OpId& op, const pb::OpRecord& rec);
   // The volume's usage moves by this much when the batch commits.
@@ -170,6 +174,8 @@ class MetaStore {
   std::vector<uint64_t> list_draining();
   // Removed volumes whose trees are still being deleted: (volume id, root inode).
   std::vector<std::pair<uint64_t, uint64_t>> list_removing();
+  // Files packed in the pack with inode numbers above `after`, at most `max`, in order.
+  Status list_pack_files(uint64_t pack_id, uint64_t after, size_t max, std::vector<uint64_t>* out, bool* more);
   // Pack chunks left open (Batch::set_pack_open).
   std::vector<uint64_t> list_open_packs();
   // Up to `max` chunk records with id >= first, in id order; returns the id to go on from,

@@ -1,5 +1,7 @@
 // Packed small files (docs/small-files.md): pack chunks a session appends to, a file's
 // whole content committed into one, and a packed file moving into a chunk of its own.
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "master/chunks/owners.h"
@@ -78,6 +80,7 @@ Result<pb::Attr> Namespace::pack_commit(const pb::PackCommitReq& req, uint64_t s
   extent.set_chunk_offset(req.offset());
   extent.set_length(req.length());
   batch.put_extent(req.inode(), 0, extent);
+  batch.put_pack_file(req.chunk_id(), req.inode());
   account_size(rec, a->size(), req.file_size(), batch);
   a->set_size(req.file_size());
   touch_times(a, true, true);
@@ -136,6 +139,49 @@ Status Namespace::unpack_end(const pb::UnpackEndReq& req, std::vector<FreedChunk
   batch.put_chunk(req.chunk_id(), *chunk);
   rec.set_unpack_chunk(0);
   batch.put_inode(rec);
+  return commit(batch, freed);
+}
+
+Result<std::vector<PackedFile>> Namespace::pack_files(uint64_t pack_id, uint64_t after, size_t max, bool* more) {
+  std::vector<uint64_t> inodes;
+  RETURN_IF_ERROR(store_.list_pack_files(pack_id, after, max, &inodes, more));
+  std::vector<PackedFile> out;
+  for (uint64_t ino : inodes) {
+    ASSIGN_OR_RETURN(auto extent, packed_extent(ino));
+    if (extent && extent->chunk_id() == pack_id) out.push_back({ino, extent->chunk_offset(), extent->length()});
+  }
+  return out;
+}
+
+Status Namespace::move_packed(uint64_t from, uint64_t to, const std::vector<PackMove>& moves,
+                              std::vector<FreedChunk>* freed) {
+  Batch batch = store_.batch();
+  ASSIGN_OR_RETURN(auto target, store_.get_chunk(to));
+  if (!target || !target->pack()) return error(Code::kNotFound, fmt::format("pack {:016x} is gone", to));
+  // The copies hold every byte copied, moved or not (those not moved are dead at once).
+  uint64_t end = target->length();
+  for (const PackMove& m : moves) end = std::max(end, m.to_offset + m.length);
+  if (end > target->length()) {
+    batch.usage(target->volume_id()).chunk_bytes += static_cast<int64_t>(end - target->length());
+    target->set_length(end);
+    batch.put_chunk(to, *target);
+  }
+  for (const PackMove& m : moves) {
+    // Only a file whose bytes are still where they were copied from moves (it may have
+    // been deleted, rewritten, moved out or truncated meanwhile: then as it is now).
+    ASSIGN_OR_RETURN(auto extent, packed_extent(m.inode));
+    if (!extent || extent->chunk_id() != from || extent->chunk_offset() != m.from_offset || extent->length() > m.length)
+      continue;
+    RETURN_IF_ERROR(let_go(m.inode, 0, *extent, batch));
+    ASSIGN_OR_RETURN(target, chunk_in(batch, to));
+    add_pack_extent(&*target, extent->length());
+    batch.put_chunk(to, *target);
+    pb::FileExtent moved = *extent;
+    moved.set_chunk_id(to);
+    moved.set_chunk_offset(m.to_offset);
+    batch.put_extent(m.inode, 0, moved);
+    batch.put_pack_file(to, m.inode);
+  }
   return commit(batch, freed);
 }
 

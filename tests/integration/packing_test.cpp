@@ -1,6 +1,8 @@
 // Packed small files (docs/small-files.md) through the client library, against a real
 // master and real chunkservers.
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -17,10 +19,20 @@ constexpr size_t KiB = 1024;
 // when it is not packed.
 std::pair<uint64_t, uint64_t> packed_in(client::Client& c, uint64_t ino) {
   auto located = c.locate(ino);
+  INFO(located.status().to_string());
   REQUIRE(located.ok());
   for (const auto& chunk : located->chunks())
     if (chunk.extent_length() > 0) return {chunk.chunk_id(), chunk.extent_length()};
   return {0, 0};
+}
+
+pb::VolumeInfo volume_info(client::Client& c, const std::string& volume) {
+  auto vols = c.volume_list();
+  REQUIRE(vols.ok());
+  for (const auto& v : *vols)
+    if (v.name() == volume) return v;
+  FAIL("volume " << volume << " not listed");
+  return {};
 }
 
 uint64_t volume_chunks(client::Client& c, const std::string& volume) {
@@ -198,4 +210,67 @@ TEST_CASE("a volume created with --pack-below 0 packs nothing", "[packing]") {
   for (int i = 0; i < 3; ++i) REQUIRE(write_file_errno(mnt2 + "/f" + std::to_string(i), random_bytes(1000, i)) == 0);
   REQUIRE(volume_chunks(c, "packed") == 1);
   REQUIRE(read_text_file(mnt2 + "/f1") == random_bytes(1000, 1));
+}
+
+TEST_CASE("compaction moves a pack's live files into a new pack while readers keep reading, and frees the old one",
+          "[packing]") {
+  ClusterOptions options;
+  options.master_args = {"--sweep-every-ms", "200", "--compact-below", "0.5"};
+  Cluster cluster(options);
+  auto& admin = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  std::vector<std::pair<uint64_t, std::string>> kept;
+  {
+    auto writer = cluster.new_client("v");
+    REQUIRE(writer.ok());
+    for (int i = 0; i < 100; ++i) {
+      std::string data = random_bytes(10 * KiB + i, i);
+      uint64_t ino = put_file(**writer, root, "f" + std::to_string(i), data);
+      if (i % 10 < 3) kept.emplace_back(ino, std::move(data));
+    }
+    REQUIRE((*writer)->unmount().ok());  // its pack is sealed
+  }
+  const uint64_t old_pack = packed_in(admin, kept[0].first).first;
+  REQUIRE(old_pack != 0);
+  const uint64_t full = volume_info(admin, "v").physical_bytes();
+
+  // A reader that keeps reading the files that stay, from locations it cached before.
+  auto reader = cluster.new_client("v");
+  REQUIRE(reader.ok());
+  for (auto& [ino, data] : kept) REQUIRE(get_file(**reader, ino) == data);
+  std::atomic<bool> stop{false};
+  std::atomic<int> rounds{0}, wrong{0};
+  std::thread reading([&] {
+    while (!stop) {
+      for (auto& [ino, data] : kept) {
+        std::string got(data.size(), '\0');
+        auto n = (*reader)->read(ino, 0, got.size(), got.data());
+        if (!n.ok() || *n != data.size() || got != data) ++wrong;
+      }
+      ++rounds;
+    }
+  });
+
+  // 70 of the 100 files go: the pack's live fraction falls to about 30 %.
+  for (int i = 0; i < 100; ++i)
+    if (i % 10 >= 3) REQUIRE(admin.unlink(root, "f" + std::to_string(i)).ok());
+  REQUIRE(wait_until([&] { return packed_in(admin, kept[0].first).first != old_pack; }, std::chrono::seconds(30)));
+  for (auto& [ino, data] : kept) REQUIRE(packed_in(admin, ino).first == packed_in(admin, kept[0].first).first);
+  // The old pack is freed: one chunk left, holding only the live bytes.
+  REQUIRE(wait_until([&] { return volume_info(admin, "v").chunks() == 1; }));
+  const uint64_t after = volume_info(admin, "v").physical_bytes();
+  INFO("physical bytes before " << full << ", after " << after);
+  REQUIRE(after < full / 2);
+  REQUIRE(wait_until([&] { return chunk_files(cluster) == 2; }, std::chrono::seconds(30)));
+  const int seen = rounds;
+  REQUIRE(wait_until([&] { return rounds >= seen + 3; }));
+  stop = true;
+  reading.join();
+  REQUIRE(wrong == 0);
+
+  auto fresh = cluster.new_client("v");
+  REQUIRE(fresh.ok());
+  for (auto& [ino, data] : kept) REQUIRE(get_file(**fresh, ino) == data);
+  std::string out;
+  REQUIRE(cluster.cli({"fsck", "v"}, &out) == 0);
 }

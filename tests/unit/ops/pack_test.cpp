@@ -161,3 +161,51 @@ TEST_CASE("unpack: the file moves into its own chunk only when UNPACK_END names 
   REQUIRE(freed.size() == 1);
   REQUIRE(freed[0].chunk_id == kOwn2);
 }
+
+TEST_CASE("compaction moves only the files still where they were copied from, and frees the old pack",
+          "[namespace][packing]") {
+  Fixture f;
+  REQUIRE(f.ns->add_pack(kPack, volume_id(f), 2, kSession).ok());
+  uint64_t a = f.create(f.root, "a");
+  uint64_t b = f.create(f.root, "b");
+  uint64_t c = f.create(f.root, "c");
+  REQUIRE(commit(f, commit_req(a, 0, 100)).ok());
+  REQUIRE(commit(f, commit_req(b, 100, 50)).ok());
+  REQUIRE(commit(f, commit_req(c, 150, 10)).ok());
+  std::vector<FreedChunk> freed;
+  REQUIRE(f.ns->seal_pack(kPack, &freed).ok());
+  bool more = true;
+  auto files = f.ns->pack_files(kPack, 0, 10, &more);
+  REQUIRE(files.ok());
+  REQUIRE(!more);
+  REQUIRE(files->size() == 3);
+
+  constexpr uint64_t kNew = 950;
+  REQUIRE(f.ns->add_pack(kNew, volume_id(f), 2, kCompactorSession).ok());
+  // Meanwhile: b is truncated (its extent shrinks in place), c is unlinked.
+  pb::SetattrReq sa;
+  sa.set_inode(b);
+  sa.set_mask(pb::SET_SIZE);
+  sa.set_size(20);
+  REQUIRE(f.ns->setattr(sa, &freed).ok());
+  REQUIRE(f.unlink(f.root, "c", &freed).ok());
+  std::vector<PackMove> moves = {{a, 0, 0, 100}, {b, 100, 100, 50}, {c, 150, 150, 10}};
+  REQUIRE(f.ns->move_packed(kPack, kNew, moves, &freed).ok());
+  // The old pack had nothing left: freed.
+  REQUIRE(freed.size() == 1);
+  REQUIRE(freed[0].chunk_id == kPack);
+  auto la = f.ns->locate(a, 0, 0);
+  REQUIRE(la->chunks(0).chunk_id() == kNew);
+  REQUIRE(la->chunks(0).extent_offset() == 0);
+  auto lb = f.ns->locate(b, 0, 0);
+  REQUIRE(lb->chunks(0).chunk_id() == kNew);
+  REQUIRE(lb->chunks(0).extent_offset() == 100);
+  REQUIRE(lb->chunks(0).extent_length() == 20);
+  auto rec = f.store->get_chunk(kNew);
+  REQUIRE((*rec)->live_extents() == 2);
+  REQUIRE((*rec)->live_bytes() == 120);
+  REQUIRE((*rec)->length() == 160);  // every byte copied: c's are dead at once
+  files = f.ns->pack_files(kNew, 0, 10, &more);
+  REQUIRE(files->size() == 2);
+  REQUIRE(f.ns->pack_files(kPack, 0, 10, &more)->empty());
+}
