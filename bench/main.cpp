@@ -1,4 +1,7 @@
-// keelfs-bench: measures a cluster through the client library (no FUSE in between).
+// keelfs-bench: benchmarks of any mount, and of a keelfs cluster through its client library.
+//   keelfs-bench smallfiles PATH [--files N] [--size S[,S2...]] [--dirs D] [--threads T] [--json]
+//   keelfs-bench throughput PATH [--size-mib M] [--threads T] [--json]
+// Through the client library (no FUSE in between):
 //   keelfs-bench meta  --volume V [--files N] [--threads T]          create then stat N empty files
 //   keelfs-bench small --volume V [--files N] [--size B] [--threads T]  create, write and close N small files
 //   keelfs-bench statloop --volume V [--seconds S]                    stat in a loop; latency per second
@@ -17,7 +20,9 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "bench/posix_bench.h"
 #include "client/client.h"
+#include "common/util.h"
 
 using namespace keelfs;
 using Clock = std::chrono::steady_clock;
@@ -191,8 +196,48 @@ int main(int argc, char** argv) {
   statloop->add_option("--seconds", seconds)->capture_default_str();
   auto* io = app.add_subcommand("io", "write then read one file");
   io->add_option("--size-mib", size_mib)->capture_default_str();
+
+  bench::SmallfilesArgs sf;
+  std::string sf_sizes = "4096";
+  auto* smallfiles = app.add_subcommand(
+      "smallfiles", "create, stat, read (checked), rename and unlink small files under PATH, on any mount");
+  smallfiles->add_option("path", sf.path, "a directory on the file system to measure")->required();
+  smallfiles->add_option("--files", sf.files, "files per size")->capture_default_str();
+  smallfiles->add_option("--size", sf_sizes, "bytes per file; several sizes separated by commas (1K, 64K...)")
+      ->capture_default_str();
+  smallfiles->add_option("--dirs", sf.dirs, "directories the files are spread over")->capture_default_str();
+  smallfiles->add_option("--threads", sf.threads)->capture_default_str();
+  smallfiles->add_option("--secret-file", sf.secret_file,
+                         "on keelfs: the cluster secret or monitoring key, to read the volume's physical bytes "
+                         "(default: $KEELFS_HOME/cluster.secret)");
+  smallfiles->add_flag("--json", sf.json, "one JSON document instead of a table");
+  bench::ThroughputArgs tp;
+  auto* throughput = app.add_subcommand("throughput", "large sequential and parallel writes and reads under PATH");
+  throughput->add_option("path", tp.path, "a directory on the file system to measure")->required();
+  throughput->add_option("--size-mib", tp.size_mib, "bytes written and read in each test")->capture_default_str();
+  throughput->add_option("--threads", tp.threads, "files written and read in parallel")->capture_default_str();
+  throughput->add_flag("--json", tp.json, "one JSON document instead of a table");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::err);
+
+  // The benchmarks of any mount need no cluster.
+  if (*smallfiles) {
+    sf.master = master;
+    sf.sizes.clear();
+    for (size_t pos = 0; pos <= sf_sizes.size();) {
+      size_t comma = sf_sizes.find(',', pos);
+      if (comma == std::string::npos) comma = sf_sizes.size();
+      uint64_t bytes = 0;
+      if (!parse_bytes(sf_sizes.substr(pos, comma - pos), &bytes)) {
+        std::fprintf(stderr, "keelfs-bench: --size '%s' is not a list of sizes such as 1K,64K\n", sf_sizes.c_str());
+        return 2;
+      }
+      sf.sizes.push_back(bytes);
+      pos = comma + 1;
+    }
+    return bench::run_smallfiles(sf);
+  }
+  if (*throughput) return bench::run_throughput(tp);
 
   client::ClientOptions opts;
   opts.master = master;
