@@ -469,6 +469,12 @@ Status ChunkStore::write(uint64_t id, uint32_t version, uint64_t offset, std::st
       crcs[b - first] = crc32c(data.data() + (bs - offset), be - bs);
       continue;
     }
+    if (offset == old_len && bs < old_len && old_len < be && end >= be) {
+      // An append to a partly filled block (small files packed one after the other, small
+      // sequential writes): the block's CRC is extended, its bytes are not read again.
+      crcs[b - first] = crc32c_extend(e->crcs[b], data.data(), be - old_len);
+      continue;
+    }
     buf.assign(be - bs, '\0');
     if (bs < old_len) {
       size_t old_block = static_cast<size_t>(std::min<uint64_t>(kBlockSize, old_len - bs));

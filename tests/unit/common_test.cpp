@@ -16,6 +16,9 @@ using namespace keelfs;
 TEST_CASE("crc32c is the standard Castagnoli CRC", "[common]") {
   REQUIRE(crc32c("123456789", 9) == 0xE3069283u);
   REQUIRE(crc32c("", 0) == 0u);
+  // Extended by what follows, a CRC is the CRC of the whole.
+  REQUIRE(crc32c_extend(crc32c("1234", 4), "56789", 5) == 0xE3069283u);
+  REQUIRE(crc32c_extend(crc32c("", 0), "123456789", 9) == 0xE3069283u);
 }
 
 TEST_CASE("Result carries a value or an error", "[common]") {
