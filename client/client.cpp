@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "client/pack_cache.h"
 #include "client/packer.h"
 #include "common/async.h"
 #include "common/rpc.h"
@@ -83,6 +84,7 @@ struct Client::Impl {
   ConnectionPtr master;
   ConnectionCache cs_conns;
   KeyedMutex lease_locks;
+  PackCache pack_cache;
   Packer packer{[this](uint16_t type, const google::protobuf::MessageLite& req) { return call_master(type, req); },
                 cs_conns};
   std::unordered_map<uint64_t, FilePtr> files;
@@ -893,25 +895,51 @@ struct Client::Impl {
       std::memset(p.buf, 0, p.len);
       co_return Status::Ok();
     }
-    if (c->extent_length() > 0) {
-      // Packed: the file's bytes [0, extent_length) are at extent_offset in the pack; past
-      // them it reads as zeros.
-      const uint64_t held = c->extent_length() > p.offset ? c->extent_length() - p.offset : 0;
-      const size_t n = static_cast<size_t>(std::min<uint64_t>(p.len, held));
-      std::memset(p.buf + n, 0, p.len - n);
-      if (n == 0) co_return Status::Ok();
-      p = Piece{p.index, c->extent_offset() + p.offset, n, p.buf};
+    if (c->extent_length() > 0) co_return co_await read_packed(c, p);
+    CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_copy(*c, p.offset, p.len));
+    size_t got = std::min(bytes.size(), p.len);
+    std::memcpy(p.buf, bytes.data(), got);
+    std::memset(p.buf + got, 0, p.len - got);  // past the chunk's written end: zeros
+    co_return Status::Ok();
+  }
+
+  // A packed file's bytes [0, extent_length) are at extent_offset in its pack; past them it
+  // reads as zeros. A piece inside one block of the pack comes from the pack cache, or
+  // brings the whole block there.
+  awaitable<Status> read_packed(const pb::ChunkInfo* c, Piece p) {
+    const uint64_t held = c->extent_length() > p.offset ? c->extent_length() - p.offset : 0;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(p.len, held));
+    std::memset(p.buf + n, 0, p.len - n);
+    if (n == 0) co_return Status::Ok();
+    const uint64_t at = c->extent_offset() + p.offset;
+    const uint64_t block = at / PackCache::kBlock * PackCache::kBlock;
+    if (at + n <= block + PackCache::kBlock) {
+      if (pack_cache.get(c->chunk_id(), at, n, p.buf)) co_return Status::Ok();
+      CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_copy(*c, block, PackCache::kBlock));
+      pack_cache.put(c->chunk_id(), block, std::move(bytes));
+      if (pack_cache.get(c->chunk_id(), at, n, p.buf)) co_return Status::Ok();
     }
-    if (c->replicas().empty())
-      co_return error(Code::kUnavailable, fmt::format("chunk {:016x} has no live copy", c->chunk_id()));
+    CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_copy(*c, at, n));
+    if (bytes.size() < n)
+      co_return error(Code::kIOError, fmt::format("pack {:016x} holds {} bytes at {}, not the {} its file has",
+                                                  c->chunk_id(), bytes.size(), at, n));
+    std::memcpy(p.buf, bytes.data(), n);
+    co_return Status::Ok();
+  }
+
+  // Bytes [offset, offset + len) of the chunk from the first copy that answers (short when
+  // the chunk ends before).
+  awaitable<Result<std::string>> read_copy(const pb::ChunkInfo& c, uint64_t offset, size_t len) {
+    if (c.replicas().empty())
+      co_return error(Code::kUnavailable, fmt::format("chunk {:016x} has no live copy", c.chunk_id()));
     pb::ChunkReadReq req;
-    req.set_chunk_id(c->chunk_id());
-    req.set_version(c->version());
-    req.set_offset(p.offset);
-    req.set_length(static_cast<uint32_t>(p.len));
-    *req.mutable_ticket() = c->ticket();
+    req.set_chunk_id(c.chunk_id());
+    req.set_version(c.version());
+    req.set_offset(offset);
+    req.set_length(static_cast<uint32_t>(len));
+    *req.mutable_ticket() = c.ticket();
     Status last;
-    for (const pb::Replica& r : c->replicas()) {
+    for (const pb::Replica& r : c.replicas()) {
       auto conn = co_await cs_conns.get(r.address());
       if (!conn.ok()) {
         last = conn.status();
@@ -920,14 +948,11 @@ struct Client::Impl {
       auto f = co_await (*conn)->call(pb::CHUNK_READ, req);
       if (!f.ok()) {
         last = f.status();
-        spdlog::warn("read of chunk {:016x} from {} failed, trying another copy: {}", c->chunk_id(), r.address(),
+        spdlog::warn("read of chunk {:016x} from {} failed, trying another copy: {}", c.chunk_id(), r.address(),
                      last.message());
         continue;
       }
-      size_t got = std::min(f->payload.size(), p.len);
-      std::memcpy(p.buf, f->payload.data(), got);
-      std::memset(p.buf + got, 0, p.len - got);  // past the chunk's written end: zeros
-      co_return Status::Ok();
+      co_return std::move(f->payload);
     }
     co_return last;
   }
