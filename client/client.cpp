@@ -216,6 +216,8 @@ struct Client::Impl {
     uint64_t session = 0;
     uint64_t volume_id = 0;
     uint32_t pack_below = 0;  // files below this size are packed; 0 = none
+    uint64_t root = 0;
+    uint64_t size_bytes = 0;  // the volume's quota on logical bytes; 0 = none
   };
   std::vector<Mounted> mounts;
   bool heartbeating = false;
@@ -241,6 +243,8 @@ struct Client::Impl {
     m.session = resp.session();
     m.volume_id = resp.volume().id();
     m.pack_below = resp.volume().pack_below();
+    m.root = resp.volume().root_inode();
+    m.size_bytes = resp.volume().size_bytes();
     co_return resp;
   }
 
@@ -518,8 +522,12 @@ struct Client::Impl {
     if (auto [entries, e] = snapshot_entry(attr.inode()); entries) e->second = attr;
     if (auto it = files.find(attr.inode()); it != files.end()) heard_size(*it->second, attr);
   }
-  static void heard_size(FileState& fs, const pb::Attr& attr) {
+  void heard_size(FileState& fs, const pb::Attr& attr) {
     if (attr.type() != pb::FT_REGULAR) return;
+    // Growth the master recorded no longer counts against this client's headroom.
+    if (fs.master_size && attr.size() > *fs.master_size)
+      if (auto h = headroom.find(attr.volume_id()); h != headroom.end())
+        h->second.unrecorded -= std::min(h->second.unrecorded, attr.size() - *fs.master_size);
     fs.master_size = attr.size();
     fs.volume_id = attr.volume_id();
   }
@@ -724,9 +732,56 @@ struct Client::Impl {
     while (!fs->sending.empty()) co_await wait_for_change(fs);
   }
 
+  // ---- quotas at write(): what this client believes its volumes may still take.
+  struct Headroom {
+    uint64_t left = 0;
+    Clock::time_point heard{};  // when the master last said (STATFS)
+    uint64_t unrecorded = 0;    // growth this client let through that the master has not recorded yet
+  };
+  std::map<uint64_t, Headroom> headroom;  // by volume id
+  static constexpr auto kHeadroomAge = std::chrono::seconds(1);
+
+  // A write that would take its volume past its size is refused at write() (EDQUOT) rather
+  // than at close, after its bytes went out: the client counts down what the master said is
+  // left (STATFS, asked again after a second, or when a write would not fit). The master's
+  // check when the size is recorded (WRITE_END, PACK_COMMIT) stays the one that holds
+  // against other clients writing at once (docs/small-files.md, "Accounting").
+  awaitable<Status> take_headroom(const FileState& fs, uint64_t end) {
+    const Mounted* m = nullptr;
+    for (const Mounted& x : mounts)
+      if (x.volume_id == fs.volume_id && fs.volume_id != 0) m = &x;
+    if (!m || m->size_bytes == 0) co_return Status::Ok();
+    const uint64_t known = std::max(fs.master_size.value_or(0), fs.pending_size);
+    if (end <= known) co_return Status::Ok();
+    const uint64_t growth = end - known;
+    Headroom& h = headroom[m->volume_id];
+    const auto now = Clock::now();
+    if (now - h.heard > kHeadroomAge || growth > h.left) {
+      const uint64_t volume_id = m->volume_id, size_bytes = m->size_bytes;
+      pb::StatfsReq req;
+      req.set_inode(m->root);
+      auto st = co_await ask<pb::StatfsResp>(pb::STATFS, req);
+      if (!st.ok()) co_return Status::Ok();  // the master decides at close, as before
+      Headroom& fresh = headroom[volume_id];
+      const uint64_t used = st->used_bytes() + fresh.unrecorded;
+      fresh.left = size_bytes > used ? size_bytes - used : 0;
+      fresh.heard = now;
+      if (growth > fresh.left)
+        co_return error(Code::kQuotaExceeded, fmt::format("the volume's size ({} bytes) would be passed: {} bytes left, "
+                                                          "this write adds {}", size_bytes, fresh.left, growth));
+      fresh.left -= growth;
+      fresh.unrecorded += growth;
+      co_return Status::Ok();
+    }
+    h.left -= growth;
+    h.unrecorded += growth;
+    co_return Status::Ok();
+  }
+
   awaitable<Status> write(uint64_t ino, uint64_t offset, const char* data, size_t len) {
     FilePtr fs = file(ino);
     if (!fs->error.ok()) co_return fs->error;
+    CO_RETURN_IF_ERROR(co_await take_headroom(*fs, offset + len));
     fs->located.reset();
     fs->pending_size = std::max(fs->pending_size, offset + len);
     // Join the buffered run when this write continues it; otherwise send that run first.

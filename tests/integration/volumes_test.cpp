@@ -201,12 +201,30 @@ TEST_CASE("volumes: writing past the size is EDQUOT, creating past the inode lim
   REQUIRE(static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize == 8 * MiB);
   REQUIRE(static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize == 3 * MiB);
 
-  // 10 MiB do not fit in the 3 MiB left: the writer hears EDQUOT, the file keeps no byte.
-  REQUIRE(write_file_errno(m + "/big", random_bytes(10 * MiB, 2)) == EDQUOT);
+  // 10 MiB do not fit in the 3 MiB left: write() itself says EDQUOT once the bytes would
+  // pass the size (not the close, after they went out); what it took stays, within the size.
+  const std::string big_data = random_bytes(10 * MiB, 2);
+  int fd = ::open((m + "/big").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(fd >= 0);
+  size_t taken = 0;
+  int write_errno = 0;
+  while (taken < big_data.size()) {
+    ssize_t n = ::write(fd, big_data.data() + taken, big_data.size() - taken);
+    if (n < 0) {
+      write_errno = errno;
+      break;
+    }
+    taken += static_cast<size_t>(n);
+  }
+  REQUIRE(write_errno == EDQUOT);
+  REQUIRE(taken <= 3 * MiB);
+  REQUIRE(::close(fd) == 0);
   REQUIRE(read_all(m + "/keep") == keep);
   auto big = cluster.client().resolve(root, "/big");
   REQUIRE(big.ok());
-  REQUIRE(big->size() == 0);
+  REQUIRE(big->size() == taken);
+  REQUIRE(read_all(m + "/big") == big_data.substr(0, taken));
+  REQUIRE(::truncate((m + "/big").c_str(), 0) == 0);
   // What fits still goes in; truncating past the size is refused as well.
   REQUIRE(write_file_errno(m + "/small", random_bytes(MiB, 3)) == 0);
   REQUIRE(truncate((m + "/small").c_str(), 100 * MiB) == -1);
