@@ -169,6 +169,8 @@ json volume_json(const pb::VolumeInfo& v) {
               {"files", v.files()},
               {"chunks", v.chunks()},
               {"pack_below", v.pack_below()},
+              {"packed_bytes", v.packed_bytes()},
+              {"dead_bytes", v.dead_bytes()},
               {"sessions", sessions}};
 }
 
@@ -271,6 +273,12 @@ Status cmd_volume_info(Session& s, const std::string& name, bool as_json) {
                              human_bytes(v.physical_bytes()), v.chunks());
     std::cout << fmt::format("packing   {}\n", v.pack_below() ? fmt::format("files below {}", human_bytes(v.pack_below()))
                                                             : std::string("off"));
+    std::cout << fmt::format("packed    {} of small files' data, {} dead awaiting compaction (one copy)\n",
+                             human_bytes(v.packed_bytes()), human_bytes(v.dead_bytes()));
+    if (v.logical_bytes() > 0 && v.goal() > 0)
+      std::cout << fmt::format("overhead  {:.3f} (physical / (logical x goal))\n",
+                               static_cast<double>(v.physical_bytes()) /
+                                   (static_cast<double>(v.logical_bytes()) * v.goal()));
     std::cout << fmt::format("files     {}{}\ncreated   {}\nsessions  {}\n", v.files(),
                              v.max_inodes() ? fmt::format(" of {}", v.max_inodes()) : "", time_string(v.created_unix()),
                              v.sessions_size());

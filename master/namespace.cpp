@@ -107,16 +107,28 @@ Status Namespace::let_go(uint64_t ino, uint64_t index, const pb::FileExtent& ext
   if (extent.length() > 0) batch.delete_pack_file(extent.chunk_id(), ino);
   ASSIGN_OR_RETURN(auto chunk, chunk_in(batch, extent.chunk_id()));
   if (!chunk) return Status::Ok();
+  const pb::ChunkRecord before = *chunk;
   const bool last = extent.length() > 0 ? drop_pack_extent(&*chunk, extent.length()) : drop_owner(&*chunk, ino, index);
   if (!last) {
+    count_pack(batch, before, chunk);
     batch.put_chunk(extent.chunk_id(), *chunk);  // other files' data is still in it
     return Status::Ok();
   }
-  free_chunk(extent.chunk_id(), *chunk, batch);
+  count_pack(batch, before, chunk);  // the extent goes first...
+  free_chunk(extent.chunk_id(), *chunk, batch);  // ...then the pack
   return Status::Ok();
 }
 
+void Namespace::count_pack(Batch& batch, const pb::ChunkRecord& before, const std::optional<pb::ChunkRecord>& after) {
+  if (!before.pack()) return;
+  UsageDelta& u = batch.usage(before.volume_id());
+  const uint64_t length = after ? after->length() : 0, live = after ? after->live_bytes() : 0;
+  u.pack_bytes += static_cast<int64_t>(length) - static_cast<int64_t>(before.length());
+  u.packed_bytes += static_cast<int64_t>(live) - static_cast<int64_t>(before.live_bytes());
+}
+
 void Namespace::free_chunk(uint64_t chunk_id, const pb::ChunkRecord& chunk, Batch& batch) {
+  count_pack(batch, chunk, std::nullopt);
   batch.delete_chunk(chunk_id);
   UsageDelta& u = batch.usage(chunk.volume_id());
   u.chunks -= 1;

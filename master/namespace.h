@@ -267,6 +267,9 @@ class Namespace {
   Status let_go(uint64_t ino, uint64_t index, const pb::FileExtent& extent, Batch& batch);
   // Frees the chunk of an unfinished unpack (InodeRecord.unpack_chunk), if any.
   Status drop_unpack_chunk(pb::InodeRecord& rec, Batch& batch);
+  // A pack's record changes from `before` to `after` (nullopt: freed): the volume's pack
+  // and packed bytes follow (UsageRecord).
+  static void count_pack(Batch& batch, const pb::ChunkRecord& before, const std::optional<pb::ChunkRecord>& after);
   // The chunk's record goes and its copies are deleted once the batch commits.
   void free_chunk(uint64_t chunk_id, const pb::ChunkRecord& chunk, Batch& batch);
   // nlink - 1; deletes the inode and its data when no link is left, unless a session

@@ -286,6 +286,8 @@ std::map<uint64_t, pb::UsageRecord> MetaStore::apply_usage(Batch& batch) {
     u.set_files(moved(u.files(), d.files));
     u.set_chunks(moved(u.chunks(), d.chunks));
     u.set_chunk_bytes(moved(u.chunk_bytes(), d.chunk_bytes));
+    u.set_pack_bytes(moved(u.pack_bytes(), d.pack_bytes));
+    u.set_packed_bytes(moved(u.packed_bytes(), d.packed_bytes));
     batch.wb_->Put(cfs_[kUsage], be64(id), u.SerializeAsString());
     out[id] = std::move(u);
   }

@@ -70,6 +70,8 @@ struct UsageDelta {
   int64_t files = 0;
   int64_t chunks = 0;
   int64_t chunk_bytes = 0;
+  int64_t pack_bytes = 0;
+  int64_t packed_bytes = 0;
 };
 
 class MetaStore;

@@ -67,6 +67,7 @@ Result<pb::Attr> Namespace::pack_commit(const pb::PackCommitReq& req, uint64_t s
   RETURN_IF_ERROR(drop_data_from(req.inode(), 0, batch));  // the file's old data, in this pack or elsewhere
   RETURN_IF_ERROR(drop_unpack_chunk(rec, batch));
   ASSIGN_OR_RETURN(pack, chunk_in(batch, req.chunk_id()));  // as dropping the old data left it
+  const pb::ChunkRecord before = *pack;
   add_pack_extent(&*pack, req.length());
   const uint64_t end = req.offset() + req.length();
   if (end > pack->length()) {
@@ -74,6 +75,7 @@ Result<pb::Attr> Namespace::pack_commit(const pb::PackCommitReq& req, uint64_t s
     batch.usage(pack->volume_id()).chunk_bytes += static_cast<int64_t>(*pack_growth);
     pack->set_length(end);
   }
+  count_pack(batch, before, pack);
   batch.put_chunk(req.chunk_id(), *pack);
   pb::FileExtent extent;
   extent.set_chunk_id(req.chunk_id());
@@ -162,8 +164,10 @@ Status Namespace::move_packed(uint64_t from, uint64_t to, const std::vector<Pack
   uint64_t end = target->length();
   for (const PackMove& m : moves) end = std::max(end, m.to_offset + m.length);
   if (end > target->length()) {
+    const pb::ChunkRecord before = *target;
     batch.usage(target->volume_id()).chunk_bytes += static_cast<int64_t>(end - target->length());
     target->set_length(end);
+    count_pack(batch, before, target);
     batch.put_chunk(to, *target);
   }
   for (const PackMove& m : moves) {
@@ -174,7 +178,9 @@ Status Namespace::move_packed(uint64_t from, uint64_t to, const std::vector<Pack
       continue;
     RETURN_IF_ERROR(let_go(m.inode, 0, *extent, batch));
     ASSIGN_OR_RETURN(target, chunk_in(batch, to));
+    const pb::ChunkRecord before = *target;
     add_pack_extent(&*target, extent->length());
+    count_pack(batch, before, target);
     batch.put_chunk(to, *target);
     pb::FileExtent moved = *extent;
     moved.set_chunk_id(to);

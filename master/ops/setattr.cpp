@@ -46,7 +46,9 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
         if (chunk && extent->length() > cut) {
           // A packed file: its extent shrinks, the pack is never cut (its other files' bytes
           // follow); the bytes left behind are dead until the pack is compacted.
+          const pb::ChunkRecord before = *chunk;
           chunk->set_live_bytes(chunk->live_bytes() - std::min(chunk->live_bytes(), extent->length() - cut));
+          count_pack(batch, before, chunk);
           extent->set_length(cut);
           batch.put_extent(a->inode(), 0, *extent);
           chunks[extent->chunk_id()] = *chunk;

@@ -117,6 +117,8 @@ pb::VolumeInfo Namespace::volume_info(const pb::VolumeRecord& rec) {
   info.set_files(u.files());
   info.set_chunks(u.chunks());
   info.set_physical_bytes(u.chunk_bytes() * rec.goal());
+  info.set_packed_bytes(u.packed_bytes());
+  info.set_dead_bytes(u.pack_bytes() > u.packed_bytes() ? u.pack_bytes() - u.packed_bytes() : 0);
   return info;
 }
 

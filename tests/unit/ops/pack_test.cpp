@@ -57,6 +57,9 @@ TEST_CASE("pack commit: files become extents of the pack, counted in it; refused
   REQUIRE(pack.live_extents() == 2);
   REQUIRE(pack.live_bytes() == 1024);
   REQUIRE(pack.length() == 1024);
+  REQUIRE(f.store->usage_of(volume_id(f)).packed_bytes() == 1024);
+  REQUIRE(f.store->usage_of(volume_id(f)).pack_bytes() == 1024);
+  REQUIRE(f.store->usage_of(volume_id(f)).chunk_bytes() == 1024);
   auto located = f.ns->locate(b, 0, 0);
   REQUIRE(located.ok());
   REQUIRE(located->chunks_size() == 1);
@@ -80,6 +83,8 @@ TEST_CASE("pack commit: files become extents of the pack, counted in it; refused
   REQUIRE(pack.live_extents() == 2);
   REQUIRE(pack.live_bytes() == 524);
   REQUIRE(pack.length() == 1524);
+  REQUIRE(f.store->usage_of(volume_id(f)).packed_bytes() == 524);  // 1,000 dead bytes
+  REQUIRE(f.store->usage_of(volume_id(f)).pack_bytes() == 1524);
 
   // Truncated: the extent shrinks, the pack is not cut.
   pb::SetattrReq sa;
@@ -105,6 +110,9 @@ TEST_CASE("pack commit: files become extents of the pack, counted in it; refused
   REQUIRE(!f.store->get_chunk(kPack)->has_value());
   REQUIRE(f.store->list_open_packs().empty());
   REQUIRE(f.store->usage_of(volume_id(f)).chunks() == 0);
+  REQUIRE(f.store->usage_of(volume_id(f)).chunk_bytes() == 0);
+  REQUIRE(f.store->usage_of(volume_id(f)).pack_bytes() == 0);
+  REQUIRE(f.store->usage_of(volume_id(f)).packed_bytes() == 0);
 }
 
 TEST_CASE("a sealed pack is freed by the unlink of its last file", "[namespace][packing]") {
