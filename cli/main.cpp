@@ -387,6 +387,8 @@ Result<int> cmd_health(Session& s, bool as_json) {
                       {"waiting_for_writers", h.waiting_for_writers()},
                       {"heal_queued", h.heal_queued()},
                       {"sweeps", h.sweeps()},
+                      {"packs_compacted", h.packs_compacted()},
+                      {"packs_to_compact", h.packs_to_compact()},
                       {"store_memory_bytes", h.store_memory_bytes()},
                       {"location_memory_bytes", h.location_memory_bytes()},
                       {"stale_deleted", h.stale_deleted()},
@@ -409,6 +411,8 @@ Result<int> cmd_health(Session& s, bool as_json) {
       h.chunks(), h.missing(), h.under_goal(), h.over_goal(), h.healing(), h.waiting_for_writers());
   std::cout << fmt::format("healer: {} chunks queued to look at; {} sweeps over every chunk since the master started\n",
                            h.heal_queued(), h.sweeps());
+  std::cout << fmt::format("compaction: {} packs rewritten since the master started, {} queued\n", h.packs_compacted(),
+                           h.packs_to_compact());
   std::cout << fmt::format("master memory: metadata store {}, chunk locations {}\n", human_bytes(h.store_memory_bytes()),
                            human_bytes(h.location_memory_bytes()));
   std::cout << fmt::format("since the master started: {} stale copies deleted, {} damaged copies reported\n",

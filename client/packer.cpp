@@ -1,5 +1,7 @@
 #include "client/packer.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -9,7 +11,7 @@ namespace keelfs::client {
 namespace {
 
 constexpr int kMaxAttempts = 4;
-// A pack whose write ticket expires sooner than this is given up for a new one.
+// A pack's write ticket is renewed this long before it expires (at most half its life).
 constexpr int64_t kTicketMarginMs = 60 * 1000;
 
 }  // namespace
@@ -53,15 +55,20 @@ awaitable<Result<Packer::Committed>> Packer::write_file(uint64_t volume_id, uint
 awaitable<Result<Packer::Place>> Packer::place(uint64_t volume_id, uint64_t ino, uint64_t len) {
   auto guard = co_await opening_.lock(volume_id);
   auto it = packs_.find(volume_id);
-  const bool usable = it != packs_.end() && it->second.next + len <= it->second.capacity &&
-                      it->second.chunk.ticket().expires_unix_ms() > unix_ms() + kTicketMarginMs;
-  if (!usable) {
+  const bool room = it != packs_.end() && it->second.next + len <= it->second.capacity;
+  const bool fresh = room && unix_ms() < it->second.renew_at_ms;
+  if (!fresh) {
     pb::PackOpenReq req;
     req.set_inode(ino);
+    // A pack with room whose ticket runs out is kept, with a new ticket, when it can be.
+    if (room) req.set_renew(it->second.chunk.chunk_id());
     CO_ASSIGN_OR_RETURN(pb::PackOpenResp resp, co_await ask<pb::PackOpenResp>(pb::PACK_OPEN, req));
     if (resp.chunk().replicas().empty())
       co_return error(Code::kUnavailable, fmt::format("master gave no chain for a pack of volume {}", volume_id));
-    OpenPack pack{resp.chunk(), resp.capacity(), resp.chunk().length()};
+    uint64_t next = resp.chunk().length();
+    if (room && resp.chunk().chunk_id() == it->second.chunk.chunk_id()) next = std::max(next, it->second.next);
+    const int64_t now = unix_ms(), expires = resp.chunk().ticket().expires_unix_ms();
+    OpenPack pack{resp.chunk(), resp.capacity(), next, expires - std::min(kTicketMarginMs, (expires - now) / 2)};
     it = packs_.insert_or_assign(resp.volume_id(), std::move(pack)).first;
   }
   Place at{it->second.chunk, it->second.next};

@@ -40,6 +40,7 @@ class Packer {
     pb::ChunkInfo chunk;  // replicas = the write chain
     uint64_t capacity = 0;
     uint64_t next = 0;  // where the next file goes
+    int64_t renew_at_ms = 0;  // the ticket is renewed from then on (before it expires)
   };
   struct Place {
     pb::ChunkInfo chunk;

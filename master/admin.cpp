@@ -120,6 +120,8 @@ awaitable<Reply> Master::health() {
   resp.set_waiting_for_writers(writer_held_.size());
   resp.set_heal_queued(heal_queue_.size());
   resp.set_sweeps(sweeps_done_);
+  resp.set_packs_compacted(packs_compacted_);
+  resp.set_packs_to_compact(compact_queue_.size());
   resp.set_store_memory_bytes(store_->memory_bytes());
   resp.set_location_memory_bytes(registry_.locations().memory_bytes());
   co_await name_missing_chunks(&resp, slicer);

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--sweep-every-ms", config.sweep_every_ms, "a new round of that sweep starts no sooner than this")
       ->capture_default_str();
+  app.add_option("--ticket-ttl-ms", config.ticket_ttl_ms, "how long a ticket for chunk reads and writes is valid")
+      ->check(CLI::Range(int64_t{1000}, int64_t{24} * 3600 * 1000))
+      ->capture_default_str();
   app.add_option("--compact-below", config.compact_below,
                  "a sealed pack of small files whose live bytes are below this fraction of its length is rewritten (0: never)")
       ->check(CLI::Range(0.0, 1.0))

@@ -42,6 +42,23 @@ awaitable<Reply> Master::pack_open(uint64_t session, const pb::PackOpenReq& req)
   if (!vol.ok()) co_return reply_error(vol.status());
   if (pack_below(*vol) == 0)
     co_return reply_error(error(Code::kNotSupported, fmt::format("volume '{}' packs no files", vol->name())));
+  // The pack it has, with a new ticket, while it is still on goal-many servers.
+  if (auto it = open_packs_.find(session); req.renew() != 0 && it != open_packs_.end() && it->second == req.renew()) {
+    auto rec = store_->get_chunk(req.renew());
+    if (!rec.ok()) co_return reply_error(rec.status());
+    if (*rec && registry_.holders(req.renew()).size() >= (*rec)->goal()) {
+      pb::PackOpenResp resp;
+      pb::ChunkInfo* info = resp.mutable_chunk();
+      info->set_chunk_id(req.renew());
+      info->set_version((*rec)->version());
+      info->set_length((*rec)->length());
+      fill_replicas(info, kRightRead | kRightWrite);
+      writing_[req.renew()] = std::chrono::steady_clock::now();
+      resp.set_volume_id(vol->id());
+      resp.set_capacity(kChunkSize);
+      co_return reply_ok(resp);
+    }
+  }
   // A session appends to one pack at a time: asking for another gives up the one it had.
   seal_session_pack(session);
   auto made = co_await chunk_for(*vol, vol->goal());

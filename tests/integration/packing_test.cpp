@@ -274,6 +274,8 @@ TEST_CASE("compaction moves a pack's live files into a new pack while readers ke
   for (auto& [ino, data] : kept) REQUIRE(get_file(**fresh, ino) == data);
   std::string out;
   REQUIRE(cluster.cli({"fsck", "v"}, &out) == 0);
+  cluster.cli({"health"}, &out);
+  REQUIRE(out.find("compaction: 1 packs rewritten") != std::string::npos);
 }
 
 TEST_CASE("accounting: the physical bytes the master counts are the bytes the chunkservers hold; packed and dead "
@@ -323,4 +325,28 @@ TEST_CASE("accounting: the physical bytes the master counts are the bytes the ch
   std::string out;
   REQUIRE(cluster.cli({"volume", "info", "v"}, &out) == 0);
   REQUIRE(out.find("dead awaiting compaction") != std::string::npos);
+}
+
+TEST_CASE("a pack whose write ticket runs out gets a new ticket and stays the session's pack", "[packing]") {
+  ClusterOptions options;
+  options.master_args = {"--ticket-ttl-ms", "2000"};
+  Cluster cluster(options);
+  uint64_t root = cluster.create_volume("v", 2);
+  auto writer = cluster.new_client("v");
+  REQUIRE(writer.ok());
+  auto& w = **writer;
+  uint64_t first = put_file(w, root, "a", random_bytes(1000, 1));
+  const uint64_t pack = packed_in(w, first).first;
+  // The ticket ages past half its life (time itself is what is waited for here).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  uint64_t second = put_file(w, root, "b", random_bytes(1000, 2));
+  REQUIRE(packed_in(w, second).first == pack);
+  // And past its end: still the same pack, and still readable by another client.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  uint64_t third = put_file(w, root, "c", random_bytes(1000, 3));
+  REQUIRE(packed_in(w, third).first == pack);
+  REQUIRE(volume_chunks(cluster.client(), "v") == 1);
+  auto other = cluster.new_client("v");
+  REQUIRE(other.ok());
+  REQUIRE(get_file(**other, third) == random_bytes(1000, 3));
 }
