@@ -608,7 +608,14 @@ struct Client::Impl {
     Status last;
     for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
       if (attempt > 0) co_await sleep_for(std::chrono::milliseconds(100 * attempt));
-      CO_ASSIGN_OR_RETURN(Lease lease, co_await get_lease(ino, index, stale));
+      auto leased = co_await get_lease(ino, index, stale);
+      if (!leased.ok()) {
+        // No chunkserver to give a chain yet (a master that just restarted): again, later.
+        last = leased.status();
+        if (last.is(Code::kUnavailable)) continue;
+        co_return last;
+      }
+      Lease lease = std::move(*leased);
       const pb::ChunkInfo& c = lease.info;
       pb::ChunkWriteReq req;
       req.set_chunk_id(c.chunk_id());
@@ -805,7 +812,8 @@ struct Client::Impl {
     pb::AppendReq req;
     req.set_inode(ino);
     req.set_length(len);
-    CO_ASSIGN_OR_RETURN(pb::AppendResp resp, co_await ask<pb::AppendResp>(pb::APPEND, req));
+    name_change(req.mutable_op());  // sent again after a master restart, it reserves once
+    CO_ASSIGN_OR_RETURN(pb::AppendResp resp, co_await ask<pb::AppendResp>(pb::APPEND, req, req.mutable_op()));
     CO_RETURN_IF_ERROR(co_await write_range(ino, resp.offset(), data, len));
     fs->located.reset();
     fs->pending_size = std::max(fs->pending_size, resp.offset() + len);
@@ -1436,7 +1444,9 @@ awaitable<Status> Client::co_setxattr(uint64_t ino, std::string name, std::strin
   req.set_flags(flags);
   impl_->recent_dirs.erase(ino);  // its ctime moves
   impl_->forget_snapshot_entry(ino);
-  co_return co_await impl_->ask_status(pb::SETXATTR, req);
+  impl_->name_change(req.mutable_op());
+  auto r = co_await impl_->call_master(pb::SETXATTR, req, req.mutable_op());
+  co_return r.ok() ? Status::Ok() : r.status();
 }
 
 awaitable<Result<std::string>> Client::co_getxattr(uint64_t ino, std::string name) {
@@ -1460,7 +1470,9 @@ awaitable<Status> Client::co_removexattr(uint64_t ino, std::string name) {
   req.set_name(std::move(name));
   impl_->recent_dirs.erase(ino);  // its ctime moves
   impl_->forget_snapshot_entry(ino);
-  co_return co_await impl_->ask_status(pb::REMOVEXATTR, req);
+  impl_->name_change(req.mutable_op());
+  auto r = co_await impl_->call_master(pb::REMOVEXATTR, req, req.mutable_op());
+  co_return r.ok() ? Status::Ok() : r.status();
 }
 
 awaitable<Result<pb::StatfsResp>> Client::co_statfs(uint64_t ino) {

@@ -10,7 +10,7 @@
 namespace keelfs::client {
 namespace {
 
-constexpr int kMaxAttempts = 4;
+constexpr int kMaxAttempts = 6;  // backing off 0.1 s more each time: 1.5 s in all
 // A pack's write ticket is renewed this long before it expires (at most half its life).
 constexpr int64_t kTicketMarginMs = 60 * 1000;
 
@@ -28,7 +28,15 @@ awaitable<Result<Packer::Committed>> Packer::write_file(uint64_t volume_id, uint
                                                         uint64_t file_size, uint64_t base_size) {
   Status last;
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    CO_ASSIGN_OR_RETURN(Place at, co_await place(volume_id, ino, data.size()));
+    if (attempt > 0) co_await sleep_for(std::chrono::milliseconds(100 * attempt));
+    auto placed = co_await place(volume_id, ino, data.size());
+    if (!placed.ok()) {
+      // No chunkserver to make a pack on yet (a master that just restarted): again, later.
+      last = placed.status();
+      if (last.is(Code::kUnavailable)) continue;
+      co_return last;
+    }
+    Place at = std::move(*placed);
     if (Status st = co_await append(at, data); !st.ok()) {
       spdlog::warn("packing inode {} into {:016x} failed, taking a new pack: {}", ino, at.chunk.chunk_id(), st.message());
       give_up(volume_id, at.chunk.chunk_id());

@@ -214,6 +214,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     case pb::SETXATTR: {
       PARSE_OR_REPLY(pb::SetxattrReq, req);
       SESSION_OR_REPLY(session, req.inode());
+      op_memory_->heard(req.op(), unix_ms());
       co_return status_reply(ns_->setxattr(req));
     }
     case pb::GETXATTR: {
@@ -237,7 +238,8 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     case pb::REMOVEXATTR: {
       PARSE_OR_REPLY(pb::GetxattrReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return status_reply(ns_->removexattr(req.inode(), req.name()));
+      op_memory_->heard(req.op(), unix_ms());
+      co_return status_reply(ns_->removexattr(req.inode(), req.name(), req.op()));
     }
     case pb::STATFS: {
       PARSE_OR_REPLY(pb::StatfsReq, req);
@@ -273,7 +275,8 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       PARSE_OR_REPLY(pb::AppendReq, req);
       SESSION_OR_REPLY(session, req.inode());
       if (Status st = co_await finish_cut_at_end(req.inode()); !st.ok()) co_return reply_error(st);
-      auto offset = ns_->reserve_append(req.inode(), req.length());
+      op_memory_->heard(req.op(), unix_ms());
+      auto offset = ns_->reserve_append(req.inode(), req.length(), req.op());
       if (!offset.ok()) co_return reply_error(offset.status());
       pb::AppendResp resp;
       resp.set_offset(*offset);

@@ -146,7 +146,8 @@ class Namespace {
   Result<std::string> readlink(uint64_t ino);
   Result<pb::ReaddirResp> readdir(const pb::ReaddirReq& req);
 
-  // Changes that carry an OpId (mkdir, create, symlink, link, unlink, rmdir, rename) are
+  // Changes that carry an OpId (mkdir, create, symlink, link, unlink, rmdir, rename,
+  // setxattr, removexattr, append) are
   // remembered with their batch; a retry of one that committed is answered from that
   // record (the same inode, no second change) instead of failing with EEXIST or ENOENT.
 
@@ -195,7 +196,7 @@ class Namespace {
   Status setxattr(const pb::SetxattrReq& req);
   Result<std::string> getxattr(uint64_t ino, const std::string& name);
   Result<std::vector<std::string>> listxattr(uint64_t ino);
-  Status removexattr(uint64_t ino, const std::string& name);
+  Status removexattr(uint64_t ino, const std::string& name, const pb::OpId& op = {});
 
   // ---- file data (ops/data.cpp)
   // The chunk holding bytes [index * 64 MiB, ...) of the file, if any.
@@ -207,7 +208,8 @@ class Namespace {
   Status set_chunk_version(uint64_t chunk_id, uint32_t version, std::optional<uint64_t> length);
   // O_APPEND: the file grows by `length` at once; returns where those bytes go. Appends
   // from several clients thus never overlap.
-  Result<uint64_t> reserve_append(uint64_t ino, uint64_t length);
+  // A retry of a reservation that committed (`op`) gets the same offset again.
+  Result<uint64_t> reserve_append(uint64_t ino, uint64_t length, const pb::OpId& op = {});
   // After a write: the file is at least file_size long, the chunk at least chunk_length.
   // *chunk_growth (when given) receives how many bytes the chunk grew by.
   Result<pb::Attr> write_end(const pb::WriteEndReq& req, uint64_t* chunk_growth = nullptr);

@@ -82,6 +82,10 @@ awaitable<void> Master::refill_spares(SpareKey key) {
 
 awaitable<Result<Master::NewChunk>> Master::new_chunk(SpareKey key) {
   auto chosen = place_chunk(registry_, key.first, key.second, config_.cs_reserve_bytes);
+  // None registered (a master just restarted, before its chunkservers dialled in again) is
+  // a wait, which the client rides out; servers that are all full is ENOSPC.
+  if (chosen.empty() && registry_.alive_in_region(key.first).empty())
+    co_return error(Code::kUnavailable, fmt::format("no chunkserver of region '{}' is registered", key.first));
   if (chosen.empty())
     co_return error(Code::kNoSpace, fmt::format("no chunkserver with free space in region '{}'", key.first));
   NewChunk c;

@@ -62,7 +62,9 @@ Status Namespace::set_chunk_version(uint64_t chunk_id, uint32_t version, std::op
   return commit(batch);
 }
 
-Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length) {
+Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length, const pb::OpId& op) {
+  ASSIGN_OR_RETURN(auto done, replayed(op));
+  if (done) return done->offset();
   ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
   if (rec.attr().type() != pb::FT_REGULAR) return error(Code::kInvalidArgument, fmt::format("inode {} is not a regular file", ino));
   pb::Attr* a = rec.mutable_attr();
@@ -73,6 +75,9 @@ Result<uint64_t> Namespace::reserve_append(uint64_t ino, uint64_t length) {
   a->set_size(offset + length);
   touch_times(a, true, true);
   batch.put_inode(rec);
+  pb::OpRecord done_rec = op_record(pb::APPEND, ino);
+  done_rec.set_offset(offset);
+  batch.put_op(op, done_rec);
   RETURN_IF_ERROR(commit(batch));
   return offset;
 }

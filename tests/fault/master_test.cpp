@@ -115,7 +115,7 @@ TEST_CASE("master kill -9 during creates, renames and writes from a mount loses 
 
 TEST_CASE("a change whose answer the master's crash swallowed is applied once when the client sends it again",
           "[fault][master][ops]") {
-  for (pb::MsgType type : {pb::RENAME, pb::MKDIR, pb::UNLINK}) {
+  for (pb::MsgType type : {pb::RENAME, pb::MKDIR, pb::UNLINK, pb::SETXATTR, pb::REMOVEXATTR, pb::APPEND}) {
     DYNAMIC_SECTION("message type " << type) {
       ClusterOptions options;
       options.chunkservers = 2;
@@ -125,7 +125,10 @@ TEST_CASE("a change whose answer the master's crash swallowed is applied once wh
       auto c = cluster.new_client("v");
       REQUIRE(c.ok());
       const std::string data = random_bytes(5000, 1);
-      put_file(**c, root, "a", data);
+      uint64_t a = put_file(**c, root, "a", data);
+      if (type == pb::REMOVEXATTR) REQUIRE((*c)->setxattr(a, "user.k", "v", 0).ok());
+      const std::string more = random_bytes(300, 2);
+      Result<uint64_t> appended = uint64_t{0};
 
       // The master commits the change, then dies before it answers; the client dials the
       // restarted master and sends the same change again, marked as a retry. (The master
@@ -135,6 +138,12 @@ TEST_CASE("a change whose answer the master's crash swallowed is applied once wh
         if (type == pb::RENAME) st = (*c)->rename(root, "a", root, "b");
         if (type == pb::MKDIR) st = (*c)->mkdir(root, "d", 0755).status();
         if (type == pb::UNLINK) st = (*c)->unlink(root, "a");
+        if (type == pb::SETXATTR) st = (*c)->setxattr(a, "user.k", "v", 1);  // XATTR_CREATE
+        if (type == pb::REMOVEXATTR) st = (*c)->removexattr(a, "user.k");
+        if (type == pb::APPEND) {
+          appended = (*c)->append(a, more.data(), more.size());
+          st = appended.status();
+        }
       });
       bool crashed = wait_until(
           [&] { return read_text_file(cluster.dir() + "/master.log").find("exiting before the answer") != std::string::npos; },
@@ -145,7 +154,8 @@ TEST_CASE("a change whose answer the master's crash swallowed is applied once wh
       REQUIRE(crashed);
       INFO(st.to_string());
       // Without the master remembering the change, the retry fails: ENOENT for the rename
-      // and the unlink (the name is gone), EEXIST for the mkdir.
+      // and the unlink (the name is gone), EEXIST for the mkdir and the xattr made with
+      // XATTR_CREATE, ENODATA for the xattr removed; an append reserves twice (a hole).
       REQUIRE(st.ok());
       auto fresh = cluster.new_client("v");
       REQUIRE(fresh.ok());
@@ -155,6 +165,12 @@ TEST_CASE("a change whose answer the master's crash swallowed is applied once wh
       }
       if (type == pb::MKDIR) REQUIRE((*fresh)->lookup(root, "d")->type() == pb::FT_DIRECTORY);
       if (type == pb::UNLINK) REQUIRE((*fresh)->lookup(root, "a").status().is(Code::kNotFound));
+      if (type == pb::SETXATTR) REQUIRE(*(*fresh)->getxattr(a, "user.k") == "v");
+      if (type == pb::REMOVEXATTR) REQUIRE((*fresh)->getxattr(a, "user.k").status().is(Code::kNoData));
+      if (type == pb::APPEND) {
+        REQUIRE(*appended == data.size());
+        REQUIRE(get_file(**fresh, a) == data + more);
+      }
     }
   }
 }
