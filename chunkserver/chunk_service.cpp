@@ -200,7 +200,11 @@ awaitable<Reply> ChunkService::chunk_sync(Frame frame) {
   if (fwd) co_await fwd->done.wait();
 
   if (!local.ok()) {
-    if (local.is(Code::kIOError)) spdlog::warn("sync chunk {:016x} v{}: {}", req.chunk_id(), req.version(), local.to_string());
+    if (local.is(Code::kIOError)) {
+      spdlog::warn("sync chunk {:016x} v{}: {}", req.chunk_id(), req.version(), local.to_string());
+      // A copy whose sync failed is out: the master deletes it and heals from another.
+      if (damaged_) damaged_(req.chunk_id(), req.version(), local.message());
+    }
     co_return reply_error(local_error(local));
   }
   if (fwd && !fwd->status.ok()) {

@@ -171,7 +171,14 @@ struct Entry {
   std::vector<uint32_t> crcs;
   std::atomic<bool> removed{false};
   std::atomic<bool> dir_synced{true};  // false until the folder holding a new file is fsynced
+  // A sync of this copy failed: the kernel may have dropped pages it never wrote, and a
+  // second fdatasync would report success for them ("fsyncgate"). The copy is never used
+  // again; it waits for the master to delete it.
+  std::atomic<bool> untrusted{false};
 };
+
+// Testing only (--fail-syncs): the next this many fdatasyncs of chunk files fail with EIO.
+std::atomic<int> g_failing_syncs{0};
 using EntryPtr = std::shared_ptr<Entry>;
 
 Status not_found(uint64_t id) { return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id)); }
@@ -180,6 +187,9 @@ Status not_found(uint64_t id) { return error(Code::kNotFound, fmt::format("chunk
 // REQUIRES: e.mu held (shared or exclusive).
 Status check_current(const Entry& e, uint64_t id, uint32_t version) {
   if (e.removed) return not_found(id);
+  if (e.untrusted)
+    return error(Code::kIOError, fmt::format("chunk {:016x} v{}: a sync of this copy failed, so it is no longer trusted",
+                                             id, e.version));
   if (e.version != version)
     return error(Code::kStaleVersion, fmt::format("chunk {:016x} has version {}, not {}", id, e.version, version));
   return Status::Ok();
@@ -391,6 +401,9 @@ Status ChunkStore::set_version(uint64_t id, uint32_t old_version, uint32_t new_v
   if (!e) return not_found(id);
   std::unique_lock lk(e->mu);
   if (e->removed) return not_found(id);
+  if (e->untrusted)
+    return error(Code::kIOError, fmt::format("chunk {:016x} v{}: a sync of this copy failed, so it is no longer trusted",
+                                             id, e->version));
   if (e->version == new_version && (!truncate_length || *truncate_length == e->length)) return Status::Ok();
   if (e->version != old_version)
     return error(Code::kStaleVersion,
@@ -533,7 +546,16 @@ Status ChunkStore::sync(uint64_t id, uint32_t version) {
   std::shared_lock lk(e->mu);
   RETURN_IF_ERROR(check_current(*e, id, version));
   ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
-  if (::fdatasync(f->fd) != 0) return io_error(fmt::format("fdatasync chunk {:016x}", id), errno);
+  int rc = ::fdatasync(f->fd);
+  if (g_failing_syncs.load() > 0 && g_failing_syncs.fetch_sub(1) > 0) {
+    rc = -1;
+    errno = EIO;
+  }
+  if (rc != 0) {
+    // Never retried through this file: the copy is out (the caller reports it damaged).
+    e->untrusted = true;
+    return io_error(fmt::format("fdatasync chunk {:016x} v{} (the copy is no longer trusted)", id, version), errno);
+  }
   if (!e->dir_synced) {
     RETURN_IF_ERROR(fsync_dir(impl_->subdir(id)));
     e->dir_synced = true;
@@ -607,5 +629,7 @@ Status ChunkStore::flush() {
   if (!s.ok()) return error(Code::kIOError, fmt::format("index of {}: {}", impl_->dir, s.ToString()));
   return Status::Ok();
 }
+
+void ChunkStore::fail_next_syncs(int n) { g_failing_syncs = n; }
 
 }  // namespace keelfs

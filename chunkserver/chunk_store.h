@@ -66,6 +66,9 @@ class ChunkStore {
   // index, then loads the index. Errors: IOError (cannot create/open), Corruption (an
   // index record does not decode).
   static Result<std::unique_ptr<ChunkStore>> open(const std::string& dir);
+  // Testing only: the next `n` fdatasyncs of chunk files (in every store of the process)
+  // fail with EIO, as a failing disk's would.
+  static void fail_next_syncs(int n);
 
   // Syncs and closes the index.
   ~ChunkStore();

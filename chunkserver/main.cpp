@@ -100,6 +100,8 @@ int main(int argc, char** argv) {
   app.add_option("--replication-rate", replication_rate,
                  "bytes per second this chunkserver copies chunks in for healing, over all copies (0 = no limit)")
       ->capture_default_str();
+  int fail_syncs = 0;
+  app.add_option("--fail-syncs", fail_syncs, "testing only: the first N fdatasyncs of chunk files fail with EIO");
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_option("--ready-file", ready_file, "write the bound data port here once listening");
@@ -117,6 +119,7 @@ int main(int argc, char** argv) {
   std::string listen_host;
   uint16_t listen_port = 0;
   if (!split_listen(listen, &listen_host, &listen_port)) return fail(fmt::format("--listen '{}' is not HOST:PORT", listen));
+  if (fail_syncs > 0) ChunkStore::fail_next_syncs(fail_syncs);
   if (!parse_address(master).ok()) return fail(fmt::format("--master '{}' is not HOST:PORT", master));
   auto secret = read_secret_file(secret_file);
   if (!secret.ok()) return fail(secret.status().message());

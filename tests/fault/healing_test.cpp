@@ -409,3 +409,52 @@ TEST_CASE("a hung chunkserver (SIGSTOP) is declared dead, and after SIGCONT rejo
     REQUIRE(get_file(**c, ino) == fresh_data);
   }
 }
+
+TEST_CASE("a chunkserver whose fdatasync fails gives its copy up: fsync succeeds on the others, never on a "
+          "copy that may have lost pages",
+          "[fault][fsync]") {
+  ClusterOptions options;
+  options.chunkservers = 3;
+  options.cs_args_of[0] = {"--fail-syncs", "1"};
+  Cluster cluster(options);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 3, "", 0, 0);  // every chain holds chunkserver 0
+  const std::string data = random_bytes(300 * 1024, 1);     // a chunk of its own
+  uint64_t ino = put_file(c, root, "f", data);               // fsyncs: chunkserver 0's sync fails once
+  // The failing copy was reported and deleted; healing made a new one (a new version).
+  REQUIRE(wait_until([&] {
+    return read_text_file(cluster.dir() + "/master.log").find("is damaged") != std::string::npos;
+  }));
+  REQUIRE(read_text_file(cluster.cs_log(0)).find("no longer trusted") != std::string::npos);
+  REQUIRE(wait_until([&] {
+    auto l = c.locate(ino);
+    return l.ok() && l->chunks(0).replicas_size() == 3;
+  }, std::chrono::seconds(30)));
+  auto other = cluster.new_client("v");
+  REQUIRE(other.ok());
+  REQUIRE(get_file(**other, ino) == data);
+}
+
+TEST_CASE("a failed fdatasync of the only copy makes fsync fail, and no retry turns it into a success",
+          "[fault][fsync]") {
+  ClusterOptions options;
+  options.chunkservers = 1;
+  options.cs_args_of[0] = {"--fail-syncs", "1"};
+  Cluster cluster(options);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 1, "", 0, 0);
+  pb::CreateReq req;
+  req.set_parent(root);
+  req.set_name("f");
+  req.set_mode(0644);
+  auto attr = c.create(req);
+  REQUIRE(attr.ok());
+  const std::string data = random_bytes(300 * 1024, 2);
+  REQUIRE(c.write(attr->inode(), 0, data.data(), data.size()).ok());
+  // The disk said no once: the kernel may have dropped the pages it failed to write, and a
+  // second fdatasync of the same file would say yes for them. fsync must not.
+  Status st = c.fsync(attr->inode());
+  INFO(st.to_string());
+  REQUIRE(!st.ok());
+  REQUIRE(st.message().find("no longer trusted") != std::string::npos);
+}

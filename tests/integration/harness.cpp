@@ -108,6 +108,8 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
                "127.0.0.1:0", "--data-dir", data, "--secret-file", secret_file_, "--ready-file", ready,
                "--zone", "z" + std::to_string(i), "--heartbeat-ms", "200"};
     cs.argv.insert(cs.argv.end(), options_.cs_args.begin(), options_.cs_args.end());
+    if (auto own = options_.cs_args_of.find(i); own != options_.cs_args_of.end())
+      cs.argv.insert(cs.argv.end(), own->second.begin(), own->second.end());
     if (i < static_cast<int>(options_.cs_regions.size())) {
       cs.argv.push_back("--region");
       cs.argv.push_back(options_.cs_regions[i]);

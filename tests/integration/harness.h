@@ -42,6 +42,7 @@ struct ClusterOptions {
   std::vector<int> cs_disk_mib;          // > 0: chunkserver i's data dir is a tmpfs of this size
   std::vector<std::string> master_args;  // extra flags for keelfs-master
   std::vector<std::string> cs_args;      // extra flags for every keelfs-chunkserver
+  std::map<int, std::vector<std::string>> cs_args_of;  // ... and for chunkserver i only
 };
 
 class Cluster {
