@@ -302,6 +302,10 @@ Batch MetaStore::batch() {
 }
 
 Status MetaStore::commit(Batch& batch) {
+  if (!sync_error_.ok())
+    return error(Code::kIOError, fmt::format("the metadata log could not be synced ({}): this master takes no more "
+                                             "changes; restart it, it recovers from what is on disk",
+                                             sync_error_.message()));
   if (batch.empty() && !counters_dirty_) return Status::Ok();
   if (commit_fault_) RETURN_IF_ERROR(commit_fault_());
   add_pending_counters(batch.wb_.get());
@@ -371,7 +375,9 @@ void MetaStore::sync_thread() {
       target = sync_wanted_;
     }
     last_sync = std::chrono::steady_clock::now();
-    Status st = from_rocks(db_->SyncWAL(), "WAL sync");
+    Status st = failing_syncs_.load() > 0 && failing_syncs_.fetch_sub(1) > 0
+                    ? error(Code::kIOError, "WAL sync: Input/output error (injected)")
+                    : from_rocks(db_->SyncWAL(), "WAL sync");
     done = target;
     asio::post(ex_, [this, target, st] { synced(target, st); });
   }
@@ -379,7 +385,7 @@ void MetaStore::sync_thread() {
 
 void MetaStore::synced(uint64_t seq, Status st) {
   if (!st.ok() && sync_error_.ok()) {
-    spdlog::error("{}", st.message());
+    spdlog::critical("{}: no change is accepted from now on; restart the master", st.message());
     sync_error_ = st;
   }
   durable_seq_ = std::max(durable_seq_, seq);

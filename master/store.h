@@ -27,6 +27,7 @@
 // the syncer thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <cstdint>
@@ -156,8 +157,12 @@ class MetaStore {
   // Tests inject failures here: when set, every commit first asks it, and a non-OK answer
   // fails that commit as a failed write would.
   void set_commit_fault(std::function<Status()> fault) { commit_fault_ = std::move(fault); }
+  // Testing only: the next `n` WAL syncs fail, as a failing disk's would.
+  void fail_next_syncs(int n) { failing_syncs_ = n; }
   // Waits until every commit made so far is synced to disk. The error of a failed sync
-  // sticks: nothing is reported durable after it.
+  // sticks: nothing is reported durable after it, and commit() takes no more changes
+  // (a retried sync could report success for pages the kernel dropped; a restart recovers
+  // from what is on disk).
   awaitable<Status> durable();
 
   // ---- reads
@@ -233,6 +238,7 @@ class MetaStore {
   size_t chunks_at_open_ = 0;
   std::set<uint64_t> pending_cuts_;             // ids of those with a pending_cut
   std::function<Status()> commit_fault_;
+  std::atomic<int> failing_syncs_{0};
 
   // group commit; committed_seq_, durable_seq_, sync_error_ and waiters_ belong to the
   // master's thread, the rest is shared with the syncer thread under sync_mu_.

@@ -65,3 +65,33 @@ TEST_CASE("store: chunk records follow every commit, survive a reopen, and are s
   REQUIRE(seen == std::vector<uint64_t>{10, 11, 12, 14, 17, 18, 19});
   REQUIRE(!*f.store->get_chunk(16));
 }
+
+namespace {
+awaitable<void> wait_durable(MetaStore* store, Status* out) { *out = co_await store->durable(); }
+}  // namespace
+
+TEST_CASE("store: after a failed WAL sync nothing is reported durable and no change is accepted", "[namespace]") {
+  Fixture f;
+  uint64_t a = f.create(f.root, "a");
+  f.store->fail_next_syncs(1);
+  uint64_t b = f.create(f.root, "b");  // in the WAL, not yet synced
+  Status st;
+  asio::co_spawn(f.io, wait_durable(f.store.get(), &st), asio::detached);
+  f.io.run();
+  f.io.restart();
+  INFO(st.to_string());
+  REQUIRE(st.is(Code::kIOError));
+  // The next change is refused, saying why; reads go on.
+  pb::MkdirReq mk;
+  mk.set_parent(f.root);
+  mk.set_name("c");
+  mk.set_mode(0755);
+  auto refused = f.ns->mkdir(mk);
+  REQUIRE(refused.status().is(Code::kIOError));
+  REQUIRE(refused.status().message().find("restart") != std::string::npos);
+  REQUIRE(f.ns->lookup(f.root, "a")->inode() == a);
+  REQUIRE(f.ns->lookup(f.root, "b")->inode() == b);
+  // A restart recovers from the disk.
+  f.reopen();
+  REQUIRE(f.ns->mkdir(mk).ok());
+}
