@@ -149,11 +149,15 @@ awaitable<Reply> ChunkService::chunk_write(Frame frame) {
   if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
   if (Status st = check_ticket(secret_, req.ticket(), req.chunk_id(), req.version(), kRightWrite, unix_ms()); !st.ok())
     co_return reply_error(local_error(st));
+  if (Status st = check_chain(secret_, req.ticket(), address_, {req.chain().begin(), req.chain().end()}, req.hop());
+      !st.ok())
+    co_return reply_error(local_error(st));
 
   std::shared_ptr<Forward> fwd;
   if (req.chain_size() > 0) {
     auto down = std::make_shared<pb::ChunkWriteReq>(req);
     down->mutable_chain()->erase(down->mutable_chain()->begin());
+    down->set_hop(hop_proof(secret_, req.ticket(), static_cast<uint32_t>(req.ticket().chain_size() - req.chain_size())));
     fwd = std::make_shared<Forward>(ex_);
     asio::co_spawn(ex_, forward(fwd, pb::CHUNK_WRITE, req.chain(0), down, frame.payload), asio::detached);
   }
@@ -184,11 +188,15 @@ awaitable<Reply> ChunkService::chunk_sync(Frame frame) {
   if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
   if (Status st = check_ticket(secret_, req.ticket(), req.chunk_id(), req.version(), kRightWrite, unix_ms()); !st.ok())
     co_return reply_error(local_error(st));
+  if (Status st = check_chain(secret_, req.ticket(), address_, {req.chain().begin(), req.chain().end()}, req.hop());
+      !st.ok())
+    co_return reply_error(local_error(st));
 
   std::shared_ptr<Forward> fwd;
   if (req.chain_size() > 0) {
     auto down = std::make_shared<pb::ChunkSyncReq>(req);
     down->mutable_chain()->erase(down->mutable_chain()->begin());
+    down->set_hop(hop_proof(secret_, req.ticket(), static_cast<uint32_t>(req.ticket().chain_size() - req.chain_size())));
     fwd = std::make_shared<Forward>(ex_);
     asio::co_spawn(ex_, forward(fwd, pb::CHUNK_SYNC, req.chain(0), down, {}), asio::detached);
   }

@@ -16,19 +16,35 @@
 namespace keelfs {
 namespace {
 
+std::string hmac(const std::string& secret, const std::string& msg) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int out_len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), out, &out_len);
+  return std::string(reinterpret_cast<char*>(out), out_len);
+}
+
+void append_le(std::string* out, const void* v, size_t n) { out->append(static_cast<const char*>(v), n); }
+
 std::string compute_mac(const std::string& secret, const pb::Ticket& t) {
-  unsigned char msg[8 + 4 + 4 + 8];
+  std::string msg;
   uint64_t id = t.chunk_id();
   uint32_t version = t.version(), rights = t.rights();
   int64_t expires = t.expires_unix_ms();
-  std::memcpy(msg, &id, 8);
-  std::memcpy(msg + 8, &version, 4);
-  std::memcpy(msg + 12, &rights, 4);
-  std::memcpy(msg + 16, &expires, 8);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int out_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), msg, sizeof msg, out, &out_len);
-  return std::string(reinterpret_cast<char*>(out), out_len);
+  append_le(&msg, &id, 8);
+  append_le(&msg, &version, 4);
+  append_le(&msg, &rights, 4);
+  append_le(&msg, &expires, 8);
+  for (const std::string& server : t.chain()) {
+    uint32_t len = static_cast<uint32_t>(server.size());
+    append_le(&msg, &len, 4);
+    msg += server;
+  }
+  return hmac(secret, msg);
+}
+
+bool same_bytes(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace
@@ -52,6 +68,33 @@ Status check_ticket(const std::string& secret, const pb::Ticket& ticket, uint64_
                                                       rights == kRightWrite ? "write" : "read"));
   if (ticket.expires_unix_ms() < now_unix_ms)
     return error(Code::kPermissionDenied, fmt::format("ticket for chunk {:016x} expired", chunk_id));
+  return Status::Ok();
+}
+
+std::string hop_proof(const std::string& secret, const pb::Ticket& ticket, uint32_t position) {
+  std::string msg = "keelfs-hop" + ticket.mac();
+  append_le(&msg, &position, 4);
+  return hmac(secret, msg);
+}
+
+Status check_chain(const std::string& secret, const pb::Ticket& ticket, const std::string& self,
+                   const std::vector<std::string>& rest, const std::string& hop) {
+  const auto& chain = ticket.chain();
+  int at = -1;
+  for (int i = 0; i < chain.size(); ++i)
+    if (chain[i] == self) at = i;
+  if (at < 0)
+    return error(Code::kPermissionDenied,
+                 fmt::format("the ticket for chunk {:016x} does not name this chunkserver ({}) in its chain",
+                             ticket.chunk_id(), self));
+  const std::vector<std::string> signed_rest(chain.begin() + at + 1, chain.end());
+  if (rest != signed_rest)
+    return error(Code::kPermissionDenied,
+                 fmt::format("the chain after {} is not the one the master signed for chunk {:016x}", self,
+                             ticket.chunk_id()));
+  if (at > 0 && !same_bytes(hop, hop_proof(secret, ticket, static_cast<uint32_t>(at))))
+    return error(Code::kPermissionDenied,
+                 fmt::format("a write of chunk {:016x} reached {} without coming down the chain", ticket.chunk_id(), self));
   return Status::Ok();
 }
 

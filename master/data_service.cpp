@@ -37,6 +37,9 @@ void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
   t->set_version(info->version());
   t->set_rights(rights);
   t->set_expires_unix_ms(unix_ms() + config_.ticket_ttl_ms);
+  // A write ticket names the chain: chunkservers forward down it and nowhere else.
+  if (rights & kRightWrite)
+    for (const pb::Replica& r : info->replicas()) t->add_chain(r.address());
   sign_ticket(config_.cluster_secret, t);
 }
 

@@ -419,6 +419,52 @@ TEST_CASE("chunkservers refuse forged expired and misapplied tickets", "[wire][t
     REQUIRE(after.ok());
     REQUIRE(after->payload == data);
   }
+
+  // Writes go down the chain the master signed, and no other way: a writer may not skip a
+  // copy (copies would differ at one version with valid CRCs), repeat one, add a host of
+  // its own, or start part-way down.
+  const std::string head = chunk.replicas(0).address(), tail = chunk.replicas(1).address();
+  pb::Ticket write_ticket = chunk.ticket();
+  write_ticket.set_rights(kRightRead | kRightWrite);
+  write_ticket.add_chain(head);
+  write_ticket.add_chain(tail);
+  sign_ticket(*secret, &write_ticket);
+  auto write_down = [&](const std::string& to, const std::vector<std::string>& chain) {
+    pb::ChunkWriteReq w;
+    w.set_chunk_id(chunk.chunk_id());
+    w.set_version(chunk.version());
+    w.set_offset(0);
+    for (const auto& a : chain) w.add_chain(a);
+    *w.mutable_ticket() = write_ticket;
+    return RpcPeer(to).call(pb::CHUNK_WRITE, w, std::string(100, 'X'));
+  };
+  denied(write_down(head, {}), "not the one the master signed");                   // tail skipped
+  denied(write_down(head, {tail, tail}), "not the one the master signed");         // tail twice
+  denied(write_down(head, {"127.0.0.1:9"}), "not the one the master signed");      // a host of its own
+  denied(write_down(tail, {}), "without coming down the chain");                   // head skipped
+  pb::Ticket unchained = chunk.ticket();
+  unchained.set_rights(kRightRead | kRightWrite);
+  sign_ticket(*secret, &unchained);
+  pb::ChunkSyncReq sync;
+  sync.set_chunk_id(chunk.chunk_id());
+  sync.set_version(chunk.version());
+  *sync.mutable_ticket() = unchained;
+  denied(RpcPeer(head).call(pb::CHUNK_SYNC, sync), "does not name this chunkserver");
+  // Down the signed chain, the same bytes again: accepted on both.
+  pb::ChunkWriteReq same;
+  same.set_chunk_id(chunk.chunk_id());
+  same.set_version(chunk.version());
+  same.set_offset(0);
+  same.add_chain(tail);
+  *same.mutable_ticket() = write_ticket;
+  auto ok = RpcPeer(head).call(pb::CHUNK_WRITE, same, data.substr(0, 100));
+  INFO((ok.ok() ? "" : ok.status().to_string()));
+  REQUIRE(ok.ok());
+  for (const pb::Replica& replica : chunk.replicas()) {
+    auto r = RpcPeer(replica.address()).call(pb::CHUNK_READ, read_with(chunk.ticket()));
+    REQUIRE(r.ok());
+    REQUIRE(r->payload == data);
+  }
   // The client library, going through the master, reads the file unchanged.
   auto fresh = cluster.new_client("v");
   REQUIRE(fresh.ok());
