@@ -9,11 +9,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -228,6 +231,8 @@ Result<ChunkRecord> ChunkRecord::decode(std::string_view bytes) {
 struct ChunkStore::Impl {
   std::string dir;
   std::unique_ptr<rocksdb::DB> db;
+  std::atomic<bool> stopping{false};
+  std::thread orphan_sweep;  // see remove_orphan_files()
   mutable std::mutex map_mu;
   std::unordered_map<uint64_t, EntryPtr> map;
   FdCache files{fd_cache_capacity()};
@@ -264,13 +269,41 @@ struct ChunkStore::Impl {
     return Status::Ok();
   }
 
+  // The chunk's file under another version's name, if there is one: a version change
+  // (rename, then index) cut short by a crash.
+  std::optional<std::string> file_of_other_version(uint64_t id, uint32_t version) const {
+    const std::string prefix = fmt::format("chunk_{:016x}_", id);
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(subdir(id), ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind(prefix, 0) == 0 && name.size() == prefix.size() + 12 && name.ends_with(".dat") &&
+          entry.path().string() != path(id, version))
+        return entry.path().string();
+    }
+    return std::nullopt;
+  }
+
   // REQUIRES: e.mu held (shared or exclusive), !e.removed.
-  // The chunk's open file. A file missing although the index lists it (a removal lost in a
-  // crash) drops the chunk from the index: NotFound.
+  // The chunk's open file. A file found under another version's name (a version change a
+  // crash cut short between its rename and its index write) is renamed back to the
+  // index's version: the bytes are the copy's. A file missing altogether (a removal lost in
+  // a crash) drops the chunk from the index: NotFound.
   Result<FilePtr> file(uint64_t id, Entry& e) {
     if (FilePtr f = files.get(id)) return f;
     std::string p = path(id, e.version);
     int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+      if (auto other = file_of_other_version(id, e.version)) {
+        spdlog::warn("chunk {:016x}: {} holds it, the index says version {}: a version change was cut short; renamed back",
+                     id, *other, e.version);
+        if (::rename(other->c_str(), p.c_str()) == 0 && fsync_dir(subdir(id)).ok())
+          fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+        else
+          errno = ENOENT;
+      } else {
+        errno = ENOENT;
+      }
+    }
     if (fd < 0) {
       int err = errno;
       if (err == ENOENT) {
@@ -284,6 +317,27 @@ struct ChunkStore::Impl {
     auto f = std::make_shared<File>(fd);
     files.put(id, f);
     return f;
+  }
+
+  // Chunk files the index does not know: removals a crash cut short between the index
+  // delete and the unlink. A chunk being created is in the map before its file exists, so
+  // a file whose chunk is not in the map is never one in the making. Runs once, beside the
+  // serving (start-up reads only the index).
+  void remove_orphan_files() {
+    size_t removed = 0;
+    for (unsigned i = 0; i < 256 && !stopping; ++i) {
+      std::error_code ec;
+      for (const auto& entry : std::filesystem::directory_iterator(fmt::format("{}/chunks/{:02x}", dir, i), ec)) {
+        if (stopping) break;
+        unsigned long long id = 0;
+        unsigned version = 0;
+        const std::string name = entry.path().filename().string();
+        if (std::sscanf(name.c_str(), "chunk_%16llx_%8x.dat", &id, &version) != 2) continue;
+        if (lookup(id)) continue;
+        if (::unlink(entry.path().c_str()) == 0) ++removed;
+      }
+    }
+    if (removed > 0) spdlog::warn("data directory {}: removed {} chunk files the index does not know", dir, removed);
   }
 
   // Reads the first `len` bytes of block b (the bytes the stored CRC covers) and verifies
@@ -306,6 +360,10 @@ struct ChunkStore::Impl {
 ChunkStore::ChunkStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ChunkStore::~ChunkStore() {
+  if (impl_ && impl_->orphan_sweep.joinable()) {
+    impl_->stopping = true;
+    impl_->orphan_sweep.join();
+  }
   if (impl_ && impl_->db) {
     Status st = flush();
     if (!st.ok()) spdlog::warn("closing index of {}: {}", impl_->dir, st.to_string());
@@ -362,6 +420,8 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir) {
     return error(Code::kIOError, fmt::format("data directory {}: reading index: {}", dir, it->status().ToString()));
   it.reset();
   spdlog::info("data directory {}: {} chunks, {} bytes", dir, impl->map.size(), bytes);
+  Impl* self = impl.get();
+  self->orphan_sweep = std::thread([self] { self->remove_orphan_files(); });
   return std::unique_ptr<ChunkStore>(new ChunkStore(std::move(impl)));
 }
 

@@ -5,7 +5,10 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 #include <random>
 #include <string>
 
@@ -281,4 +284,45 @@ TEST_CASE("index records encode and decode byte for byte", "[chunk_store]") {
   CHECK(back->length == r.length);
   CHECK(back->crcs == r.crcs);
   CHECK(keelfs::ChunkRecord::decode(bytes.substr(0, 15)).status().is(Code::kCorruption));
+}
+
+TEST_CASE("a version change cut short by a crash (renamed, index not written) keeps the copy", "[chunk_store]") {
+  TempDir dir;
+  const std::string data = pattern(100000, 21);
+  std::string v1_path, v2_path;
+  {
+    auto store = open_store(dir.path);
+    REQUIRE(store->create(0x77, 1).ok());
+    REQUIRE(store->write(0x77, 1, 0, data).ok());
+    REQUIRE(store->sync(0x77, 1).ok());
+    v1_path = store->chunk_path(0x77, 1);
+    v2_path = store->chunk_path(0x77, 2);
+  }
+  // The crash: the file took its new name, the index still says version 1.
+  std::filesystem::rename(v1_path, v2_path);
+  auto store = open_store(dir.path);
+  CHECK(read_all(*store, 0x77, 1) == data);  // before, the chunk was dropped as missing
+  CHECK(std::filesystem::exists(v1_path));
+  CHECK_FALSE(std::filesystem::exists(v2_path));
+}
+
+TEST_CASE("chunk files the index does not know (a removal cut short) are removed after opening", "[chunk_store]") {
+  TempDir dir;
+  std::string stray, kept;
+  {
+    auto store = open_store(dir.path);
+    REQUIRE(store->create(0x88, 3).ok());
+    REQUIRE(store->write(0x88, 3, 0, "keep me").ok());
+    REQUIRE(store->sync(0x88, 3).ok());
+    kept = store->chunk_path(0x88, 3);
+    stray = store->chunk_path(0x99, 5);
+  }
+  { std::ofstream(stray) << "left behind by a removal that lost its unlink"; }
+  auto store = open_store(dir.path);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::filesystem::exists(stray) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK_FALSE(std::filesystem::exists(stray));
+  CHECK(std::filesystem::exists(kept));
+  CHECK(read_all(*store, 0x88, 3) == "keep me");
 }
