@@ -582,11 +582,13 @@ Status cmd_stat(Session& s, const std::string& remote, bool as_json) {
     for (auto& c : located.chunks()) {
       json replicas = json::array();
       for (auto& r : c.replicas()) replicas.push_back(r.address());
-      chunks.push_back({{"index", c.index()},
-                        {"id", fmt::format("{:016x}", c.chunk_id())},
-                        {"version", c.version()},
-                        {"length", c.length()},
-                        {"replicas", replicas}});
+      json chunk{{"index", c.index()},
+                 {"id", fmt::format("{:016x}", c.chunk_id())},
+                 {"version", c.version()},
+                 {"length", c.length()},
+                 {"replicas", replicas}};
+      if (c.extent_length() > 0) chunk["packed"] = {{"offset", c.extent_offset()}, {"length", c.extent_length()}};
+      chunks.push_back(std::move(chunk));
     }
     j["chunks"] = chunks;
     std::cout << j.dump(2) << "\n";
@@ -599,6 +601,12 @@ Status cmd_stat(Session& s, const std::string& remote, bool as_json) {
   for (auto& c : located.chunks()) {
     std::string where;
     for (auto& r : c.replicas()) where += (where.empty() ? "" : ", ") + r.address();
+    if (c.extent_length() > 0) {
+      std::cout << fmt::format("  packed in {:016x} (version {}, {} bytes) at {}, {} bytes  on {}\n", c.chunk_id(),
+                               c.version(), c.length(), c.extent_offset(), c.extent_length(),
+                               where.empty() ? "(no live copy)" : where);
+      continue;
+    }
     std::cout << fmt::format("  chunk {:>4}  id {:016x}  version {}  length {}  on {}\n", c.index(), c.chunk_id(),
                              c.version(), c.length(), where.empty() ? "(no live copy)" : where);
   }

@@ -211,6 +211,12 @@ TEST_CASE("a volume created with --pack-below 0 packs nothing", "[packing]") {
   for (int i = 0; i < 3; ++i) REQUIRE(write_file_errno(mnt2 + "/f" + std::to_string(i), random_bytes(1000, i)) == 0);
   REQUIRE(volume_chunks(c, "packed") == 1);
   REQUIRE(read_text_file(mnt2 + "/f1") == random_bytes(1000, 1));
+  // keelfs stat says where a packed file's bytes are.
+  REQUIRE(cluster.cli({"stat", "packed:/f1"}, &out) == 0);
+  REQUIRE(out.find("packed in") != std::string::npos);
+  REQUIRE(cluster.cli({"--json", "stat", "packed:/f1"}, &out) == 0);
+  REQUIRE(out.find("\"packed\"") != std::string::npos);
+  REQUIRE(out.find("\"length\": 1000") != std::string::npos);
 }
 
 TEST_CASE("compaction moves a pack's live files into a new pack while readers keep reading, and frees the old one",
