@@ -62,6 +62,7 @@ struct CacheStats {
   uint64_t snapshot_hits = 0;      // names found in a snapshot
   uint64_t snapshot_denials = 0;   // missing names denied by a watched snapshot
   uint64_t dir_changes_heard = 0;  // snapshots dropped because another client changed names
+  uint64_t files_held = 0;         // files this client keeps state for (write-back, locations)
 };
 
 class Client {

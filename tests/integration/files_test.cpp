@@ -197,3 +197,19 @@ TEST_CASE("a replica corrupted on disk is caught by its CRC and the read is serv
   // The damaged copy said so in its log.
   REQUIRE(wait_until([&] { return read_text_file(cluster.cs_log(victim)).find("CRC") != std::string::npos; }));
 }
+
+TEST_CASE("a client keeps no state for files it read and closed", "[files]") {
+  Cluster cluster(2);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  std::vector<uint64_t> inodes;
+  for (int i = 0; i < 50; ++i) inodes.push_back(put_file(c, root, "f" + std::to_string(i), random_bytes(3000, i)));
+  auto reader = cluster.new_client("v");
+  REQUIRE(reader.ok());
+  for (size_t i = 0; i < inodes.size(); ++i) {
+    REQUIRE((*reader)->open(inodes[i]).ok());
+    REQUIRE(get_file(**reader, inodes[i]) == random_bytes(3000, static_cast<int>(i)));
+    (*reader)->release(inodes[i]);
+  }
+  REQUIRE(wait_until([&] { return (*reader)->cache_stats().files_held == 0; }));
+}
