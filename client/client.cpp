@@ -17,6 +17,7 @@
 #include "client/pack_cache.h"
 #include "client/packer.h"
 #include "common/async.h"
+#include "common/chunk_io.h"
 #include "common/rpc.h"
 #include "common/ticket.h"
 #include "common/util.h"
@@ -597,15 +598,7 @@ struct Client::Impl {
     std::string bytes(from.extent_length(), '\0');
     CO_RETURN_IF_ERROR(co_await read_piece(&from, Piece{0, 0, bytes.size(), bytes.data()}));
     const pb::ChunkInfo& to = resp.chunk();
-    pb::ChunkWriteReq req;
-    req.set_chunk_id(to.chunk_id());
-    req.set_version(to.version());
-    req.set_offset(0);
-    for (int i = 1; i < to.replicas_size(); ++i) req.add_chain(to.replicas(i).address());
-    *req.mutable_ticket() = to.ticket();
-    CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await cs_conns.get(to.replicas(0).address()));
-    auto copied = co_await conn->call(pb::CHUNK_WRITE, req, std::move(bytes));
-    CO_RETURN_IF_ERROR(copied.status());
+    CO_RETURN_IF_ERROR(co_await write_down_chain(cs_conns, to, 0, std::move(bytes)));
     pb::UnpackEndReq end;
     end.set_inode(ino);
     end.set_chunk_id(to.chunk_id());
@@ -629,23 +622,11 @@ struct Client::Impl {
       }
       Lease lease = std::move(*leased);
       const pb::ChunkInfo& c = lease.info;
-      pb::ChunkWriteReq req;
-      req.set_chunk_id(c.chunk_id());
-      req.set_version(c.version());
-      req.set_offset(offset);
-      for (int i = 1; i < c.replicas_size(); ++i) req.add_chain(c.replicas(i).address());
-      *req.mutable_ticket() = c.ticket();
-      auto conn = co_await cs_conns.get(c.replicas(0).address());
-      if (conn.ok()) {
-        auto r = co_await (*conn)->call(pb::CHUNK_WRITE, req, std::string(data, len));
-        if (r.ok()) {
-          uint64_t& dirty = file(ino)->dirty_len[index];
-          dirty = std::max(dirty, offset + len);
-          co_return Status::Ok();
-        }
-        last = r.status();
-      } else {
-        last = conn.status();
+      last = co_await write_down_chain(cs_conns, c, offset, std::string(data, len));
+      if (last.ok()) {
+        uint64_t& dirty = file(ino)->dirty_len[index];
+        dirty = std::max(dirty, offset + len);
+        co_return Status::Ok();
       }
       if (!worth_retry(last)) break;
       spdlog::warn("write of chunk {:016x} (inode {}, index {}) failed, asking the master again: {}", c.chunk_id(), ino,
@@ -835,21 +816,10 @@ struct Client::Impl {
   // CHUNK_SYNC down the chain; with a fresh chain and ticket from the master when the
   // held ones no longer work (expired ticket, a replica gone).
   awaitable<Status> sync_chunk(uint64_t ino, uint64_t index, pb::ChunkInfo info) {
-    Status st = co_await sync_chain(info);
+    Status st = co_await sync_down_chain(cs_conns, info);
     if (st.ok() || !worth_retry(st)) co_return st;
     CO_ASSIGN_OR_RETURN(Lease lease, co_await get_lease(ino, index, ~0ull));
-    co_return co_await sync_chain(lease.info);
-  }
-
-  awaitable<Status> sync_chain(const pb::ChunkInfo& c) {
-    pb::ChunkSyncReq req;
-    req.set_chunk_id(c.chunk_id());
-    req.set_version(c.version());
-    for (int i = 1; i < c.replicas_size(); ++i) req.add_chain(c.replicas(i).address());
-    *req.mutable_ticket() = c.ticket();
-    CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await cs_conns.get(c.replicas(0).address()));
-    auto r = co_await conn->call(pb::CHUNK_SYNC, req);
-    co_return r.ok() ? Status::Ok() : r.status();
+    co_return co_await sync_down_chain(cs_conns, lease.info);
   }
 
   // Makes the file's writes visible to every client: they land on the chunkservers and the
@@ -888,7 +858,7 @@ struct Client::Impl {
     if (durable && fs->unsynced_pack) {
       pb::ChunkInfo pack = std::move(*fs->unsynced_pack);
       fs->unsynced_pack.reset();
-      if (Status st = co_await sync_chain(pack); !st.ok())
+      if (Status st = co_await sync_down_chain(cs_conns, pack); !st.ok())
         co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
     }
     for (auto& [index, len] : dirty) {
@@ -971,7 +941,7 @@ struct Client::Impl {
       co_return Status::Ok();
     }
     if (c->extent_length() > 0) co_return co_await read_packed(c, p);
-    CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_copy(*c, p.offset, p.len));
+    CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_from_copies(cs_conns, *c, p.offset, p.len));
     size_t got = std::min(bytes.size(), p.len);
     std::memcpy(p.buf, bytes.data(), got);
     std::memset(p.buf + got, 0, p.len - got);  // past the chunk's written end: zeros
@@ -990,46 +960,16 @@ struct Client::Impl {
     const uint64_t block = at / PackCache::kBlock * PackCache::kBlock;
     if (at + n <= block + PackCache::kBlock) {
       if (pack_cache.get(c->chunk_id(), at, n, p.buf)) co_return Status::Ok();
-      CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_copy(*c, block, PackCache::kBlock));
+      CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_from_copies(cs_conns, *c, block, PackCache::kBlock));
       pack_cache.put(c->chunk_id(), block, std::move(bytes));
       if (pack_cache.get(c->chunk_id(), at, n, p.buf)) co_return Status::Ok();
     }
-    CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_copy(*c, at, n));
+    CO_ASSIGN_OR_RETURN(std::string bytes, co_await read_from_copies(cs_conns, *c, at, n));
     if (bytes.size() < n)
       co_return error(Code::kIOError, fmt::format("pack {:016x} holds {} bytes at {}, not the {} its file has",
                                                   c->chunk_id(), bytes.size(), at, n));
     std::memcpy(p.buf, bytes.data(), n);
     co_return Status::Ok();
-  }
-
-  // Bytes [offset, offset + len) of the chunk from the first copy that answers (short when
-  // the chunk ends before).
-  awaitable<Result<std::string>> read_copy(const pb::ChunkInfo& c, uint64_t offset, size_t len) {
-    if (c.replicas().empty())
-      co_return error(Code::kUnavailable, fmt::format("chunk {:016x} has no live copy", c.chunk_id()));
-    pb::ChunkReadReq req;
-    req.set_chunk_id(c.chunk_id());
-    req.set_version(c.version());
-    req.set_offset(offset);
-    req.set_length(static_cast<uint32_t>(len));
-    *req.mutable_ticket() = c.ticket();
-    Status last;
-    for (const pb::Replica& r : c.replicas()) {
-      auto conn = co_await cs_conns.get(r.address());
-      if (!conn.ok()) {
-        last = conn.status();
-        continue;
-      }
-      auto f = co_await (*conn)->call(pb::CHUNK_READ, req);
-      if (!f.ok()) {
-        last = f.status();
-        spdlog::warn("read of chunk {:016x} from {} failed, trying another copy: {}", c.chunk_id(), r.address(),
-                     last.message());
-        continue;
-      }
-      co_return std::move(f->payload);
-    }
-    co_return last;
   }
 
   awaitable<Result<size_t>> read(uint64_t ino, uint64_t offset, size_t len, char* out) {

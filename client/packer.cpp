@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/chunk_io.h"
 #include "common/util.h"
 
 namespace keelfs::client {
@@ -37,7 +38,7 @@ awaitable<Result<Packer::Committed>> Packer::write_file(uint64_t volume_id, uint
       co_return last;
     }
     Place at = std::move(*placed);
-    if (Status st = co_await append(at, data); !st.ok()) {
+    if (Status st = co_await write_down_chain(cs_conns_, at.chunk, at.offset, data); !st.ok()) {
       spdlog::warn("packing inode {} into {:016x} failed, taking a new pack: {}", ino, at.chunk.chunk_id(), st.message());
       give_up(volume_id, at.chunk.chunk_id());
       last = st;
@@ -87,19 +88,6 @@ awaitable<Result<Packer::Place>> Packer::place(uint64_t volume_id, uint64_t ino,
 void Packer::give_up(uint64_t volume_id, uint64_t chunk_id) {
   auto it = packs_.find(volume_id);
   if (it != packs_.end() && it->second.chunk.chunk_id() == chunk_id) packs_.erase(it);
-}
-
-awaitable<Status> Packer::append(const Place& at, const std::string& data) {
-  const pb::ChunkInfo& c = at.chunk;
-  pb::ChunkWriteReq req;
-  req.set_chunk_id(c.chunk_id());
-  req.set_version(c.version());
-  req.set_offset(at.offset);
-  for (int i = 1; i < c.replicas_size(); ++i) req.add_chain(c.replicas(i).address());
-  *req.mutable_ticket() = c.ticket();
-  CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await cs_conns_.get(c.replicas(0).address()));
-  auto r = co_await conn->call(pb::CHUNK_WRITE, req, data);
-  co_return r.ok() ? Status::Ok() : r.status();
 }
 
 }  // namespace keelfs::client

@@ -52,7 +52,6 @@ class Packer {
   // The pack failed (a chunkserver, a version moved on, the master forgot it): the next
   // file goes to a new one.
   void give_up(uint64_t volume_id, uint64_t chunk_id);
-  awaitable<Status> append(const Place& at, const std::string& data);
 
   template <class Resp>
   awaitable<Result<Resp>> ask(uint16_t type, const google::protobuf::MessageLite& req);

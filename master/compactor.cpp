@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/chunk_io.h"
 #include "common/ticket.h"
 #include "master/chunks/owners.h"
 #include "master/master.h"
@@ -86,35 +87,24 @@ awaitable<Status> Master::compact_pack(uint64_t pack_id) {
     while (j < files.size() && files[j].offset + files[j].length - span_begin <= kReadSpan) ++j;
     if (j == i) ++j;  // one file longer than a span
     const uint64_t span_end = files[j - 1].offset + files[j - 1].length;
-    auto span = co_await read_range(source, span_begin, span_end - span_begin);
+    auto span = co_await read_from_copies(*data_conns_, source, span_begin, span_end - span_begin);
     if (!span.ok()) {
       result = span.status();
       break;
     }
+    span->resize(span_end - span_begin, '\0');  // past a copy's end: zeros, as for any reader
     std::string run;
     for (size_t k = i; k < j; ++k) {
       moves.push_back({files[k].inode, files[k].offset, written + run.size(), files[k].length});
       run.append(*span, files[k].offset - span_begin, files[k].length);
     }
-    result = co_await write_range(target, written, run);
-    written += run.size();
+    const size_t run_size = run.size();
+    result = co_await write_down_chain(*data_conns_, target, written, std::move(run));
+    written += run_size;
     i = j;
-    co_await sleep_for(std::chrono::nanoseconds(run.size() * 1000000000ull / config_.compact_bytes_per_s));
+    co_await sleep_for(std::chrono::nanoseconds(run_size * 1000000000ull / config_.compact_bytes_per_s));
   }
-  if (result.ok()) {
-    pb::ChunkSyncReq sync;
-    sync.set_chunk_id(target.chunk_id());
-    sync.set_version(target.version());
-    for (int r = 1; r < target.replicas_size(); ++r) sync.add_chain(target.replicas(r).address());
-    *sync.mutable_ticket() = target.ticket();
-    auto conn = co_await data_conns_->get(target.replicas(0).address());
-    if (conn.ok()) {  // (no co_await inside ?:, docs/decisions.md "Toolchain pitfalls")
-      auto synced = co_await (*conn)->call(pb::CHUNK_SYNC, sync);
-      result = synced.status();
-    } else {
-      result = conn.status();
-    }
-  }
+  if (result.ok()) result = co_await sync_down_chain(*data_conns_, target);
   for (size_t m = 0; result.ok() && m < moves.size(); m += kMovesPerCommit) {
     std::vector<PackMove> slice(moves.begin() + m, moves.begin() + std::min(moves.size(), m + kMovesPerCommit));
     result = ns_->move_packed(pack_id, made.chunk_id, slice, &freed);
@@ -132,45 +122,6 @@ awaitable<Status> Master::compact_pack(uint64_t pack_id) {
                  files.size(), written, rec->length());
   }
   co_return result;
-}
-
-awaitable<Result<std::string>> Master::read_range(const pb::ChunkInfo& chunk, uint64_t offset, uint64_t len) {
-  pb::ChunkReadReq req;
-  req.set_chunk_id(chunk.chunk_id());
-  req.set_version(chunk.version());
-  req.set_offset(offset);
-  req.set_length(static_cast<uint32_t>(len));
-  *req.mutable_ticket() = chunk.ticket();
-  Status last = error(Code::kUnavailable, fmt::format("chunk {:016x} has no live copy", chunk.chunk_id()));
-  for (const pb::Replica& r : chunk.replicas()) {
-    auto conn = co_await data_conns_->get(r.address());
-    if (!conn.ok()) {
-      last = conn.status();
-      continue;
-    }
-    auto f = co_await (*conn)->call(pb::CHUNK_READ, req);
-    if (!f.ok()) {
-      last = f.status();
-      continue;
-    }
-    std::string out = std::move(f->payload);
-    out.resize(len, '\0');  // past the copy's end: zeros, as for any reader
-    co_return out;
-  }
-  co_return last;
-}
-
-awaitable<Status> Master::write_range(const pb::ChunkInfo& chunk, uint64_t offset, const std::string& data) {
-  if (chunk.replicas().empty()) co_return error(Code::kUnavailable, "the new pack has no chain");
-  pb::ChunkWriteReq req;
-  req.set_chunk_id(chunk.chunk_id());
-  req.set_version(chunk.version());
-  req.set_offset(offset);
-  for (int i = 1; i < chunk.replicas_size(); ++i) req.add_chain(chunk.replicas(i).address());
-  *req.mutable_ticket() = chunk.ticket();
-  CO_ASSIGN_OR_RETURN(ConnectionPtr conn, co_await data_conns_->get(chunk.replicas(0).address()));
-  auto written = co_await conn->call(pb::CHUNK_WRITE, req, data);
-  co_return written.status();
 }
 
 }  // namespace keelfs::master

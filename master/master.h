@@ -213,10 +213,7 @@ class Master {
   // Copies the live files of the pack into a new pack and moves them there; the old pack
   // is freed with its last file.
   awaitable<Status> compact_pack(uint64_t pack_id);
-  // Reads [offset, offset + len) of the chunk from one of its copies.
-  awaitable<Result<std::string>> read_range(const pb::ChunkInfo& chunk, uint64_t offset, uint64_t len);
-  // Writes `data` at `offset` of the chunk down its chain.
-  awaitable<Status> write_range(const pb::ChunkInfo& chunk, uint64_t offset, const std::string& data);
+
 
   asio::io_context& io_;
   MasterConfig config_;
