@@ -84,16 +84,10 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
     }
     auto vol = ns_->volume_by_id(attr->volume_id());
     if (!vol.ok()) co_return reply_error(vol.status());
-    // A full volume takes no new chunk (writes inside existing chunks may still go on).
-    if (Status st = ns_->check_bytes(vol->id(), 0, 1); !st.ok()) co_return reply_error(st);
+    // (A full volume takes no new chunk; writes inside existing chunks may still go on.)
     uint32_t goal = attr->goal() ? attr->goal() : vol->goal();
-    std::optional<NewChunk> made = take_spare(vol->region(), goal);
-    if (!made) {
-      auto created = co_await new_chunk({vol->region(), goal});
-      if (!created.ok()) co_return reply_error(created.status());
-      made = std::move(*created);
-      unfiled_ids_.erase(made->chunk_id);  // this file takes it now
-    }
+    auto made = co_await chunk_for(*vol, goal);
+    if (!made.ok()) co_return reply_error(made.status());
     const uint64_t chunk_id = made->chunk_id;
     std::vector<ChunkServer*> servers;
     for (uint64_t id : made->servers) servers.push_back(registry_.server(id));
