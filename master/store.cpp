@@ -531,14 +531,15 @@ Result<std::optional<pb::VolumeRecord>> MetaStore::get_volume(const std::string&
   return std::optional<pb::VolumeRecord>(rec);
 }
 
-std::vector<uint64_t> MetaStore::list_draining() {
+std::vector<uint64_t> MetaStore::ids_under(const std::string& prefix) {
   std::vector<uint64_t> out;
-  const std::string prefix = "draining/";
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kCounters]));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
     if (it->key().size() == prefix.size() + 8) out.push_back(from_be64(it->key().data() + prefix.size()));
   return out;
 }
+
+std::vector<uint64_t> MetaStore::list_draining() { return ids_under("draining/"); }
 
 Status MetaStore::list_pack_files(uint64_t pack_id, uint64_t after, size_t max, std::vector<uint64_t>* out, bool* more) {
   InodeScan it(db_.get(), cfs_[kPackFiles], pack_id);
@@ -554,14 +555,7 @@ Status MetaStore::list_pack_files(uint64_t pack_id, uint64_t after, size_t max, 
   return from_rocks(it->status(), "listing a pack's files");
 }
 
-std::vector<uint64_t> MetaStore::list_open_packs() {
-  std::vector<uint64_t> out;
-  const std::string prefix = "open-pack/";
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cfs_[kCounters]));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next())
-    if (it->key().size() == prefix.size() + 8) out.push_back(from_be64(it->key().data() + prefix.size()));
-  return out;
-}
+std::vector<uint64_t> MetaStore::list_open_packs() { return ids_under("open-pack/"); }
 
 std::vector<std::pair<uint64_t, uint64_t>> MetaStore::list_removing() {
   std::vector<std::pair<uint64_t, uint64_t>> out;

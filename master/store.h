@@ -224,6 +224,8 @@ class MetaStore {
   MetaStore() = default;
   Status load_counters();
   Status load_chunks();
+  // The ids of the counters' keys `prefix` + be64(id) (draining servers, open packs).
+  std::vector<uint64_t> ids_under(const std::string& prefix);
   void add_pending_counters(rocksdb::WriteBatch* wb);
   // The usage records `batch` leaves behind, written into it.
   std::map<uint64_t, pb::UsageRecord> apply_usage(Batch& batch);

@@ -16,15 +16,6 @@ using namespace keelfs::test;
 
 namespace {
 
-pb::VolumeInfo volume_info(client::Client& c, const std::string& volume) {
-  auto vols = c.volume_list();
-  REQUIRE(vols.ok());
-  for (const auto& v : *vols)
-    if (v.name() == volume) return v;
-  FAIL("volume " << volume << " not listed");
-  return {};
-}
-
 std::string content(int i) { return random_bytes(500 + (i * 97) % 3000, 1000 + i); }
 
 }  // namespace

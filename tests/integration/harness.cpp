@@ -417,6 +417,15 @@ uint64_t put_file(client::Client& c, uint64_t parent, const std::string& name, c
   return attr->inode();
 }
 
+pb::VolumeInfo volume_info(client::Client& c, const std::string& volume) {
+  auto vols = c.volume_list();
+  REQUIRE(vols.ok());
+  for (const auto& v : *vols)
+    if (v.name() == volume) return v;
+  FAIL("volume " << volume << " not listed");
+  return {};
+}
+
 std::string get_file(client::Client& c, uint64_t ino) {
   auto attr = c.getattr(ino);
   REQUIRE(attr.ok());

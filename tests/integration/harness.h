@@ -113,6 +113,9 @@ std::string random_bytes(size_t n, uint64_t seed);
 
 // Writes `data` to a new file `name` in directory `parent` and flushes; returns the inode.
 uint64_t put_file(client::Client& c, uint64_t parent, const std::string& name, const std::string& data);
+// The volume as VOLUME_LIST shows it. REQUIRES: `c` may list volumes (cluster.client()).
+pb::VolumeInfo volume_info(client::Client& c, const std::string& volume);
+
 // Reads the whole file.
 std::string get_file(client::Client& c, uint64_t ino);
 

@@ -27,23 +27,7 @@ std::pair<uint64_t, uint64_t> packed_in(client::Client& c, uint64_t ino) {
   return {0, 0};
 }
 
-pb::VolumeInfo volume_info(client::Client& c, const std::string& volume) {
-  auto vols = c.volume_list();
-  REQUIRE(vols.ok());
-  for (const auto& v : *vols)
-    if (v.name() == volume) return v;
-  FAIL("volume " << volume << " not listed");
-  return {};
-}
-
-uint64_t volume_chunks(client::Client& c, const std::string& volume) {
-  auto vols = c.volume_list();
-  REQUIRE(vols.ok());
-  for (const auto& v : *vols)
-    if (v.name() == volume) return v.chunks();
-  FAIL("volume " << volume << " not listed");
-  return 0;
-}
+uint64_t volume_chunks(client::Client& c, const std::string& volume) { return volume_info(c, volume).chunks(); }
 
 // As a reader on another mount sees it after open(): nothing it cached before (close-to-open).
 std::string read_fresh(client::Client& c, uint64_t ino) {
