@@ -613,6 +613,43 @@ Status cmd_stat(Session& s, const std::string& remote, bool as_json) {
   return Status::Ok();
 }
 
+// Physical bytes over the bytes that `goal` copies of the logical data would take.
+double overhead(const pb::DuResp& r) {
+  const double ideal = static_cast<double>(r.logical_bytes()) * r.goal();
+  return ideal > 0 ? static_cast<double>(r.physical_bytes()) / ideal : 0.0;
+}
+
+Status cmd_du(Session& s, const std::string& remote, bool as_json) {
+  ASSIGN_OR_RETURN(Target t, parse_target(remote));
+  ASSIGN_OR_RETURN(uint64_t root, s.root(t.volume));
+  ASSIGN_OR_RETURN(pb::Attr attr, s.c().resolve(root, t.path));
+  ASSIGN_OR_RETURN(pb::DuResp r, s.c().du(attr.inode()));
+  if (as_json) {
+    std::cout << json{{"path", remote},
+                      {"type", type_name(r.attr().type())},
+                      {"files", r.files()},
+                      {"directories", r.dirs()},
+                      {"logical_bytes", r.logical_bytes()},
+                      {"physical_bytes", r.physical_bytes()},
+                      {"chunks", r.chunks()},
+                      {"chunk_bytes", r.chunk_bytes()},
+                      {"packed_bytes", r.packed_bytes()},
+                      {"goal", r.goal()},
+                      {"overhead", overhead(r)}}
+                     .dump(2)
+              << "\n";
+    return Status::Ok();
+  }
+  std::cout << fmt::format("{}: {} file{}, {} director{}\n", remote, r.files(), r.files() == 1 ? "" : "s", r.dirs(),
+                           r.dirs() == 1 ? "y" : "ies");
+  std::cout << fmt::format("  logical   {} ({} bytes)\n", human_bytes(r.logical_bytes()), r.logical_bytes());
+  std::cout << fmt::format("  physical  {} ({} bytes: goal {} x ({} in {} chunk{} of their own + {} packed))\n",
+                           human_bytes(r.physical_bytes()), r.physical_bytes(), r.goal(), human_bytes(r.chunk_bytes()),
+                           r.chunks(), r.chunks() == 1 ? "" : "s", human_bytes(r.packed_bytes()));
+  std::cout << fmt::format("  overhead  {:.3f} (physical / (logical x goal))\n", overhead(r));
+  return Status::Ok();
+}
+
 Status set_goal_at(Session& s, const pb::Attr& attr, uint32_t goal, bool recursive, uint64_t* changed) {
   pb::SetattrReq req;
   req.set_inode(attr.inode());
@@ -777,7 +814,10 @@ int main(int argc, char** argv) {
                      "read health, fsck and listings (--monitor-key-file) and change nothing");
   auto* stat = app.add_subcommand("stat", "attributes of a file and where its chunks are");
   stat->add_option("VOL:/PATH", a)->required();
-  for (auto* sub : {volume, vcreate, vls, vinfo, vresize, vrm, session_cmd, sls, cs, csls, csdrain, csundrain, put, get, ls, rm, mkdir, stat,
+  auto* du = app.add_subcommand("du", "files, directories, logical and physical bytes of everything below a directory "
+                                      "(counted as they change, no tree walk), or of one file");
+  du->add_option("VOL:/PATH", a)->required();
+  for (auto* sub : {volume, vcreate, vls, vinfo, vresize, vrm, session_cmd, sls, cs, csls, csdrain, csundrain, put, get, ls, rm, mkdir, stat, du,
                     goal_cmd, gset, gget, health, fsck})
     sub->fallthrough();
 
@@ -816,6 +856,7 @@ int main(int argc, char** argv) {
     else if (*rm) st = cmd_rm(session, a);
     else if (*mkdir) st = cmd_mkdir(session, a, parents);
     else if (*stat) st = cmd_stat(session, a, as_json);
+    else if (*du) st = cmd_du(session, a, as_json);
     else if (*fsck) {
       auto code = cmd_fsck(session, fsck_volume, as_json);
       if (code.ok()) return *code;

@@ -1127,6 +1127,12 @@ Result<pb::FsckResp> Client::fsck(const std::string& volume) {
   return impl_->run(impl_->ask<pb::FsckResp>(pb::FSCK, req));
 }
 
+Result<pb::DuResp> Client::du(uint64_t ino) {
+  pb::DuReq req;
+  req.set_inode(ino);
+  return impl_->run(impl_->ask<pb::DuResp>(pb::DU, req));
+}
+
 Status Client::cs_drain(const std::string& address, bool drain) {
   pb::CsDrainReq req;
   req.set_address(address);

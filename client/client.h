@@ -155,6 +155,8 @@ class Client {
   void invalidate(uint64_t ino);
   // Chunks of the file with their replicas (for `keelfs stat`).
   Result<pb::ChunkLocateResp> locate(uint64_t ino);
+  // The figures of a file, or of everything below a directory (docs/small-files.md).
+  Result<pb::DuResp> du(uint64_t ino);
 
   // ---- locks (held by this client's session at the master)
   // WouldBlock when another owner holds a conflicting lock.

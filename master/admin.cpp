@@ -2,6 +2,9 @@
 // and removing volumes. Requests enter in client_service.cpp (every one needs the cluster
 // secret: check_admin). Work that grows with the cluster is sliced: a Slicer gives the
 // master's thread back to the clients' requests every couple of milliseconds.
+#include <tuple>
+#include <unordered_map>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -165,6 +168,59 @@ awaitable<void> Master::name_missing_chunks(pb::HealthResp* resp, Slicer& slicer
   }
 }
 
+namespace {
+
+// FSCK's own count of every directory's figures, from the names it walks: each file's
+// figures go to the directory counting it, then each directory's total to its parent.
+class DirTally {
+ public:
+  explicit DirTally(uint64_t root) : order_{{root, 0, ""}} {}
+  void add_dir(uint64_t ino, uint64_t parent, const std::string& path) {
+    order_.push_back({ino, parent, path});
+    own_[parent].dirs += 1;
+  }
+  void add(uint64_t dir, const DirDelta& figures) {
+    if (dir != 0) own_[dir] += figures;
+  }
+  // (directory, path, figures of everything below it); children come after their parents
+  // in the walk, so adding up from the end reaches every ancestor.
+  std::vector<std::tuple<uint64_t, std::string, DirDelta>> totals() {
+    std::vector<std::tuple<uint64_t, std::string, DirDelta>> out;
+    for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
+      const DirDelta total = own_[it->ino];
+      if (it->parent != 0) own_[it->parent] += total;
+      out.emplace_back(it->ino, it->path, total);
+    }
+    return out;
+  }
+
+ private:
+  struct Dir {
+    uint64_t ino;
+    uint64_t parent;
+    std::string path;
+  };
+  std::vector<Dir> order_;
+  std::unordered_map<uint64_t, DirDelta> own_;
+};
+
+std::string differences(const pb::DirUsageRecord& stored, const DirDelta& counted) {
+  std::string out;
+  auto check = [&](const char* what, uint64_t have, int64_t want) {
+    if (static_cast<int64_t>(have) == want) return;
+    out += fmt::format("{}{} {} (the tree: {})", out.empty() ? "" : ", ", what, have, want);
+  };
+  check("files", stored.files(), counted.files);
+  check("directories", stored.dirs(), counted.dirs);
+  check("logical bytes", stored.logical_bytes(), counted.logical_bytes);
+  check("chunks", stored.chunks(), counted.chunks);
+  check("chunk bytes", stored.chunk_bytes(), counted.chunk_bytes);
+  check("packed bytes", stored.packed_bytes(), counted.packed_bytes);
+  return out;
+}
+
+}  // namespace
+
 awaitable<Reply> Master::fsck(const pb::FsckReq& req) {
   auto vol = ns_->find_volume(req.volume());
   if (!vol.ok()) co_return reply_error(vol.status());
@@ -175,8 +231,10 @@ awaitable<Reply> Master::fsck(const pb::FsckReq& req) {
   auto problem = [&](std::string text) {
     if (resp.problems_size() < kMaxProblems) resp.add_problems(std::move(text));
   };
+  const uint64_t dir_usage_before = store_->dir_usage_commits();
   std::set<uint64_t> seen;  // a file with several names is checked once
   uint64_t inodes = 0;
+  DirTally tally(vol->root_inode());
   Status st = co_await walk_sliced(vol->root_inode(), slicer, [&](const std::string& path, uint64_t parent, const Dentry& d) -> Status {
     auto rec = store_->get_inode(d.inode);
     if (!rec.ok()) {
@@ -193,8 +251,14 @@ awaitable<Reply> Master::fsck(const pb::FsckReq& req) {
     ++inodes;
     if (a.type() == pb::FT_DIRECTORY) {
       resp.set_directories(resp.directories() + 1);
+      if (rec->parent() != parent)
+        problem(fmt::format("{}: directory {} names {} as its parent, not {}", path, d.inode, rec->parent(), parent));
+      tally.add_dir(d.inode, parent, path);
       return Status::Ok();
     }
+    auto figures = ns_->figures_of(*rec, store_->batch());
+    if (!figures.ok()) return figures.status();
+    tally.add(Namespace::counted_in(*rec), *figures);
     resp.set_files(resp.files() + 1);
     if (a.type() != pb::FT_REGULAR) return Status::Ok();
     resp.set_logical_bytes(resp.logical_bytes() + a.size());
@@ -244,6 +308,17 @@ awaitable<Reply> Master::fsck(const pb::FsckReq& req) {
                         info.files(), inodes));
   if (info.logical_bytes() != resp.logical_bytes())
     problem(fmt::format("usage counts {} logical bytes, the files hold {}", info.logical_bytes(), resp.logical_bytes()));
+  if (store_->dir_usage_commits() != dir_usage_before) {
+    resp.set_changed_during_check(true);  // a rename, say, moves figures without moving the volume's
+    co_return reply_ok(resp);
+  }
+  const auto totals = tally.totals();
+  for (const auto& [dir, path, counted] : totals) {
+    auto stored = store_->get_dir_usage(dir);
+    if (!stored.ok()) co_return reply_error(stored.status());
+    if (std::string diff = differences(*stored, counted); !diff.empty())
+      problem(fmt::format("{}: directory figures differ from the tree below it: {}", path.empty() ? "/" : path, diff));
+  }
   co_return reply_ok(resp);
 }
 

@@ -125,6 +125,13 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       SESSION_OR_REPLY(session, req.inode());
       co_return attr_reply(ns_->getattr(req.inode()));
     }
+    case pb::DU: {
+      PARSE_OR_REPLY(pb::DuReq, req);
+      SESSION_OR_REPLY(session, req.inode());
+      auto figures = ns_->du(req.inode());
+      if (!figures.ok()) co_return reply_error(figures.status());
+      co_return reply_ok(*figures);
+    }
     case pb::SETATTR: {
       PARSE_OR_REPLY(pb::SetattrReq, req);
       SESSION_OR_REPLY(session, req.inode());

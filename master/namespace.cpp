@@ -86,14 +86,15 @@ Status Namespace::commit(Batch& batch, std::vector<FreedChunk>* freed) {
   return Status::Ok();
 }
 
-Status Namespace::drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch) {
+Status Namespace::drop_data_from(const pb::InodeRecord& rec, uint64_t first_index, Batch& batch) {
+  const uint64_t ino = rec.attr().inode();
   std::vector<std::pair<uint64_t, pb::FileExtent>> extents;
   RETURN_IF_ERROR(store_.list_extents(ino, first_index, 0, [&](uint64_t index, const pb::FileExtent& e) {
     extents.emplace_back(index, e);
   }));
   for (const auto& [index, extent] : extents) {
     batch.delete_extent(ino, index);
-    RETURN_IF_ERROR(let_go(ino, index, extent, batch));
+    RETURN_IF_ERROR(let_go(ino, index, extent, counted_in(rec), batch));
   }
   return Status::Ok();
 }
@@ -103,10 +104,17 @@ Result<std::optional<pb::ChunkRecord>> Namespace::chunk_in(const Batch& batch, u
   return store_.get_chunk(chunk_id);
 }
 
-Status Namespace::let_go(uint64_t ino, uint64_t index, const pb::FileExtent& extent, Batch& batch) {
+Status Namespace::let_go(uint64_t ino, uint64_t index, const pb::FileExtent& extent, uint64_t dir_ino, Batch& batch) {
   if (extent.length() > 0) batch.delete_pack_file(extent.chunk_id(), ino);
   ASSIGN_OR_RETURN(auto chunk, chunk_in(batch, extent.chunk_id()));
   if (!chunk) return Status::Ok();
+  DirDelta& dir = batch.dir_usage(dir_ino);
+  if (extent.length() > 0) {
+    dir.packed_bytes -= static_cast<int64_t>(extent.length());
+  } else {
+    dir.chunks -= 1;
+    dir.chunk_bytes -= static_cast<int64_t>(chunk->length());
+  }
   const pb::ChunkRecord before = *chunk;
   const bool last = extent.length() > 0 ? drop_pack_extent(&*chunk, extent.length()) : drop_owner(&*chunk, ino, index);
   if (!last) {
@@ -136,16 +144,20 @@ void Namespace::free_chunk(uint64_t chunk_id, const pb::ChunkRecord& chunk, Batc
   batch.free_chunk(FreedChunk{chunk_id, chunk.version()});
 }
 
-Status Namespace::drop_link(pb::InodeRecord& rec, Batch& batch) {
+Status Namespace::drop_link(pb::InodeRecord& rec, uint64_t dir, Batch& batch) {
   pb::Attr* a = rec.mutable_attr();
   uint32_t nlink = a->nlink();
   if (!is_dir(*a) && nlink > 1) {
+    RETURN_IF_ERROR(note_unlink(rec, dir, batch));
     a->set_nlink(nlink - 1);
     touch_times(a, false, true);
     batch.put_inode(rec);
     return Status::Ok();
   }
   if (!is_dir(*a) && is_open(a->inode())) {
+    RETURN_IF_ERROR(move_figures(rec, counted_in(rec), 0, batch));  // no directory shows it any more
+    rec.set_parent(0);
+    rec.clear_link_parents();
     a->set_nlink(0);
     touch_times(a, false, true);
     batch.put_inode(rec);
@@ -158,22 +170,30 @@ Status Namespace::drop_link(pb::InodeRecord& rec, Batch& batch) {
 Status Namespace::drop_inode(const pb::InodeRecord& rec, Batch& batch) {
   const pb::Attr& a = rec.attr();
   batch.delete_inode(a.inode());
-  if (a.type() == pb::FT_REGULAR) RETURN_IF_ERROR(drop_data_from(a.inode(), 0, batch));
+  if (a.type() == pb::FT_REGULAR) RETURN_IF_ERROR(drop_data_from(rec, 0, batch));
   if (rec.unpack_chunk() != 0) {
-    ASSIGN_OR_RETURN(auto unpacking, chunk_in(batch, rec.unpack_chunk()));
-    if (unpacking) free_chunk(rec.unpack_chunk(), *unpacking, batch);
+    pb::InodeRecord unpacking = rec;
+    RETURN_IF_ERROR(drop_unpack_chunk(unpacking, batch));
   }
   std::vector<std::string> names;
   RETURN_IF_ERROR(store_.list_xattrs(a.inode(), &names));
   for (auto& n : names) batch.delete_xattr(a.inode(), n);
   batch.usage(a.volume_id()).files -= 1;
+  if (is_dir(a)) {
+    batch.dir_usage(counted_in(rec)).dirs -= 1;
+    batch.delete_dir_usage(a.inode());
+  } else {
+    batch.dir_usage(counted_in(rec)).files -= 1;
+  }
   account_size(rec, a.size(), 0, batch);
   return Status::Ok();
 }
 
 void Namespace::account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size, Batch& batch) {
   if (rec.attr().type() != pb::FT_REGULAR || old_size == new_size) return;
-  batch.usage(rec.attr().volume_id()).logical_bytes += static_cast<int64_t>(new_size) - static_cast<int64_t>(old_size);
+  const int64_t delta = static_cast<int64_t>(new_size) - static_cast<int64_t>(old_size);
+  batch.usage(rec.attr().volume_id()).logical_bytes += delta;
+  batch.dir_usage(counted_in(rec)).logical_bytes += delta;
 }
 
 Status TreeWalk::next_page(size_t max, const WalkFn& fn) {

@@ -247,6 +247,15 @@ class Namespace {
   // is freed when no file is left in it (and it is sealed).
   Status move_packed(uint64_t from, uint64_t to, const std::vector<PackMove>& moves, std::vector<FreedChunk>* freed);
 
+  // ---- per-directory figures (accounting.cpp; docs/small-files.md, "Accounting")
+  // DU: a file's figures, or those of everything below a directory (one read, no walk).
+  Result<pb::DuResp> du(uint64_t ino);
+  // What `rec` adds to the figures of the directory counting it: a file its own, a
+  // directory itself and everything below it.
+  Result<DirDelta> figures_of(const pb::InodeRecord& rec, const Batch& batch);
+  // The directory whose figures count `rec` (0: none: a volume's root, an orphan).
+  static uint64_t counted_in(const pb::InodeRecord& rec);
+
   MetaStore& store() { return store_; }
 
   // Calls fn(path, parent, entry) for every name below directory `root`, depth first
@@ -261,12 +270,13 @@ class Namespace {
   pb::InodeRecord new_inode(pb::FileType type, uint32_t mode, uint32_t uid, uint32_t gid, const pb::InodeRecord& parent);
   // Drops a file's data from chunk index `first_index` on: extents and chunk records, the
   // chunks freed with the batch.
-  Status drop_data_from(uint64_t ino, uint64_t first_index, Batch& batch);
+  Status drop_data_from(const pb::InodeRecord& rec, uint64_t first_index, Batch& batch);
   // The chunk's record as `batch` left it so far (see Batch::chunk_change).
   Result<std::optional<pb::ChunkRecord>> chunk_in(const Batch& batch, uint64_t chunk_id);
   // The file lets go of the extent at `index`: the chunk loses an owner (a pack, an extent
-  // of its count) and is freed when that was its last.
-  Status let_go(uint64_t ino, uint64_t index, const pb::FileExtent& extent, Batch& batch);
+  // of its count) and is freed when that was its last. The figures of directory `dir`
+  // lose what the extent held (0: no directory's, as when compaction moves it).
+  Status let_go(uint64_t ino, uint64_t index, const pb::FileExtent& extent, uint64_t dir, Batch& batch);
   // Frees the chunk of an unfinished unpack (InodeRecord.unpack_chunk), if any.
   Status drop_unpack_chunk(pb::InodeRecord& rec, Batch& batch);
   // A pack's record changes from `before` to `after` (nullopt: freed): the volume's pack
@@ -274,9 +284,10 @@ class Namespace {
   static void count_pack(Batch& batch, const pb::ChunkRecord& before, const std::optional<pb::ChunkRecord>& after);
   // The chunk's record goes and its copies are deleted once the batch commits.
   void free_chunk(uint64_t chunk_id, const pb::ChunkRecord& chunk, Batch& batch);
-  // nlink - 1; deletes the inode and its data when no link is left, unless a session
-  // holds the file open: then it becomes an orphan (see open()).
-  Status drop_link(pb::InodeRecord& rec, Batch& batch);
+  // The name of `rec` in directory `dir` went: nlink - 1; deletes the inode and its data
+  // when no link is left, unless a session holds the file open: then it becomes an orphan
+  // (see open()), counted in no directory.
+  Status drop_link(pb::InodeRecord& rec, uint64_t dir, Batch& batch);
   // Deletes the inode with its data and xattrs, and takes it out of the volume's usage:
   // the last step of unlink, rmdir, rename over a name, releasing an orphan and removing
   // a volume. REQUIRES: a directory is empty.
@@ -285,7 +296,15 @@ class Namespace {
   Status release_opens(uint64_t session, uint64_t ino, uint32_t count, std::vector<FreedChunk>* freed);
   // Frees the inode if it is an orphan.
   Status drop_if_orphan(uint64_t ino, std::vector<FreedChunk>* freed);
+  // The file's size moves: its volume's logical bytes and its directories' follow.
   void account_size(const pb::InodeRecord& rec, uint64_t old_size, uint64_t new_size, Batch& batch);
+  // The figures of `rec` leave directory `from` for `to` (0: none).
+  Status move_figures(const pb::InodeRecord& rec, uint64_t from, uint64_t to, Batch& batch);
+  // Keeping a file's figures with one of its names (InodeRecord.link_parents): a new name
+  // in `dir`; the name in `dir` goes while others stay; a name moves from `from` to `to`.
+  static void note_link(pb::InodeRecord& rec, uint64_t dir);
+  Status note_unlink(pb::InodeRecord& rec, uint64_t dir, Batch& batch);
+  Status note_move(pb::InodeRecord& rec, uint64_t from, uint64_t to, Batch& batch);
   // When `op` is a retry of a change that committed: what it did.
   Result<std::optional<pb::OpRecord>> replayed(const pb::OpId& op);
   // Commits the batch; then, and only then, hands the chunks it freed to `freed`.

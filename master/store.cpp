@@ -18,9 +18,9 @@
 namespace keelfs::master {
 namespace {
 
-enum Cf { kInodes = 1, kDentries, kExtents, kChunks, kVolumes, kXattrs, kCounters, kUsage, kOps, kPackFiles, kNumCfs };
-const char* kCfNames[] = {"default", "inodes", "dentries", "extents", "chunks",    "volumes",
-                          "xattrs",  "counters", "usage",  "ops",     "pack_files"};
+enum Cf { kInodes = 1, kDentries, kExtents, kChunks, kVolumes, kXattrs, kCounters, kUsage, kOps, kPackFiles, kDirUsage, kNumCfs };
+const char* kCfNames[] = {"default", "inodes",   "dentries", "extents", "chunks",     "volumes",
+                          "xattrs",  "counters", "usage",    "ops",     "pack_files", "dir_usage"};
 
 std::string be64(uint64_t v) {
   std::string s(8, '\0');
@@ -128,8 +128,30 @@ void Batch::set_pack_open(uint64_t chunk_id, bool open) {
   else
     wb_->Delete(CF(kCounters), "open-pack/" + be64(chunk_id));
 }
-bool Batch::empty() const { return wb_->Count() == 0 && usage_deltas_.empty() && forgotten_usage_.empty(); }
+void Batch::delete_dir_usage(uint64_t dir) {
+  wb_->Delete(CF(kDirUsage), be64(dir));
+  deleted_dirs_.insert(dir);
+}
+bool Batch::empty() const {
+  return wb_->Count() == 0 && usage_deltas_.empty() && forgotten_usage_.empty() && dir_deltas_.empty();
+}
 #undef CF
+
+DirDelta& DirDelta::operator+=(const DirDelta& o) {
+  files += o.files;
+  dirs += o.dirs;
+  logical_bytes += o.logical_bytes;
+  chunks += o.chunks;
+  chunk_bytes += o.chunk_bytes;
+  packed_bytes += o.packed_bytes;
+  return *this;
+}
+DirDelta DirDelta::operator-() const {
+  return DirDelta{-files, -dirs, -logical_bytes, -chunks, -chunk_bytes, -packed_bytes};
+}
+bool DirDelta::zero() const {
+  return files == 0 && dirs == 0 && logical_bytes == 0 && chunks == 0 && chunk_bytes == 0 && packed_bytes == 0;
+}
 
 void Batch::put_op(const pb::OpId& op, const pb::OpRecord& rec) {
   if (op.client() == 0) return;  // a client that does not name its changes
@@ -295,6 +317,49 @@ std::map<uint64_t, pb::UsageRecord> MetaStore::apply_usage(Batch& batch) {
   return out;
 }
 
+Status MetaStore::apply_dir_usage(Batch& batch) {
+  // Sum what each directory receives, from its own deltas and from those below it.
+  std::map<uint64_t, DirDelta> totals;
+  for (const auto& [dir, delta] : batch.dir_deltas_) {
+    if (dir == 0 || delta.zero()) continue;
+    uint64_t ino = dir;
+    for (int depth = 0;; ++depth) {
+      if (depth > 100000) return error(Code::kCorruption, fmt::format("directory {}'s parent chain does not end", dir));
+      auto rec = get_inode(ino);
+      if (!rec.ok()) {
+        if (rec.status().code() == Code::kNotFound) break;  // a directory made in this batch has no figures yet
+        return rec.status();
+      }
+      totals[ino] += delta;
+      if (rec->parent() == ino || rec->parent() == 0) break;  // the volume's root
+      ino = rec->parent();
+    }
+  }
+  for (const auto& [dir, d] : totals) {
+    if (batch.deleted_dirs_.count(dir)) continue;
+    ASSIGN_OR_RETURN(pb::DirUsageRecord u, get_dir_usage(dir));
+    u.set_files(moved(u.files(), d.files));
+    u.set_dirs(moved(u.dirs(), d.dirs));
+    u.set_logical_bytes(moved(u.logical_bytes(), d.logical_bytes));
+    u.set_chunks(moved(u.chunks(), d.chunks));
+    u.set_chunk_bytes(moved(u.chunk_bytes(), d.chunk_bytes));
+    u.set_packed_bytes(moved(u.packed_bytes(), d.packed_bytes));
+    batch.wb_->Put(cfs_[kDirUsage], be64(dir), u.SerializeAsString());
+  }
+  batch.dir_deltas_.clear();
+  return Status::Ok();
+}
+
+Result<pb::DirUsageRecord> MetaStore::get_dir_usage(uint64_t dir) {
+  std::string v;
+  auto s = db_->Get({}, cfs_[kDirUsage], be64(dir), &v);
+  pb::DirUsageRecord rec;
+  if (s.IsNotFound()) return rec;
+  RETURN_IF_ERROR(from_rocks(s, "reading directory figures"));
+  if (!rec.ParseFromString(v)) return error(Code::kCorruption, fmt::format("directory {}'s figures do not parse", dir));
+  return rec;
+}
+
 Batch MetaStore::batch() {
   Batch b;
   b.store_ = this;
@@ -309,12 +374,15 @@ Status MetaStore::commit(Batch& batch) {
   if (batch.empty() && !counters_dirty_) return Status::Ok();
   if (commit_fault_) RETURN_IF_ERROR(commit_fault_());
   add_pending_counters(batch.wb_.get());
+  const bool moves_dirs = !batch.dir_deltas_.empty();
+  RETURN_IF_ERROR(apply_dir_usage(batch));
   std::map<uint64_t, pb::UsageRecord> usage = apply_usage(batch);
   rocksdb::WriteOptions wo;
   wo.sync = false;  // the syncer thread syncs the WAL for many commits at once
   RETURN_IF_ERROR(from_rocks(db_->Write(wo, batch.wb_.get()), "write"));
   // Committed: now, and only now, memory follows.
   ++committed_seq_;
+  if (moves_dirs) ++dir_usage_commits_;
   counters_dirty_ = false;
   batch.wb_->Clear();
   for (auto& [id, u] : usage) usage_[id] = std::move(u);

@@ -15,6 +15,7 @@
 //   usage       volume id                -> UsageRecord
 //   ops         client (8) | seq (8)     -> OpRecord (changes committed, for retries)
 //   pack_files  pack id | ino            -> "" (the files packed in a pack chunk)
+//   dir_usage   directory ino            -> DirUsageRecord (figures of its whole subtree)
 //
 // Every mutation is one Batch written atomically. commit() makes it visible at once and
 // writes it to the WAL in the operating system's page cache, so a crash of the master
@@ -75,6 +76,21 @@ struct UsageDelta {
   int64_t packed_bytes = 0;
 };
 
+// How one change moves the figures of a directory's subtree (pb::DirUsageRecord), and so
+// of every directory above it.
+struct DirDelta {
+  int64_t files = 0;
+  int64_t dirs = 0;
+  int64_t logical_bytes = 0;
+  int64_t chunks = 0;
+  int64_t chunk_bytes = 0;
+  int64_t packed_bytes = 0;
+
+  DirDelta& operator+=(const DirDelta& o);
+  DirDelta operator-() const;
+  bool zero() const;
+};
+
 class MetaStore;
 
 // The writes of one mutation, with everything that follows from it: usage deltas and
@@ -119,6 +135,13 @@ class Batch {
   UsageDelta& usage(uint64_t volume_id) { return usage_deltas_[volume_id]; }
   // The volume is gone: its usage record goes with the batch.
   void forget_usage(uint64_t volume_id);
+  // The figures of directory `dir` and of every directory above it move by this much when
+  // the batch commits (dir 0: no directory's).
+  DirDelta& dir_usage(uint64_t dir) { return dir_deltas_[dir]; }
+  // The directory is deleted: its figures go, and no delta of this batch writes them again.
+  void delete_dir_usage(uint64_t dir);
+  // A removed volume's tree: no directory's figures move (they are all going).
+  void skip_dir_usage() { dir_deltas_.clear(); }
   // The chunk is to be deleted from its chunkservers once the batch has committed.
   void free_chunk(FreedChunk chunk) { freed_.push_back(chunk); }
   // Appends the chunks this (committed) batch freed to *out (when given).
@@ -134,6 +157,8 @@ class Batch {
   std::vector<std::pair<uint64_t, std::optional<pb::ChunkRecord>>> chunk_changes_;
   std::map<uint64_t, UsageDelta> usage_deltas_;
   std::vector<uint64_t> forgotten_usage_;
+  std::map<uint64_t, DirDelta> dir_deltas_;
+  std::set<uint64_t> deleted_dirs_;
   std::vector<FreedChunk> freed_;
   bool committed_ = false;
 };
@@ -210,6 +235,11 @@ class MetaStore {
   // RocksDB's memory right now: block cache, memtables, readers' pinned blocks.
   uint64_t memory_bytes();
   Result<std::optional<std::string>> get_xattr(uint64_t ino, const std::string& name);
+  // A directory's figures as committed (all zero when it has none yet).
+  Result<pb::DirUsageRecord> get_dir_usage(uint64_t dir);
+  // Moves with every commit that changes some directory's figures (FSCK compares them only
+  // when none changed while it walked).
+  uint64_t dir_usage_commits() const { return dir_usage_commits_; }
   Status list_xattrs(uint64_t ino, std::vector<std::string>* names);
 
   // ---- counters and usage. Ids are written with the next commit; an id allocated by a
@@ -229,6 +259,9 @@ class MetaStore {
   void add_pending_counters(rocksdb::WriteBatch* wb);
   // The usage records `batch` leaves behind, written into it.
   std::map<uint64_t, pb::UsageRecord> apply_usage(Batch& batch);
+  // Writes into `batch` the directory figures its deltas leave behind: each delta moves its
+  // directory and every directory above it, up to the volume's root.
+  Status apply_dir_usage(Batch& batch);
   void sync_thread();
   void synced(uint64_t seq, Status st);
 
@@ -238,6 +271,7 @@ class MetaStore {
   bool counters_dirty_ = false;
   std::map<uint64_t, pb::UsageRecord> usage_;  // as committed
   size_t chunks_at_open_ = 0;
+  uint64_t dir_usage_commits_ = 0;
   std::set<uint64_t> pending_cuts_;             // ids of those with a pending_cut
   std::function<Status()> commit_fault_;
   std::atomic<int> failing_syncs_{0};

@@ -27,6 +27,7 @@ Result<pb::Attr> Namespace::mkdir(const pb::MkdirReq& req) {
   batch.put_dentry(req.parent(), req.name(), rec.attr().inode(), pb::FT_DIRECTORY);
   batch.put_op(req.op(), op_record(pb::MKDIR, rec.attr().inode()));
   batch.usage(rec.attr().volume_id()).files += 1;
+  batch.dir_usage(req.parent()).dirs += 1;
   RETURN_IF_ERROR(commit(batch));
   return rec.attr();
 }
@@ -50,7 +51,7 @@ Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedCh
     if (is_dir(rec.attr())) return error(Code::kIsDir, fmt::format("'{}' is a directory", req.name()));
     if (!req.truncate() || rec.attr().size() == 0) return rec.attr();
     Batch batch = store_.batch();
-    RETURN_IF_ERROR(drop_data_from(rec.attr().inode(), 0, batch));
+    RETURN_IF_ERROR(drop_data_from(rec, 0, batch));
     account_size(rec, rec.attr().size(), 0, batch);
     rec.mutable_attr()->set_size(0);
     touch_times(rec.mutable_attr(), true, true);
@@ -62,6 +63,7 @@ Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedCh
 
   RETURN_IF_ERROR(check_inodes(parent.attr().volume_id()));
   pb::InodeRecord rec = new_inode(type, req.mode(), req.uid(), req.gid(), parent);
+  rec.set_parent(req.parent());
   rec.mutable_attr()->set_rdev(req.rdev());
   touch_times(parent.mutable_attr(), true, true);
   Batch batch = store_.batch();
@@ -70,6 +72,7 @@ Result<pb::Attr> Namespace::create(const pb::CreateReq& req, std::vector<FreedCh
   batch.put_dentry(req.parent(), req.name(), rec.attr().inode(), type);
   batch.put_op(req.op(), op_record(pb::CREATE, rec.attr().inode(), true));
   batch.usage(rec.attr().volume_id()).files += 1;
+  batch.dir_usage(req.parent()).files += 1;
   RETURN_IF_ERROR(commit(batch));
   if (created) *created = true;
   return rec.attr();
@@ -87,6 +90,7 @@ Result<pb::Attr> Namespace::symlink(const pb::SymlinkReq& req) {
 
   RETURN_IF_ERROR(check_inodes(parent.attr().volume_id()));
   pb::InodeRecord rec = new_inode(pb::FT_SYMLINK, 0777, req.uid(), req.gid(), parent);
+  rec.set_parent(req.parent());
   rec.set_symlink(req.target());
   rec.mutable_attr()->set_size(req.target().size());
   touch_times(parent.mutable_attr(), true, true);
@@ -96,6 +100,7 @@ Result<pb::Attr> Namespace::symlink(const pb::SymlinkReq& req) {
   batch.put_dentry(req.parent(), req.name(), rec.attr().inode(), pb::FT_SYMLINK);
   batch.put_op(req.op(), op_record(pb::SYMLINK, rec.attr().inode()));
   batch.usage(rec.attr().volume_id()).files += 1;
+  batch.dir_usage(req.parent()).files += 1;
   RETURN_IF_ERROR(commit(batch));
   return rec.attr();
 }
@@ -115,6 +120,7 @@ Result<pb::Attr> Namespace::link(const pb::LinkReq& req) {
   if (existing) return error(Code::kExists, fmt::format("'{}' already exists", req.new_name()));
 
   rec.mutable_attr()->set_nlink(rec.attr().nlink() + 1);
+  note_link(rec, req.new_parent());
   touch_times(rec.mutable_attr(), false, true);
   touch_times(parent.mutable_attr(), true, true);
   Batch batch = store_.batch();

@@ -43,6 +43,7 @@ Result<ChunkRef> Namespace::add_chunk(uint64_t ino, uint64_t index, uint64_t chu
   batch.put_chunk(chunk_id, chunk);
   batch.put_extent(ino, index, extent);
   batch.usage(rec.attr().volume_id()).chunks += 1;
+  batch.dir_usage(counted_in(rec)).chunks += 1;
   RETURN_IF_ERROR(commit(batch));
   return ref_of(chunk_id, chunk);
 }
@@ -53,7 +54,15 @@ Status Namespace::set_chunk_version(uint64_t chunk_id, uint32_t version, std::op
   rec->set_version(version);
   Batch batch = store_.batch();
   if (length && *length != rec->length()) {
-    batch.usage(rec->volume_id()).chunk_bytes += static_cast<int64_t>(*length) - static_cast<int64_t>(rec->length());
+    const int64_t delta = static_cast<int64_t>(*length) - static_cast<int64_t>(rec->length());
+    batch.usage(rec->volume_id()).chunk_bytes += delta;
+    if (!rec->pack()) {
+      // A file's own chunk: the directory counting the file follows.
+      for (const pb::ChunkOwner& o : owners_of(*rec)) {
+        auto owner = store_.get_inode(o.inode());
+        if (owner.ok()) batch.dir_usage(counted_in(*owner)).chunk_bytes += delta;
+      }
+    }
     rec->set_length(*length);
   }
   // The cut made is the one pending, unless a smaller one was marked while it was made.
@@ -95,6 +104,7 @@ Result<pb::Attr> Namespace::write_end(const pb::WriteEndReq& req, uint64_t* chun
     if (chunk && owned_by(*chunk, req.inode()) && req.chunk_length() > chunk->length()) {
       growth = req.chunk_length() - chunk->length();
       batch.usage(chunk->volume_id()).chunk_bytes += static_cast<int64_t>(growth);
+      batch.dir_usage(counted_in(rec)).chunk_bytes += static_cast<int64_t>(growth);
       chunk->set_length(req.chunk_length());
       batch.put_chunk(req.chunk_id(), *chunk);
     }

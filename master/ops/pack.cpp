@@ -64,7 +64,7 @@ Result<pb::Attr> Namespace::pack_commit(const pb::PackCommitReq& req, uint64_t s
     return error(Code::kStaleVersion, fmt::format("chunk {:016x} is not a pack this session appends to", req.chunk_id()));
 
   Batch batch = store_.batch();
-  RETURN_IF_ERROR(drop_data_from(req.inode(), 0, batch));  // the file's old data, in this pack or elsewhere
+  RETURN_IF_ERROR(drop_data_from(rec, 0, batch));  // the file's old data, in this pack or elsewhere
   RETURN_IF_ERROR(drop_unpack_chunk(rec, batch));
   ASSIGN_OR_RETURN(pack, chunk_in(batch, req.chunk_id()));  // as dropping the old data left it
   const pb::ChunkRecord before = *pack;
@@ -83,6 +83,7 @@ Result<pb::Attr> Namespace::pack_commit(const pb::PackCommitReq& req, uint64_t s
   extent.set_length(req.length());
   batch.put_extent(req.inode(), 0, extent);
   batch.put_pack_file(req.chunk_id(), req.inode());
+  batch.dir_usage(counted_in(rec)).packed_bytes += static_cast<int64_t>(req.length());
   account_size(rec, a->size(), req.file_size(), batch);
   a->set_size(req.file_size());
   touch_times(a, true, true);
@@ -110,6 +111,7 @@ Status Namespace::begin_unpack(uint64_t ino, uint64_t chunk_id, uint32_t goal, s
   add_owner(&chunk, chunk_owner(ino, 0));
   batch.put_chunk(chunk_id, chunk);
   batch.usage(rec.attr().volume_id()).chunks += 1;
+  batch.dir_usage(counted_in(rec)).chunks += 1;
   rec.set_unpack_chunk(chunk_id);
   batch.put_inode(rec);
   return commit(batch, freed);
@@ -130,12 +132,14 @@ Status Namespace::unpack_end(const pb::UnpackEndReq& req, std::vector<FreedChunk
   if (!chunk) return error(Code::kNotFound, fmt::format("chunk {:016x} does not exist", req.chunk_id()));
 
   Batch batch = store_.batch();
-  RETURN_IF_ERROR(let_go(req.inode(), 0, *extent, batch));
+  RETURN_IF_ERROR(let_go(req.inode(), 0, *extent, counted_in(rec), batch));
   pb::FileExtent own;
   own.set_chunk_id(req.chunk_id());
   batch.put_extent(req.inode(), 0, own);
   if (req.length() > chunk->length()) {
-    batch.usage(chunk->volume_id()).chunk_bytes += static_cast<int64_t>(req.length() - chunk->length());
+    const int64_t growth = static_cast<int64_t>(req.length() - chunk->length());
+    batch.usage(chunk->volume_id()).chunk_bytes += growth;
+    batch.dir_usage(counted_in(rec)).chunk_bytes += growth;
     chunk->set_length(req.length());
   }
   batch.put_chunk(req.chunk_id(), *chunk);
@@ -176,7 +180,7 @@ Status Namespace::move_packed(uint64_t from, uint64_t to, const std::vector<Pack
     ASSIGN_OR_RETURN(auto extent, packed_extent(m.inode));
     if (!extent || extent->chunk_id() != from || extent->chunk_offset() != m.from_offset || extent->length() > m.length)
       continue;
-    RETURN_IF_ERROR(let_go(m.inode, 0, *extent, batch));
+    RETURN_IF_ERROR(let_go(m.inode, 0, *extent, /*dir=*/0, batch));  // the file keeps its bytes, in another pack
     ASSIGN_OR_RETURN(target, chunk_in(batch, to));
     const pb::ChunkRecord before = *target;
     add_pack_extent(&*target, extent->length());
@@ -194,7 +198,12 @@ Status Namespace::move_packed(uint64_t from, uint64_t to, const std::vector<Pack
 Status Namespace::drop_unpack_chunk(pb::InodeRecord& rec, Batch& batch) {
   if (rec.unpack_chunk() == 0) return Status::Ok();
   ASSIGN_OR_RETURN(auto chunk, chunk_in(batch, rec.unpack_chunk()));
-  if (chunk) free_chunk(rec.unpack_chunk(), *chunk, batch);
+  if (chunk) {
+    DirDelta& dir = batch.dir_usage(counted_in(rec));
+    dir.chunks -= 1;
+    dir.chunk_bytes -= static_cast<int64_t>(chunk->length());
+    free_chunk(rec.unpack_chunk(), *chunk, batch);
+  }
   rec.set_unpack_chunk(0);
   return Status::Ok();
 }

@@ -21,7 +21,7 @@ Status Namespace::unlink(const pb::UnlinkReq& req, std::vector<FreedChunk>* free
   batch.delete_dentry(parent_ino, name);
   touch_times(parent.mutable_attr(), true, true);
   batch.put_inode(parent);
-  RETURN_IF_ERROR(drop_link(rec, batch));
+  RETURN_IF_ERROR(drop_link(rec, parent_ino, batch));
   batch.put_op(req.op(), op_record(pb::UNLINK, entry->inode));
   return commit(batch, freed);
 }

@@ -86,8 +86,8 @@ Status Namespace::rename(const pb::RenameReq& req, std::vector<FreedChunk>* free
     batch.put_dentry(req.parent(), req.name(), dst_entry->inode, dst_entry->type);
     batch.put_dentry(req.new_parent(), req.new_name(), src_entry->inode, src_entry->type);
     if (req.parent() != req.new_parent()) {
-      if (src_dir) src->set_parent(req.new_parent());
-      if (dst_dir) dst->set_parent(req.parent());
+      RETURN_IF_ERROR(note_move(*src, req.parent(), req.new_parent(), batch));
+      RETURN_IF_ERROR(note_move(*dst, req.new_parent(), req.parent(), batch));
       int delta = static_cast<int>(src_dir) - static_cast<int>(dst_dir);  // subdirs moving to new_parent
       src_parent->mutable_attr()->set_nlink(src_parent->attr().nlink() - delta);
       dst_parent->mutable_attr()->set_nlink(dst_parent->attr().nlink() + delta);
@@ -108,13 +108,13 @@ Status Namespace::rename(const pb::RenameReq& req, std::vector<FreedChunk>* free
       } else {
         pb::InodeRecord victim = *dst;
         t.forget(dst_entry->inode);
-        RETURN_IF_ERROR(drop_link(victim, batch));
+        RETURN_IF_ERROR(drop_link(victim, req.new_parent(), batch));
       }
     }
     batch.delete_dentry(req.parent(), req.name());
     batch.put_dentry(req.new_parent(), req.new_name(), src_entry->inode, src_entry->type);
+    RETURN_IF_ERROR(note_move(*src, req.parent(), req.new_parent(), batch));
     if (src_dir && req.parent() != req.new_parent()) {
-      src->set_parent(req.new_parent());
       src_parent->mutable_attr()->set_nlink(src_parent->attr().nlink() - 1);
       dst_parent->mutable_attr()->set_nlink(dst_parent->attr().nlink() + 1);
     }

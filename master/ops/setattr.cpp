@@ -38,7 +38,7 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
       // Chunks that start at or past the new end go entirely; one the new end cuts in the
       // middle is cut on its chunkservers after this commits (pending_cut).
       first_dropped = (new_size + kChunkSize - 1) / kChunkSize;
-      RETURN_IF_ERROR(drop_data_from(a->inode(), first_dropped, batch));
+      RETURN_IF_ERROR(drop_data_from(rec, first_dropped, batch));
       if (new_size % kChunkSize != 0) {
         ASSIGN_OR_RETURN(auto extent, store_.get_extent(a->inode(), new_size / kChunkSize));
         ASSIGN_OR_RETURN(auto chunk, extent ? store_.get_chunk(extent->chunk_id()) : std::optional<pb::ChunkRecord>());
@@ -49,6 +49,7 @@ Result<pb::Attr> Namespace::setattr(const pb::SetattrReq& req, std::vector<Freed
           const pb::ChunkRecord before = *chunk;
           chunk->set_live_bytes(chunk->live_bytes() - std::min(chunk->live_bytes(), extent->length() - cut));
           count_pack(batch, before, chunk);
+          batch.dir_usage(counted_in(rec)).packed_bytes -= static_cast<int64_t>(extent->length() - cut);
           extent->set_length(cut);
           batch.put_extent(a->inode(), 0, *extent);
           chunks[extent->chunk_id()] = *chunk;

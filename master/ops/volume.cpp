@@ -165,6 +165,7 @@ Result<bool> Namespace::remove_tree_slice(TreeRemoval& r, size_t max, std::vecto
   // The volume's usage record went with the volume: what the deletions count goes nowhere.
   auto commit_slice = [&]() -> Status {
     batch.forget_usage(r.volume_id);
+    batch.skip_dir_usage();
     RETURN_IF_ERROR(commit(batch, freed));
     batch = store_.batch();
     return Status::Ok();
@@ -178,7 +179,7 @@ Result<bool> Namespace::remove_tree_slice(TreeRemoval& r, size_t max, std::vecto
       ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(d.inode));
       const bool more_names = rec.attr().nlink() > 1;
       batch.delete_dentry(parent, d.name);
-      RETURN_IF_ERROR(drop_link(rec, batch));
+      RETURN_IF_ERROR(drop_link(rec, parent, batch));
       // A file with more names: its next name must read the link count this one left.
       if (more_names) RETURN_IF_ERROR(commit_slice());
       return Status::Ok();

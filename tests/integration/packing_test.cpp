@@ -6,6 +6,7 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "tests/integration/harness.h"
 
@@ -315,6 +316,75 @@ TEST_CASE("accounting: the physical bytes the master counts are the bytes the ch
   std::string out;
   REQUIRE(cluster.cli({"volume", "info", "v"}, &out) == 0);
   REQUIRE(out.find("dead awaiting compaction") != std::string::npos);
+}
+
+TEST_CASE("keelfs du: every directory's figures, kept as files are written, moved, linked and removed; fsck agrees",
+          "[packing][accounting]") {
+  Cluster cluster(3);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  auto du = [&](const std::string& path) {
+    std::string out, err;
+    INFO(err);
+    REQUIRE(cluster.cli({"--json", "du", "v:" + path}, &out, &err) == 0);
+    return nlohmann::json::parse(out);
+  };
+  uint64_t data = c.mkdir(root, "data", 0755)->inode();
+  uint64_t shard = c.mkdir(data, "shard", 0755)->inode();
+  uint64_t small_bytes = 0;
+  for (int i = 0; i < 50; ++i) {
+    std::string bytes = random_bytes(100 + i * 37, i);
+    small_bytes += bytes.size();
+    put_file(c, shard, "s" + std::to_string(i), bytes);
+  }
+  const uint64_t big = 3 * 1024 * KiB + 5;
+  uint64_t model = put_file(c, data, "model", random_bytes(big, 9));
+  put_file(c, root, "top", "hello");
+
+  auto d = du("/data/shard");
+  CHECK(d["files"] == 50);
+  CHECK(d["directories"] == 0);
+  CHECK(d["logical_bytes"] == small_bytes);
+  CHECK(d["packed_bytes"] == small_bytes);
+  CHECK(d["chunks"] == 0);
+  CHECK(d["physical_bytes"] == 2 * small_bytes);
+  d = du("/data");
+  CHECK(d["files"] == 51);
+  CHECK(d["directories"] == 1);
+  CHECK(d["logical_bytes"] == small_bytes + big);
+  CHECK(d["chunks"] == 1);
+  CHECK(d["chunk_bytes"] == big);
+  CHECK(d["overhead"].get<double>() == Approx(1.0));
+  // The root's figures are the volume's: what a walk of the whole tree would add up.
+  pb::VolumeInfo v = volume_info(c, "v");
+  d = du("/");
+  CHECK(d["files"].get<uint64_t>() + d["directories"].get<uint64_t>() == v.files());
+  CHECK(d["logical_bytes"] == v.logical_bytes());
+  CHECK(d["physical_bytes"] == v.physical_bytes());  // no dead bytes yet
+  d = du("/data/model");
+  CHECK(d["type"] == "file");
+  CHECK(d["logical_bytes"] == big);
+
+  // The shard moves up, a second name of the model goes into it, the model's first name
+  // goes: the figures follow.
+  REQUIRE(c.rename(data, "shard", root, "shard").ok());
+  REQUIRE(c.link(model, shard, "model-link").ok());
+  REQUIRE(c.unlink(data, "model").ok());
+  d = du("/data");
+  CHECK(d["files"] == 0);
+  CHECK(d["logical_bytes"] == 0);
+  d = du("/shard");
+  CHECK(d["files"] == 51);
+  CHECK(d["logical_bytes"] == small_bytes + big);
+  REQUIRE(c.unlink(shard, "s0").ok());
+  CHECK(du("/shard")["packed_bytes"] == small_bytes - 100);
+
+  std::string out, err;
+  REQUIRE(cluster.cli({"du", "v:/shard"}, &out, &err) == 0);
+  CHECK(out.find("v:/shard: 50 files, 0 directories") != std::string::npos);
+  CHECK(out.find("overhead  1.000") != std::string::npos);
+  REQUIRE(cluster.cli({"fsck", "v"}, &out, &err) == 0);
+  CHECK(out.find("clean") != std::string::npos);
 }
 
 TEST_CASE("a pack whose write ticket runs out gets a new ticket and stays the session's pack", "[packing]") {
