@@ -92,11 +92,27 @@ constexpr uint64_t kInlineReadMax = 64 << 10;
 
 }  // namespace
 
+void ChunkService::set_ended_sessions(const pb::CsHeartbeatResp& ended) {
+  first_session_ = ended.first_session();
+  ended_sessions_ = {ended.ended_sessions().begin(), ended.ended_sessions().end()};
+}
+
+Status ChunkService::check_session(const pb::Ticket& ticket) const {
+  const uint64_t session = ticket.session();
+  if (session == 0) return Status::Ok();  // the master's own (healing, compaction)
+  if (session < first_session_ || ended_sessions_.count(session))
+    return error(Code::kPermissionDenied, fmt::format("ticket for chunk {:016x} was given to session {:x}, which has "
+                                                      "ended (unmounted, expired or evicted): mount again",
+                                                      ticket.chunk_id(), session));
+  return Status::Ok();
+}
+
 awaitable<Reply> ChunkService::chunk_read(Frame frame) {
   pb::ChunkReadReq req;
   if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
   if (Status st = check_ticket(secret_, req.ticket(), req.chunk_id(), req.version(), kRightRead, unix_ms()); !st.ok())
     co_return reply_error(local_error(st));
+  if (Status st = check_session(req.ticket()); !st.ok()) co_return reply_error(local_error(st));
   if (req.length() > kMaxPayload)
     co_return reply_error(local_error(
         error(Code::kInvalidArgument, fmt::format("read of {} bytes exceeds the {} byte limit", req.length(), kMaxPayload))));
@@ -149,6 +165,7 @@ awaitable<Reply> ChunkService::chunk_write(Frame frame) {
   if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
   if (Status st = check_ticket(secret_, req.ticket(), req.chunk_id(), req.version(), kRightWrite, unix_ms()); !st.ok())
     co_return reply_error(local_error(st));
+  if (Status st = check_session(req.ticket()); !st.ok()) co_return reply_error(local_error(st));
   if (Status st = check_chain(secret_, req.ticket(), address_, {req.chain().begin(), req.chain().end()}, req.hop());
       !st.ok())
     co_return reply_error(local_error(st));
@@ -188,6 +205,7 @@ awaitable<Reply> ChunkService::chunk_sync(Frame frame) {
   if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
   if (Status st = check_ticket(secret_, req.ticket(), req.chunk_id(), req.version(), kRightWrite, unix_ms()); !st.ok())
     co_return reply_error(local_error(st));
+  if (Status st = check_session(req.ticket()); !st.ok()) co_return reply_error(local_error(st));
   if (Status st = check_chain(secret_, req.ticket(), address_, {req.chain().begin(), req.chain().end()}, req.hop());
       !st.ok())
     co_return reply_error(local_error(st));

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <unordered_set>
 
 #include "common/rpc.h"
 
@@ -34,6 +35,11 @@ class CsReplicateReq;
 }
 
 namespace keelfs {
+namespace pb {
+class CsHeartbeatResp;
+class Ticket;
+}  // namespace pb
+
 
 class StoreSet;
 
@@ -49,6 +55,9 @@ class ChunkService {
   // Called (on the network thread) when a read finds a copy damaged.
   using DamagedFn = std::function<void(uint64_t chunk_id, uint32_t version, const std::string& reason)>;
   void on_damaged(DamagedFn fn) { damaged_ = std::move(fn); }
+  // The master's word on which client sessions have ended (a heartbeat's answer): their
+  // tickets are refused from now on. Until the first answer, no ticket is refused for it.
+  void set_ended_sessions(const pb::CsHeartbeatResp& ended);
 
   RequestHandler data_handler();
   RequestHandler master_handler();
@@ -74,6 +83,8 @@ class ChunkService {
   awaitable<void> forward(std::shared_ptr<Forward> fwd, uint16_t type, std::string address,
                           std::shared_ptr<const google::protobuf::MessageLite> request, std::string payload);
   Status local_error(const Status& st) const;
+  // PermissionDenied when the ticket belongs to a client session that has ended.
+  Status check_session(const pb::Ticket& ticket) const;
 
   asio::any_io_executor ex_;
   StoreSet& stores_;
@@ -83,6 +94,8 @@ class ChunkService {
   ConnectionCache downstream_;
   uint64_t replication_rate_;  // bytes per second over all copies; 0 = no limit
   DamagedFn damaged_;
+  uint64_t first_session_ = 0;                  // sessions below it have ended
+  std::unordered_set<uint64_t> ended_sessions_;  // and these
   std::chrono::steady_clock::time_point replication_clock_{};
   int client_disk_tasks_ = 0;  // client reads, writes and syncs on the disk pool right now
 };

@@ -172,6 +172,7 @@ int main(int argc, char** argv) {
   link_opts.host = host_name();
   link_opts.cluster_secret = *secret;
   link_opts.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  link_opts.on_heartbeat_answer = [&service](const pb::CsHeartbeatResp& ended) { service.set_ended_sessions(ended); };
   MasterLink link(io.get_executor(), *stores, disk, service.master_handler(), link_opts);
   link.start();
   auto report_damaged = [&link](uint64_t id, uint32_t version, const std::string& reason) {

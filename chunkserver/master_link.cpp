@@ -147,6 +147,8 @@ awaitable<void> MasterLink::run() {
         conn_->close(hr.status());
         break;
       }
+      pb::CsHeartbeatResp answer;
+      if (hr.ok() && parse_body(*hr, &answer).ok() && opts_.on_heartbeat_answer) opts_.on_heartbeat_answer(answer);
     }
     registered_ = false;
     if (stopped_) break;

@@ -2,7 +2,8 @@
 //
 //   dial (ROLE_CHUNKSERVER) -> CS_REGISTER {cs_id, address, region, zone, host, space,
 //   first batch of chunks, last_batch} -> CS_REPORT_CHUNKS for the remaining batches
-//   (kReportBatch chunks each) -> CS_HEARTBEAT {space, chunk count} every heartbeat.
+//   (kReportBatch chunks each) -> CS_HEARTBEAT {space, chunk count} every heartbeat, whose
+//   answer names the client sessions that have ended (their tickets are refused).
 //
 // The same connection serves the master's requests (CS_SET_VERSION, CS_DELETE_CHUNK)
 // with the handler given at construction. When the connection fails or closes the link
@@ -12,12 +13,16 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "common/rpc.h"
 
 namespace keelfs {
+namespace pb {
+class CsHeartbeatResp;
+}
 
 class StoreSet;
 
@@ -32,6 +37,8 @@ struct MasterLinkOptions {
   std::string cluster_secret;  // signs the registration
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds retry{1000};
+  // Called with each heartbeat's answer (on the network executor).
+  std::function<void(const pb::CsHeartbeatResp&)> on_heartbeat_answer;
 };
 
 class MasterLink {

@@ -646,7 +646,8 @@ Status cmd_du(Session& s, const std::string& remote, bool as_json) {
   std::cout << fmt::format("  physical  {} ({} bytes: goal {} x ({} in {} chunk{} of their own + {} packed))\n",
                            human_bytes(r.physical_bytes()), r.physical_bytes(), r.goal(), human_bytes(r.chunk_bytes()),
                            r.chunks(), r.chunks() == 1 ? "" : "s", human_bytes(r.packed_bytes()));
-  std::cout << fmt::format("  overhead  {:.3f} (physical / (logical x goal))\n", overhead(r));
+  if (r.logical_bytes() > 0)
+    std::cout << fmt::format("  overhead  {:.3f} (physical / (logical x goal))\n", overhead(r));
   return Status::Ok();
 }
 

@@ -35,6 +35,8 @@ std::string compute_mac(const std::string& secret, const pb::Ticket& t) {
   append_le(&msg, &version, 4);
   append_le(&msg, &rights, 4);
   append_le(&msg, &expires, 8);
+  uint64_t session = t.session();
+  append_le(&msg, &session, 8);
   for (const std::string& server : t.chain()) {
     uint32_t len = static_cast<uint32_t>(server.size());
     append_le(&msg, &len, 4);

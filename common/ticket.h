@@ -1,5 +1,5 @@
 // Tickets: the master's signed permission for one data operation on one chunk version.
-// mac = HMAC-SHA256(cluster secret, chunk_id | version | rights | expires_unix_ms
+// mac = HMAC-SHA256(cluster secret, chunk_id | version | rights | expires_unix_ms | session
 // [| for each server of the chain: u32 length | address]), all little-endian fixed width.
 // A chunkserver checks the mac, the expiry, the chunk id, the version and the rights
 // before it reads or writes a byte, and for writes and syncs the chain (check_chain).

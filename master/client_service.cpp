@@ -158,7 +158,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       SESSION_OR_REPLY(session, req.inode());
       auto attr = ns_->open(session, req.inode());
       if (!attr.ok()) co_return reply_error(attr.status());
-      co_return reply_ok(open_reply(*attr));
+      co_return reply_ok(open_reply(session, *attr));
     }
     case pb::RELEASE: {
       PARSE_OR_REPLY(pb::OpenReq, req);
@@ -256,7 +256,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     case pb::CHUNK_FOR_WRITE: {
       PARSE_OR_REPLY(pb::ChunkForWriteReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return co_await chunk_for_write(req);
+      co_return co_await chunk_for_write(session, req);
     }
     case pb::PACK_OPEN: {
       PARSE_OR_REPLY(pb::PackOpenReq, req);
@@ -276,7 +276,7 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
     case pb::CHUNK_LOCATE: {
       PARSE_OR_REPLY(pb::ChunkLocateReq, req);
       SESSION_OR_REPLY(session, req.inode());
-      co_return co_await chunk_locate(req);
+      co_return co_await chunk_locate(session, req);
     }
     case pb::APPEND: {
       PARSE_OR_REPLY(pb::AppendReq, req);

@@ -86,6 +86,8 @@ void Master::end_session(uint64_t id, const std::string& why) {
   if (!st.ok()) spdlog::error("session {:x}: releasing its open files: {}", id, st.to_string());
   delete_chunks(freed);
   sessions_.remove(id);
+  // ...and its tickets stop working on every chunkserver by their next heartbeat.
+  ended_sessions_[id] = unix_ms() + config_.ticket_ttl_ms;
 }
 
 Result<uint64_t> Master::session_for(const ConnectionPtr& conn, uint64_t inode) {

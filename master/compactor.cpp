@@ -69,11 +69,11 @@ awaitable<Status> Master::compact_pack(uint64_t pack_id) {
     co_return st;
   }
   pb::ChunkInfo target;
-  hand_out(made, &target);
+  hand_out(made, &target, /*session=*/0);
   pb::ChunkInfo source;
   source.set_chunk_id(pack_id);
   source.set_version(rec->version());
-  fill_replicas(&source, kRightRead);
+  fill_replicas(&source, kRightRead, /*session=*/0);
 
   // Copies the files in offset order into the new pack, reading the old one a span at a
   // time, and moves them a slice at a time.

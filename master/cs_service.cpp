@@ -21,6 +21,21 @@ awaitable<Status> call_status(ConnectionPtr conn, uint16_t type, const google::p
 
 }  // namespace
 
+pb::CsHeartbeatResp Master::ended_sessions_reply() {
+  const int64_t now = unix_ms();
+  pb::CsHeartbeatResp resp;
+  resp.set_first_session(first_session_);
+  for (auto it = ended_sessions_.begin(); it != ended_sessions_.end();) {
+    if (it->second < now) {
+      it = ended_sessions_.erase(it);  // every ticket it was given has expired
+      continue;
+    }
+    resp.add_ended_sessions(it->first);
+    ++it;
+  }
+  return resp;
+}
+
 awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
   switch (frame.header.msg_type()) {
     case pb::CS_REGISTER: {
@@ -56,7 +71,7 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
       ChunkServer* cs = registry_.server(conn->tag);
       if (!cs || cs->conn != conn) co_return reply_error(error(Code::kInvalidArgument, "heartbeat before registration"));
       registry_.heartbeat(cs->id, req, unix_ms());
-      co_return reply_ok(pb::EmptyResp());
+      co_return reply_ok(ended_sessions_reply());
     }
     case pb::CS_REPORT_DAMAGED: {
       pb::CsDamagedReq req;

@@ -11,14 +11,14 @@ namespace keelfs::master {
 
 // An open file's attributes and, for files of up to 16 chunks (1 GiB), where every chunk
 // is: the client's first read then goes straight to a chunkserver.
-pb::ChunkLocateResp Master::open_reply(const pb::Attr& attr) {
+pb::ChunkLocateResp Master::open_reply(uint64_t session, const pb::Attr& attr) {
   constexpr uint64_t kMaxChunks = 16;
   pb::ChunkLocateResp resp;
   if (attr.type() == pb::FT_REGULAR && attr.size() <= kMaxChunks * kChunkSize) {
     auto located = ns_->locate(attr.inode(), 0, kMaxChunks + 1);
     if (located.ok() && static_cast<uint64_t>(located->chunks_size()) <= kMaxChunks) {
       resp = std::move(*located);
-      for (auto& info : *resp.mutable_chunks()) fill_replicas(&info, kRightRead);
+      for (auto& info : *resp.mutable_chunks()) fill_replicas(&info, kRightRead, session);
       resp.set_all_chunks(true);
     }
   }
@@ -26,7 +26,7 @@ pb::ChunkLocateResp Master::open_reply(const pb::Attr& attr) {
   return resp;
 }
 
-void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
+void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights, uint64_t session) {
   for (ChunkServer* cs : registry_.holders(info->chunk_id())) {
     pb::Replica* r = info->add_replicas();
     r->set_cs_id(cs->id);
@@ -37,13 +37,14 @@ void Master::fill_replicas(pb::ChunkInfo* info, uint32_t rights) {
   t->set_version(info->version());
   t->set_rights(rights);
   t->set_expires_unix_ms(unix_ms() + config_.ticket_ttl_ms);
+  t->set_session(session);
   // A write ticket names the chain: chunkservers forward down it and nowhere else.
   if (rights & kRightWrite)
     for (const pb::Replica& r : info->replicas()) t->add_chain(r.address());
   sign_ticket(config_.cluster_secret, t);
 }
 
-awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
+awaitable<Reply> Master::chunk_for_write(uint64_t session, const pb::ChunkForWriteReq& req) {
   if (req.index() >= (1ull << 32)) co_return reply_error(error(Code::kInvalidArgument, "chunk index out of range"));
   // A write into this chunk may grow the file over a truncate whose cut is not made yet:
   // make it first. (Writes inside the file need not wait for it.)
@@ -57,7 +58,7 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
     // A packed file moves into a chunk of its own before it is written in place.
     auto packed = ns_->packed_extent(req.inode());
     if (!packed.ok()) co_return reply_error(packed.status());
-    if (*packed) co_return co_await unpack_for_write(*attr, **packed);
+    if (*packed) co_return co_await unpack_for_write(session, *attr, **packed);
   }
   pb::ChunkForWriteResp resp;
   pb::ChunkInfo* info = resp.mutable_chunk();
@@ -111,14 +112,14 @@ awaitable<Reply> Master::chunk_for_write(const pb::ChunkForWriteReq& req) {
   for (ChunkServer* cs : chain) ids.push_back(cs->id);
   registry_.set_locations(info->chunk_id(), ids);
   writing_[info->chunk_id()] = std::chrono::steady_clock::now();
-  fill_replicas(info, kRightRead | kRightWrite);
+  fill_replicas(info, kRightRead | kRightWrite, session);
   co_return reply_ok(resp);
 }
 
-awaitable<Reply> Master::chunk_locate(const pb::ChunkLocateReq& req) {
+awaitable<Reply> Master::chunk_locate(uint64_t session, const pb::ChunkLocateReq& req) {
   auto resp = ns_->locate(req.inode(), req.first_index(), req.count());
   if (!resp.ok()) co_return reply_error(resp.status());
-  for (auto& info : *resp->mutable_chunks()) fill_replicas(&info, kRightRead);
+  for (auto& info : *resp->mutable_chunks()) fill_replicas(&info, kRightRead, session);
   co_return reply_ok(*resp);
 }
 

@@ -10,7 +10,8 @@ namespace keelfs::master {
 
 // Session ids start from the clock, so that an id from before a restart is never reused.
 Master::Master(asio::io_context& io, MasterConfig config)
-    : io_(io), config_(std::move(config)), sessions_(static_cast<uint64_t>(unix_ms()) << 12) {}
+    : io_(io), config_(std::move(config)), first_session_(static_cast<uint64_t>(unix_ms()) << 12),
+      sessions_(first_session_) {}
 Master::~Master() = default;
 
 Result<std::pair<uint16_t, uint16_t>> Master::start() {

@@ -100,8 +100,8 @@ class Master {
   awaitable<Reply> after_change(const ConnectionPtr& changer, Reply r, uint64_t dir, uint64_t other_dir = 0);
 
   // ---- data_service.cpp: chunks of files for readers and writers, truncates, statfs
-  awaitable<Reply> chunk_for_write(const pb::ChunkForWriteReq& req);
-  awaitable<Reply> chunk_locate(const pb::ChunkLocateReq& req);
+  awaitable<Reply> chunk_for_write(uint64_t session, const pb::ChunkForWriteReq& req);
+  awaitable<Reply> chunk_locate(uint64_t session, const pb::ChunkLocateReq& req);
   awaitable<Result<pb::Attr>> setattr(const pb::SetattrReq& req);
   // Makes the pending cut of the file's last chunk (ChunkRecord.pending_cut) on its
   // chunkservers, if there is one; finish_cut() the one of chunk `index`.
@@ -109,9 +109,10 @@ class Master {
   awaitable<Status> finish_cut_at_end(uint64_t ino, uint64_t new_end = UINT64_MAX);
   awaitable<Status> finish_cut(uint64_t ino, uint64_t index);
   Reply statfs(const pb::StatfsReq& req);
-  pb::ChunkLocateResp open_reply(const pb::Attr& attr);
+  pb::ChunkLocateResp open_reply(uint64_t session, const pb::Attr& attr);
 
-  void fill_replicas(pb::ChunkInfo* info, uint32_t rights);
+  // The chunk's live copies and a ticket for them, bound to `session` (0: the master's own).
+  void fill_replicas(pb::ChunkInfo* info, uint32_t rights, uint64_t session);
 
   // ---- admin.cpp: listings, HEALTH, FSCK, drain, volume removal
   Reply session_list(const pb::SessionListReq& req);
@@ -153,6 +154,8 @@ class Master {
 
   // ---- cs_service.cpp
   awaitable<Reply> serve_chunkserver(ConnectionPtr conn, Frame frame);
+  // A heartbeat's answer: the sessions whose tickets chunkservers must refuse.
+  pb::CsHeartbeatResp ended_sessions_reply();
   void chunkserver_closed(ConnectionPtr conn, const Status& reason);
   // Declares dead every chunkserver whose heartbeats stopped; runs until stop().
   awaitable<void> liveness_loop();
@@ -195,14 +198,14 @@ class Master {
   void seal_session_pack(uint64_t session);
   // CHUNK_FOR_WRITE into a packed file: a chunk of its own for it, with the packed extent
   // to copy there first (ChunkForWriteResp.packed).
-  awaitable<Reply> unpack_for_write(const pb::Attr& attr, const pb::FileExtent& packed);
+  awaitable<Reply> unpack_for_write(uint64_t session, const pb::Attr& attr, const pb::FileExtent& packed);
   // UNPACK_END: the file moves into its own chunk.
   Status unpack_end(const pb::UnpackEndReq& req);
   // A new chunk of the volume's region on `goal` servers (a spare when there is one),
   // for the caller to file in the namespace.
   awaitable<Result<NewChunk>> chunk_for(const pb::VolumeRecord& vol, uint32_t goal);
   // Its servers are its locations and its writer holds it; `info` gets its chain and ticket.
-  void hand_out(const NewChunk& made, pb::ChunkInfo* info);
+  void hand_out(const NewChunk& made, pb::ChunkInfo* info, uint64_t session);
   // A new chunk no record took: its copies go.
   void drop_copies(const NewChunk& made);
 
@@ -223,7 +226,13 @@ class Master {
   std::unique_ptr<RpcServer> client_server_;
   std::unique_ptr<RpcServer> cs_server_;
   LockTable locks_;         // flock and fcntl locks of the clients' sessions
+  // Session ids grow with the clock across restarts: every id below this one was made by an
+  // earlier run of the master, and has ended.
+  const uint64_t first_session_;
   SessionTable sessions_;
+  // Sessions that ended less than a ticket's lifetime ago, with when that is over: their
+  // tickets are refused by the chunkservers (told with every heartbeat).
+  std::map<uint64_t, int64_t> ended_sessions_;
   std::unique_ptr<OpMemory> op_memory_;  // which named changes to keep remembering
   static constexpr int64_t kOpPruneEveryMs = 2000;
   int64_t last_op_prune_ms_ = 0;

@@ -22,12 +22,12 @@ awaitable<Result<Master::NewChunk>> Master::chunk_for(const pb::VolumeRecord& vo
   co_return *made;
 }
 
-void Master::hand_out(const NewChunk& made, pb::ChunkInfo* info) {
+void Master::hand_out(const NewChunk& made, pb::ChunkInfo* info, uint64_t session) {
   registry_.set_locations(made.chunk_id, made.servers);
   writing_[made.chunk_id] = std::chrono::steady_clock::now();
   info->set_chunk_id(made.chunk_id);
   info->set_version(1);
-  fill_replicas(info, kRightRead | kRightWrite);
+  fill_replicas(info, kRightRead | kRightWrite, session);
 }
 
 void Master::drop_copies(const NewChunk& made) {
@@ -52,7 +52,7 @@ awaitable<Reply> Master::pack_open(uint64_t session, const pb::PackOpenReq& req)
       info->set_chunk_id(req.renew());
       info->set_version((*rec)->version());
       info->set_length((*rec)->length());
-      fill_replicas(info, kRightRead | kRightWrite);
+      fill_replicas(info, kRightRead | kRightWrite, session);
       writing_[req.renew()] = std::chrono::steady_clock::now();
       resp.set_volume_id(vol->id());
       resp.set_capacity(kChunkSize);
@@ -70,7 +70,7 @@ awaitable<Reply> Master::pack_open(uint64_t session, const pb::PackOpenReq& req)
   if (made->servers.size() < vol->goal()) queue_heal(made->chunk_id, HealQueue::kUnderGoal);
   open_packs_[session] = made->chunk_id;
   pb::PackOpenResp resp;
-  hand_out(*made, resp.mutable_chunk());
+  hand_out(*made, resp.mutable_chunk(), session);
   resp.set_volume_id(vol->id());
   resp.set_capacity(kChunkSize);
   co_return reply_ok(resp);
@@ -103,7 +103,7 @@ void Master::seal_session_pack(uint64_t session) {
   if (writer_held_.erase(chunk_id)) queue_heal(chunk_id, HealQueue::kUnderGoal);
 }
 
-awaitable<Reply> Master::unpack_for_write(const pb::Attr& attr, const pb::FileExtent& packed) {
+awaitable<Reply> Master::unpack_for_write(uint64_t session, const pb::Attr& attr, const pb::FileExtent& packed) {
   auto vol = ns_->volume_by_id(attr.volume_id());
   if (!vol.ok()) co_return reply_error(vol.status());
   const uint32_t goal = attr.goal() ? attr.goal() : vol->goal();
@@ -121,14 +121,14 @@ awaitable<Reply> Master::unpack_for_write(const pb::Attr& attr, const pb::FileEx
   if (made->servers.size() < goal) queue_heal(made->chunk_id, HealQueue::kUnderGoal);
   pb::ChunkForWriteResp resp;
   resp.mutable_chunk()->set_index(0);
-  hand_out(*made, resp.mutable_chunk());
+  hand_out(*made, resp.mutable_chunk(), session);
   pb::ChunkInfo* from = resp.mutable_packed();
   from->set_chunk_id(packed.chunk_id());
   from->set_version((*pack)->version);
   from->set_length((*pack)->length);
   from->set_extent_offset(packed.chunk_offset());
   from->set_extent_length(packed.length());
-  fill_replicas(from, kRightRead);
+  fill_replicas(from, kRightRead, session);
   co_return reply_ok(resp);
 }
 

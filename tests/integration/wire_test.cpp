@@ -494,6 +494,63 @@ std::string big_header() {
 
 }  // namespace
 
+TEST_CASE("a ticket stops working on every chunkserver within seconds of its session's end, and of a master restart",
+          "[wire][ticket]") {
+  Cluster cluster(2);
+  uint64_t root = cluster.create_volume("v", 2);
+  std::string data = random_bytes(200000, 5);  // past the packing threshold: a chunk of its own
+  put_file(cluster.client(), root, "f", data);
+  auto pod = cluster.new_client("v");
+  REQUIRE(pod.ok());
+  auto ino = (*pod)->lookup(root, "f");
+  REQUIRE(ino.ok());
+  auto located = (*pod)->locate(ino->inode());
+  REQUIRE(located.ok());
+  const pb::ChunkInfo chunk = located->chunks(0);
+  REQUIRE(chunk.ticket().session() != 0);
+  auto read_with = [&](const pb::ChunkInfo& c, const std::string& address) {
+    pb::ChunkReadReq req;
+    req.set_chunk_id(c.chunk_id());
+    req.set_version(c.version());
+    req.set_length(static_cast<uint32_t>(data.size()));
+    *req.mutable_ticket() = c.ticket();
+    RpcPeer cs(address);
+    return cs.call(pb::CHUNK_READ, req);
+  };
+  auto refused_everywhere = [&](const pb::ChunkInfo& c) {
+    for (const pb::Replica& r : c.replicas()) {
+      auto got = read_with(c, r.address());
+      if (got.ok()) return false;
+      INFO(got.status().to_string());
+      REQUIRE(got.status().is(Code::kPermissionDenied));
+      REQUIRE(got.status().message().find("has ended") != std::string::npos);
+    }
+    return true;
+  };
+  for (const pb::Replica& r : chunk.replicas()) REQUIRE(read_with(chunk, r.address()).ok());
+
+  // The pod unmounts: its tickets go dead on both chunkservers within a few heartbeats,
+  // while another session's ticket for the same chunk still reads.
+  REQUIRE((*pod)->unmount().ok());
+  REQUIRE(wait_until([&] { return refused_everywhere(chunk); }, std::chrono::seconds(5)));
+  auto mine = cluster.client().locate(ino->inode());
+  REQUIRE(mine.ok());
+  const pb::ChunkInfo live = mine->chunks(0);
+  for (const pb::Replica& r : live.replicas()) {
+    auto got = read_with(live, r.address());
+    INFO((got.ok() ? "" : got.status().to_string()));
+    REQUIRE(got.ok());
+    REQUIRE(got->payload == data);
+  }
+
+  // A master restart ends every session it had: their tickets go dead too, and the client,
+  // mounted again, reads with new ones.
+  cluster.kill_master();
+  cluster.restart_master();
+  REQUIRE(wait_until([&] { return refused_everywhere(live); }, std::chrono::seconds(5)));
+  REQUIRE(get_file(cluster.client(), ino->inode()) == data);
+}
+
 TEST_CASE("strangers that announce big frames and stall cost the servers little, and clients keep working",
           "[wire][bounds]") {
   Cluster cluster(1);
