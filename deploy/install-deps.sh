@@ -11,7 +11,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libssl-dev nlohmann-json3-dev
   python3 procps psmisc e2fsprogs util-linux openssl
-  git tar rsync sqlite3 attr
+  git tar rsync sqlite3 attr iproute2
 )
 
 log() { echo "install-deps: $*" >&2; }

@@ -126,7 +126,21 @@ awaitable<Reply> Master::mount(const ConnectionPtr& conn, const pb::MountReq& re
   auto vol = ns_->find_volume(req.volume());
   if (!vol.ok()) co_return reply_error(vol.status());
   const std::string who = fmt::format("{} ({})", req.host().empty() ? conn->peer_name() : req.host(), conn->peer());
-  const std::string region = req.region().empty() ? kDefaultRegion : req.region();
+  std::string region = req.region().empty() ? kDefaultRegion : req.region();
+  if (!config_.region_networks.empty()) {
+    // The master's networks say where the host is; what it claims counts for nothing.
+    auto decided = config_.region_networks.region_of(conn->peer());
+    if (!decided) {
+      spdlog::warn("mount of volume '{}' from {} refused: its address is in no region's network", vol->name(), who);
+      co_return reply_error(error(Code::kPermissionDenied,
+                                  fmt::format("this host's address ({}) is in no region's network; volume {} is in "
+                                              "region {}", conn->peer(), vol->name(), vol->region())));
+    }
+    if (*decided != region)
+      spdlog::info("mount of volume '{}' from {}: claims region {}, its address is in region {}", vol->name(), who,
+                   region, *decided);
+    region = *decided;
+  }
   if (region != vol->region()) {
     spdlog::warn("mount of volume '{}' from {} refused: host is in region {}, the volume in {}", vol->name(), who,
                  region, vol->region());

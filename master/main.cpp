@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--sweep-every-ms", config.sweep_every_ms, "a new round of that sweep starts no sooner than this")
       ->capture_default_str();
+  std::vector<std::string> region_networks;
+  app.add_option("--region-network", region_networks,
+                 "REGION=CIDR, repeatable: hosts with addresses in CIDR are in REGION, whatever they claim; when given, "
+                 "a mount from an address in no such network is refused (docs/decisions.md)");
   app.add_option("--ticket-ttl-ms", config.ticket_ttl_ms, "how long a ticket for chunk reads and writes is valid")
       ->check(CLI::Range(int64_t{1000}, int64_t{24} * 3600 * 1000))
       ->capture_default_str();
@@ -83,6 +87,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "keelfs-master: --cs-reserve '%s' is not a size such as 256M\n", reserve.c_str());
     return 1;
   }
+  auto regions = master::RegionNetworks::parse(region_networks);
+  if (!regions.ok()) {
+    std::fprintf(stderr, "keelfs-master: %s\n", regions.status().message().c_str());
+    return 1;
+  }
+  config.region_networks = std::move(*regions);
   setup_logging("master", log_file, log_level);
   raise_open_files_limit();  // a socket per client and chunkserver
   auto secret = read_secret_file(secret_file);

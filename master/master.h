@@ -21,6 +21,7 @@
 #include "master/locks.h"
 #include "master/namespace.h"
 #include "master/op_memory.h"
+#include "master/region_networks.h"
 #include "master/chunks/heal_queue.h"
 #include "master/chunks/range_locks.h"
 #include "master/chunks/registry.h"
@@ -35,6 +36,9 @@ struct MasterConfig {
   std::string listen = "127.0.0.1:9520";     // clients and admins
   std::string cs_listen = "127.0.0.1:9521";  // chunkservers
   std::string cluster_secret;
+  // The networks of each region (--region-network): when given, they, not the hosts,
+  // decide which region a mount is in.
+  RegionNetworks region_networks;
   int64_t ticket_ttl_ms = 10 * 60 * 1000;
   // A chunkserver silent for this long is declared dead (a hung machine keeps its socket).
   int64_t cs_timeout_ms = 10 * 1000;

@@ -21,13 +21,13 @@
 namespace keelfs::test {
 namespace fs = std::filesystem;
 
-namespace {
-
 std::string bin(const std::string& name) {
   std::string path(KEELFS_BIN_DIR);
   path.append("/").append(name);
   return path;
 }
+
+namespace {
 
 // Reads "PORT [PORT]" from a ready file the daemons write once they listen.
 std::vector<int> read_ports(const std::string& path) {
@@ -143,7 +143,7 @@ void Cluster::start_master() {
   master_.log = dir_ + "/master.log";
   master_.argv = {bin("keelfs-master"),
                   "--data-dir", dir_ + "/master",
-                  "--listen", "127.0.0.1:" + std::to_string(client_port_),
+                  "--listen", options_.master_listen_host + ":" + std::to_string(client_port_),
                   "--cs-listen", "127.0.0.1:" + std::to_string(cs_port_),
                   "--secret-file", secret_file_,
                   "--ready-file", ready,

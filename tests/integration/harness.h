@@ -41,6 +41,9 @@ struct ClusterOptions {
   std::vector<std::string> cs_regions;   // chunkserver i's region ("default" when not given)
   std::vector<int> cs_disk_mib;          // > 0: chunkserver i's data dir is a tmpfs of this size
   std::vector<std::string> master_args;  // extra flags for keelfs-master
+  // The master's client port listens here (0.0.0.0: also on the links to network
+  // namespaces a test makes); the tests' own clients reach it on 127.0.0.1.
+  std::string master_listen_host = "127.0.0.1";
   std::vector<std::string> cs_args;      // extra flags for every keelfs-chunkserver
   std::map<int, std::vector<std::string>> cs_args_of;  // ... and for chunkserver i only
 };
@@ -137,5 +140,7 @@ bool is_mounted(const std::string& path);
 
 // Runs a shell command line; returns its exit code, output (stdout and stderr) in *out.
 int shell(const std::string& command, std::string* out = nullptr);
+// The path of one of keelfs's binaries in the build.
+std::string bin(const std::string& name);
 
 }  // namespace keelfs::test
