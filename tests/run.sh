@@ -7,6 +7,8 @@
 #   KEELFS_BUILD_DIR       build directory (default: build)
 #   KEELFS_TEST_TIMEOUT    per-test timeout in seconds (default: 900)
 #   KEELFS_ALLOW_NO_TESTS  set to 1 to accept a run in which CTest finds no test
+#   KEELFS_RELEASE_CHECK   set to 1 to also build Release with warnings as errors (always
+#                          done when CI=true)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,6 +46,14 @@ main() {
 
   step "running tests"
   ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout "$TEST_TIMEOUT" --no-tests="$no_tests" "$@"
+
+  # A packager's first command is a Release build: in CI it must compile, warnings as errors
+  # (GCC warns differently at -O3).
+  if [[ "${CI:-}" == true || "${KEELFS_RELEASE_CHECK:-0}" == 1 ]]; then
+    step "building Release ($BUILD_DIR-release)"
+    cmake -S . -B "$BUILD_DIR-release" -DCMAKE_BUILD_TYPE=Release -DKEELFS_WERROR=ON
+    cmake --build "$BUILD_DIR-release" -j"$(nproc)"
+  fi
 }
 
 main "$@"

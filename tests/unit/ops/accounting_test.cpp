@@ -1,120 +1,25 @@
 // master/accounting.cpp: every directory's figures (files, directories, logical bytes,
 // chunks, chunk bytes, packed bytes of everything below it) follow each operation, and
 // match what a walk of the tree counts (on a real RocksDB store in a temporary directory).
-#include <map>
-#include <set>
-
 #include <catch2/catch.hpp>
 
+#include "tests/unit/dir_figures_check.h"
 #include "tests/unit/namespace_fixture.h"
 
 using namespace keelfs;
 using namespace keelfs::master;
-using keelfs::master::test::Fixture;
+using namespace keelfs::master::test;
 
 namespace {
 
 constexpr uint64_t kSession = 5;
 
-struct Figures {
-  uint64_t files = 0, dirs = 0, logical = 0, chunks = 0, chunk_bytes = 0, packed = 0;
-  bool operator==(const Figures& o) const {
-    return files == o.files && dirs == o.dirs && logical == o.logical && chunks == o.chunks &&
-           chunk_bytes == o.chunk_bytes && packed == o.packed;
-  }
-};
-
-std::ostream& operator<<(std::ostream& os, const Figures& f) {
-  return os << "{files " << f.files << ", dirs " << f.dirs << ", logical " << f.logical << ", chunks " << f.chunks
-            << ", chunk bytes " << f.chunk_bytes << ", packed " << f.packed << "}";
-}
-
-Figures stored(Fixture& f, uint64_t dir) {
-  auto u = f.store->get_dir_usage(dir);
-  REQUIRE(u.ok());
-  return {u->files(), u->dirs(), u->logical_bytes(), u->chunks(), u->chunk_bytes(), u->packed_bytes()};
-}
-
-// A file's own figures, read straight from its records.
-Figures file_figures(Fixture& f, uint64_t ino) {
-  auto rec = f.store->get_inode(ino);
-  REQUIRE(rec.ok());
-  Figures out;
-  out.files = 1;
-  if (rec->attr().type() != pb::FT_REGULAR) return out;
-  out.logical = rec->attr().size();
-  std::vector<pb::FileExtent> extents;
-  REQUIRE(f.store->list_extents(ino, 0, 0, [&](uint64_t, const pb::FileExtent& e) { extents.push_back(e); }).ok());
-  std::vector<uint64_t> own;
-  for (auto& e : extents) {
-    if (e.length() > 0)
-      out.packed += e.length();
-    else
-      own.push_back(e.chunk_id());
-  }
-  if (rec->unpack_chunk()) own.push_back(rec->unpack_chunk());
-  for (uint64_t id : own) {
-    auto chunk = f.store->get_chunk(id);
-    REQUIRE(chunk.ok());
-    if (!*chunk) continue;
-    out.chunks += 1;
-    out.chunk_bytes += (*chunk)->length();
-  }
-  return out;
-}
-
-void add(Figures& to, const Figures& f) {
-  to.files += f.files;
-  to.dirs += f.dirs;
-  to.logical += f.logical;
-  to.chunks += f.chunks;
-  to.chunk_bytes += f.chunk_bytes;
-  to.packed += f.packed;
-}
-
-// Counts the tree below `dir` by walking it, checks every directory's stored figures on the
-// way, and returns the count. A file with several names counts once, in the directory its
-// record names, which must be the directory of one of its names.
-Figures walk_and_check(Fixture& f, uint64_t dir, std::map<uint64_t, std::set<uint64_t>>& names_in,
-                       std::map<uint64_t, Figures>& counted_in) {
-  Figures total;
-  std::vector<Dentry> entries;
-  bool more = false;
-  REQUIRE(f.store->list_dentries(dir, "", 100000, &entries, &more).ok());
-  for (const Dentry& d : entries) {
-    if (d.type == pb::FT_DIRECTORY) {
-      Figures below = walk_and_check(f, d.inode, names_in, counted_in);
-      add(total, below);
-      total.dirs += 1;
-      continue;
-    }
-    names_in[d.inode].insert(dir);
-  }
-  // Files counted here: those whose record names this directory.
-  for (const Dentry& d : entries) {
-    if (d.type == pb::FT_DIRECTORY) continue;
-    auto rec = f.store->get_inode(d.inode);
-    REQUIRE(rec.ok());
-    if (rec->parent() != dir || counted_in.count(d.inode)) continue;
-    counted_in[d.inode] = file_figures(f, d.inode);
-    add(total, counted_in[d.inode]);
-  }
-  INFO("directory " << dir);
-  CHECK(stored(f, dir) == total);
-  return total;
-}
+Figures stored(Fixture& f, uint64_t dir) { return stored_figures(*f.store, dir); }
 
 void check_tree(Fixture& f) {
-  std::map<uint64_t, std::set<uint64_t>> names_in;
-  std::map<uint64_t, Figures> counted_in;
-  walk_and_check(f, f.root, names_in, counted_in);
-  for (const auto& [ino, dirs] : names_in) {
-    INFO("inode " << ino << " is counted in a directory holding one of its names");
-    auto rec = f.store->get_inode(ino);
-    REQUIRE(rec.ok());
-    CHECK(dirs.count(rec->parent()) == 1);
-    CHECK(counted_in.count(ino) == 1);
-  }
+  const std::string problems = DirFiguresCheck(*f.store).run(f.root);
+  INFO(problems);
+  CHECK(problems.empty());
 }
 
 void write_end(Fixture& f, uint64_t ino, uint64_t chunk_id, uint64_t size) {
