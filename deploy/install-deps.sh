@@ -12,6 +12,7 @@ PACKAGES=(
   libssl-dev nlohmann-json3-dev
   python3 procps psmisc e2fsprogs util-linux openssl
   git tar rsync sqlite3 attr iproute2
+  clang libclang-rt-14-dev
 )
 
 log() { echo "install-deps: $*" >&2; }

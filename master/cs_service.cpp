@@ -171,7 +171,8 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
     }
   }
   wake_healer();
-  co_await store_->durable();
+  Status synced = co_await store_->durable();
+  if (!synced.ok()) spdlog::error("chunkserver {:016x}'s report: {}", cs.id, synced.to_string());
 }
 
 void Master::delete_chunks(const std::vector<FreedChunk>& freed) {

@@ -146,7 +146,8 @@ std::optional<HealQueue::Urgency> Master::look_at(uint64_t id) {
   std::vector<ChunkServer*> valid;
   for (ChunkServer* h : holders)
     if (!h->draining) valid.push_back(h);
-  for (auto& [cs_id, needs] : drain_needs_) {
+  for (auto& [draining_id, needs] : drain_needs_) {
+    const uint64_t cs_id = draining_id;  // a lambda may not capture a structured binding (C++17)
     const bool holds = std::any_of(holders.begin(), holders.end(), [&](ChunkServer* h) { return h->id == cs_id; });
     if (holds && valid.size() < goal)
       needs.insert(id);

@@ -9,6 +9,7 @@
 #   KEELFS_ALLOW_NO_TESTS  set to 1 to accept a run in which CTest finds no test
 #   KEELFS_RELEASE_CHECK   set to 1 to also build Release with warnings as errors (always
 #                          done when CI=true)
+#   KEELFS_FUZZ_SECONDS    how long each fuzz target runs (default: 10)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,6 +47,13 @@ main() {
 
   step "running tests"
   ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout "$TEST_TIMEOUT" --no-tests="$no_tests" "$@"
+
+  # Fuzzing (docs/security.md, "Fuzzing"): a build of its own with clang, then a few
+  # seconds per target.
+  step "fuzzing ($BUILD_DIR-fuzz, ${KEELFS_FUZZ_SECONDS:-10} s per target)"
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD_DIR-fuzz" -DKEELFS_FUZZ=ON -DKEELFS_WERROR=ON
+  cmake --build "$BUILD_DIR-fuzz" -j"$(nproc)" --target fuzz_targets
+  bash "$ROOT/tests/fuzz/run.sh" "$BUILD_DIR-fuzz" "${KEELFS_FUZZ_SECONDS:-10}"
 
   # A packager's first command is a Release build: in CI it must compile, warnings as errors
   # (GCC warns differently at -O3).
