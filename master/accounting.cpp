@@ -5,8 +5,11 @@
 // several names keeps the list of their directories (InodeRecord.link_parents), so that
 // its figures can follow a name that stays when the one they are counted under goes.
 #include <algorithm>
+#include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "master/namespace.h"
 
@@ -104,6 +107,56 @@ Status Namespace::note_move(pb::InodeRecord& rec, uint64_t from, uint64_t to, Ba
     rec.set_parent(to);
   }
   return Status::Ok();
+}
+
+Status Namespace::count_dir_figures() {
+  if (store_.dir_figures_counted()) return Status::Ok();
+  for (const auto& [id, vol] : volumes_) {
+    // Every name below the root: the directories (in the order found: parents first) and,
+    // per file, the directory of each of its names.
+    std::vector<std::pair<uint64_t, uint64_t>> dirs{{vol.root_inode(), 0}};  // (dir, parent)
+    std::map<uint64_t, std::vector<uint64_t>> names;
+    RETURN_IF_ERROR(walk(vol.root_inode(), [&](const std::string&, uint64_t parent, const Dentry& d) -> Status {
+      if (d.type == pb::FT_DIRECTORY)
+        dirs.emplace_back(d.inode, parent);
+      else
+        names[d.inode].push_back(parent);
+      return Status::Ok();
+    }));
+    Batch batch = store_.batch();
+    std::unordered_map<uint64_t, DirDelta> below;
+    for (const auto& [ino, in_dirs] : names) {
+      ASSIGN_OR_RETURN(pb::InodeRecord rec, store_.get_inode(ino));
+      if (std::find(in_dirs.begin(), in_dirs.end(), rec.parent()) == in_dirs.end()) rec.set_parent(in_dirs.front());
+      rec.clear_link_parents();
+      if (in_dirs.size() > 1)
+        for (uint64_t d : in_dirs) rec.add_link_parents(d);
+      batch.put_inode(rec);
+      ASSIGN_OR_RETURN(DirDelta f, figures_of(rec, batch));
+      below[rec.parent()] += f;
+    }
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {  // children before their parents
+      const auto& [dir, parent] = *it;
+      const DirDelta total = below[dir];
+      if (parent != 0) {
+        below[parent] += total;
+        below[parent].dirs += 1;
+      }
+      pb::DirUsageRecord rec;
+      rec.set_files(total.files);
+      rec.set_dirs(total.dirs);
+      rec.set_logical_bytes(total.logical_bytes);
+      rec.set_chunks(total.chunks);
+      rec.set_chunk_bytes(total.chunk_bytes);
+      rec.set_packed_bytes(total.packed_bytes);
+      batch.put_dir_usage(dir, rec);
+    }
+    RETURN_IF_ERROR(commit(batch));
+    spdlog::info("volume '{}': counted the figures of {} directories and {} files", vol.name(), dirs.size(), names.size());
+  }
+  Batch done = store_.batch();
+  done.set_dir_figures_counted(true);
+  return commit(done);
 }
 
 Result<pb::DuResp> Namespace::du(uint64_t ino) {

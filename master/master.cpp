@@ -18,6 +18,7 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   ASSIGN_OR_RETURN(store_, MetaStore::open(config_.data_dir, io_.get_executor(), config_.cache_mb));
   registry_.expect_chunks(store_->chunks_at_open());
   ns_ = std::make_unique<Namespace>(*store_);
+  RETURN_IF_ERROR(ns_->count_dir_figures());
   op_memory_ = std::make_unique<OpMemory>(*store_, unix_ms());
   // Files unlinked while open stay until released; no session survives a restart. Their
   // chunks are deleted when chunkservers report them, as chunks the namespace does not know.

@@ -255,6 +255,10 @@ class Namespace {
   Result<DirDelta> figures_of(const pb::InodeRecord& rec, const Batch& batch);
   // The directory whose figures count `rec` (0: none: a volume's root, an orphan).
   static uint64_t counted_in(const pb::InodeRecord& rec);
+  // Once per store, at start-up: a store written before directories had figures gets them,
+  // counted from a walk of every volume (each file's counting directory set on the way).
+  // A no-op afterwards. Runs before any client is served.
+  Status count_dir_figures();
 
   MetaStore& store() { return store_; }
 

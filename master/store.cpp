@@ -128,6 +128,15 @@ void Batch::set_pack_open(uint64_t chunk_id, bool open) {
   else
     wb_->Delete(CF(kCounters), "open-pack/" + be64(chunk_id));
 }
+void Batch::put_dir_usage(uint64_t dir, const pb::DirUsageRecord& rec) {
+  wb_->Put(CF(kDirUsage), be64(dir), rec.SerializeAsString());
+}
+void Batch::set_dir_figures_counted(bool counted) {
+  if (counted)
+    wb_->Put(CF(kCounters), "dir_figures", be64(1));
+  else
+    wb_->Delete(CF(kCounters), "dir_figures");
+}
 void Batch::delete_dir_usage(uint64_t dir) {
   wb_->Delete(CF(kDirUsage), be64(dir));
   deleted_dirs_.insert(dir);
@@ -237,6 +246,7 @@ Status MetaStore::load_counters() {
   next_inode_ = read("next_inode", 2);  // inode 1 is never used: FUSE reserves it for the mount root
   next_chunk_ = read("next_chunk", 1);
   next_volume_ = read("next_volume", 1);
+  dir_figures_counted_ = read("dir_figures", 0) == 1;
   // Ids handed out in the last moments before a power loss may be missing from the WAL
   // (answers do not wait for its sync), while clients and chunkservers still hold them. A
   // restart skips past any such id, so that an inode number or chunk id never means two

@@ -12,6 +12,7 @@
 //               "draining/" cs id (8)   -> "" (chunkservers being drained)
 //               "removing/" volume id (8) -> root ino (8) (removed volumes' trees being deleted)
 //               "open-pack/" chunk id (8) -> "" (pack chunks a session still appends to)
+//               "dir_figures"           -> be64(1) (every directory's figures are counted)
 //   usage       volume id                -> UsageRecord
 //   ops         client (8) | seq (8)     -> OpRecord (changes committed, for retries)
 //   pack_files  pack id | ino            -> "" (the files packed in a pack chunk)
@@ -142,6 +143,10 @@ class Batch {
   void delete_dir_usage(uint64_t dir);
   // A removed volume's tree: no directory's figures move (they are all going).
   void skip_dir_usage() { dir_deltas_.clear(); }
+  // Sets a directory's figures outright (counting them from the tree, once per store).
+  void put_dir_usage(uint64_t dir, const pb::DirUsageRecord& rec);
+  // Every directory's figures are counted (MetaStore::dir_figures_counted); false: not.
+  void set_dir_figures_counted(bool counted);
   // The chunk is to be deleted from its chunkservers once the batch has committed.
   void free_chunk(FreedChunk chunk) { freed_.push_back(chunk); }
   // Appends the chunks this (committed) batch freed to *out (when given).
@@ -240,6 +245,9 @@ class MetaStore {
   // Moves with every commit that changes some directory's figures (FSCK compares them only
   // when none changed while it walked).
   uint64_t dir_usage_commits() const { return dir_usage_commits_; }
+  // False for a store written before directories had figures, until they are counted
+  // (Namespace::count_dir_figures), as it was when the store was opened.
+  bool dir_figures_counted() const { return dir_figures_counted_; }
   Status list_xattrs(uint64_t ino, std::vector<std::string>* names);
 
   // ---- counters and usage. Ids are written with the next commit; an id allocated by a
@@ -272,6 +280,7 @@ class MetaStore {
   std::map<uint64_t, pb::UsageRecord> usage_;  // as committed
   size_t chunks_at_open_ = 0;
   uint64_t dir_usage_commits_ = 0;
+  bool dir_figures_counted_ = false;
   std::set<uint64_t> pending_cuts_;             // ids of those with a pending_cut
   std::function<Status()> commit_fault_;
   std::atomic<int> failing_syncs_{0};

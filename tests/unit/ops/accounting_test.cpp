@@ -254,3 +254,44 @@ TEST_CASE("a directory's figures go with it, and a refused change moves none", "
               .ok());
   CHECK(records == 1);
 }
+
+TEST_CASE("a store written before directories had figures gets them counted once, at start-up",
+          "[namespace][accounting]") {
+  Fixture f;
+  uint64_t a = f.mkdir(f.root, "a");
+  uint64_t b = f.mkdir(a, "b");
+  uint64_t x = f.create(b, "x");
+  REQUIRE(f.ns->add_chunk(x, 0, 100).ok());
+  write_end(f, x, 100, 4321);
+  REQUIRE(link(f, x, f.root, "x-too").ok());
+  uint64_t y = f.create(f.root, "y");
+  REQUIRE(f.ns->add_chunk(y, 0, 101).ok());
+  write_end(f, y, 101, 10);
+  // What such a store looks like: files name no directory, and no directory has figures.
+  {
+    Batch batch = f.store->batch();
+    for (uint64_t ino : {x, y}) {
+      auto rec = f.store->get_inode(ino);
+      REQUIRE(rec.ok());
+      rec->set_parent(0);
+      rec->clear_link_parents();
+      batch.put_inode(*rec);
+    }
+    for (uint64_t dir : {f.root, a, b}) batch.delete_dir_usage(dir);
+    batch.set_dir_figures_counted(false);
+    REQUIRE(f.store->commit(batch).ok());
+  }
+  f.reopen();
+  REQUIRE(!f.store->dir_figures_counted());
+  REQUIRE(f.ns->count_dir_figures().ok());
+  CHECK(stored(f, f.root) == Figures{2, 2, 4331, 2, 4331, 0});
+  CHECK(stored(f, a).dirs == 1);
+  check_tree(f);  // x, named in b and in the root, counts in one of them
+  f.reopen();
+  CHECK(f.store->dir_figures_counted());
+  // From here on the figures move with every change, as in a new store.
+  REQUIRE(f.unlink(b, "x").ok());
+  CHECK(stored(f, b) == Figures{});
+  CHECK(stored(f, f.root) == Figures{2, 2, 4331, 2, 4331, 0});
+  check_tree(f);
+}
