@@ -88,7 +88,8 @@ class ChunkStore {
   Status set_version(uint64_t id, uint32_t old_version, uint32_t new_version,
                      std::optional<uint64_t> truncate_length = std::nullopt);
 
-  // Writes `data` at `offset`, extending the chunk (a gap reads as zeros). Blocks only
+  // Writes `data` at `offset`, extending the chunk (a gap reads as zeros; writing no bytes
+  // extends nothing). Blocks only
   // partly covered are read back to recompute their CRC (and their old CRC verified).
   // Errors: NotFound, StaleVersion, InvalidArgument (offset + size > kChunkSize),
   // Corruption (a partly covered block fails its CRC), IOError.
