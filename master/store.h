@@ -12,7 +12,8 @@
 //               "draining/" cs id (8)   -> "" (chunkservers being drained)
 //               "removing/" volume id (8) -> root ino (8) (removed volumes' trees being deleted)
 //               "open-pack/" chunk id (8) -> "" (pack chunks a session still appends to)
-//               "dir_figures"           -> be64(1) (every directory's figures are counted)
+//               "dir_figures"           -> be64(2) (every directory's figures are counted,
+//                                          in the format of kDirFiguresFormat)
 //   usage       volume id                -> UsageRecord
 //   ops         client (8) | seq (8)     -> OpRecord (changes committed, for retries)
 //   pack_files  pack id | ino            -> "" (the files packed in a pack chunk)
@@ -79,6 +80,10 @@ struct UsageDelta {
 
 // How one change moves the figures of a directory's subtree (pb::DirUsageRecord), and so
 // of every directory above it.
+// The format of the directories' figures (formats.md, `dir_usage`); a store whose
+// "dir_figures" counter names another has them counted again at start-up.
+constexpr uint64_t kDirFiguresFormat = 2;
+
 struct DirDelta {
   int64_t files = 0;
   int64_t dirs = 0;
