@@ -16,12 +16,17 @@
 namespace keelfs {
 namespace {
 
-std::string hmac(const std::string& secret, const std::string& msg) {
+std::string hmac_sha256(const std::string& key, const std::string& msg) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int out_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
        msg.size(), out, &out_len);
   return std::string(reinterpret_cast<char*>(out), out_len);
+}
+
+// Compares secrets and proofs in constant time.
+bool same_bytes(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 void append_le(std::string* out, const void* v, size_t n) { out->append(static_cast<const char*>(v), n); }
@@ -42,11 +47,7 @@ std::string compute_mac(const std::string& secret, const pb::Ticket& t) {
     append_le(&msg, &len, 4);
     msg += server;
   }
-  return hmac(secret, msg);
-}
-
-bool same_bytes(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  return hmac_sha256(secret, msg);
 }
 
 }  // namespace
@@ -55,9 +56,7 @@ void sign_ticket(const std::string& secret, pb::Ticket* ticket) { ticket->set_ma
 
 Status check_ticket(const std::string& secret, const pb::Ticket& ticket, uint64_t chunk_id, uint32_t version,
                     uint32_t rights, int64_t now_unix_ms) {
-  std::string expected = compute_mac(secret, ticket);
-  if (ticket.mac().size() != expected.size() ||
-      CRYPTO_memcmp(ticket.mac().data(), expected.data(), expected.size()) != 0)
+  if (!same_bytes(ticket.mac(), compute_mac(secret, ticket)))
     return error(Code::kPermissionDenied, fmt::format("ticket for chunk {:016x} has a bad signature", chunk_id));
   if (ticket.chunk_id() != chunk_id)
     return error(Code::kPermissionDenied,
@@ -76,7 +75,7 @@ Status check_ticket(const std::string& secret, const pb::Ticket& ticket, uint64_
 std::string hop_proof(const std::string& secret, const pb::Ticket& ticket, uint32_t position) {
   std::string msg = "keelfs-hop" + ticket.mac();
   append_le(&msg, &position, 4);
-  return hmac(secret, msg);
+  return hmac_sha256(secret, msg);
 }
 
 Status check_chain(const std::string& secret, const pb::Ticket& ticket, const std::string& self,
@@ -124,17 +123,9 @@ std::string random_bytes(size_t n) {
   return out;
 }
 
-std::string hmac_sha256(const std::string& key, const std::string& msg) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int out_len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
-       msg.size(), out, &out_len);
-  return std::string(reinterpret_cast<char*>(out), out_len);
-}
-
 Status check_proof(const std::string& expected, const std::string& proof, int64_t unix_ms, int64_t now_unix_ms,
                    const char* what) {
-  if (proof.size() != expected.size() || CRYPTO_memcmp(proof.data(), expected.data(), expected.size()) != 0)
+  if (!same_bytes(proof, expected))
     return error(Code::kPermissionDenied, fmt::format("{} is not signed with this cluster's secret", what));
   constexpr int64_t kSkewMs = 5 * 60 * 1000;
   if (unix_ms < now_unix_ms - kSkewMs || unix_ms > now_unix_ms + kSkewMs)
@@ -191,8 +182,7 @@ std::string hash_secret(const std::string& salt, const std::string& secret) {
 }
 
 bool secret_matches(const std::string& salt, const std::string& hash, const std::string& secret) {
-  std::string h = hash_secret(salt, secret);
-  return h.size() == hash.size() && CRYPTO_memcmp(h.data(), hash.data(), h.size()) == 0;
+  return same_bytes(hash_secret(salt, secret), hash);
 }
 
 }  // namespace keelfs
