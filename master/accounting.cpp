@@ -1,5 +1,5 @@
 // Per-directory figures (docs/small-files.md, "Accounting"): every directory carries the
-// figures of everything below it (pb::DirUsageRecord), moved by each change in the change's
+// figures of everything below it (DirDelta, store.h), moved by each change in the change's
 // own batch (Batch::dir_usage), so that `keelfs du` of any directory is one read and no
 // tree walk. A file counts once, in the directory InodeRecord.parent names; a file with
 // several names keeps the list of their directories (InodeRecord.link_parents), so that
@@ -39,10 +39,8 @@ Result<DirDelta> Namespace::figures_of(const pb::InodeRecord& rec, const Batch& 
   const pb::Attr& a = rec.attr();
   DirDelta f;
   if (is_dir(a)) {
-    ASSIGN_OR_RETURN(pb::DirUsageRecord below, store_.get_dir_usage(a.inode()));
-    f = DirDelta{static_cast<int64_t>(below.files()),       static_cast<int64_t>(below.dirs()) + 1,
-                 static_cast<int64_t>(below.logical_bytes()), static_cast<int64_t>(below.chunks()),
-                 static_cast<int64_t>(below.chunk_bytes()),   static_cast<int64_t>(below.packed_bytes())};
+    ASSIGN_OR_RETURN(f, store_.get_dir_usage(a.inode()));
+    f.dirs += 1;  // itself
     return f;
   }
   f.files = 1;
@@ -142,14 +140,7 @@ Status Namespace::count_dir_figures() {
         below[parent] += total;
         below[parent].dirs += 1;
       }
-      pb::DirUsageRecord rec;
-      rec.set_files(total.files);
-      rec.set_dirs(total.dirs);
-      rec.set_logical_bytes(total.logical_bytes);
-      rec.set_chunks(total.chunks);
-      rec.set_chunk_bytes(total.chunk_bytes);
-      rec.set_packed_bytes(total.packed_bytes);
-      batch.put_dir_usage(dir, rec);
+      batch.put_dir_usage(dir, total);
     }
     RETURN_IF_ERROR(commit(batch));
     spdlog::info("volume '{}': counted the figures of {} directories and {} files", vol.name(), dirs.size(), names.size());

@@ -204,18 +204,18 @@ class DirTally {
   std::unordered_map<uint64_t, DirDelta> own_;
 };
 
-std::string differences(const pb::DirUsageRecord& stored, const DirDelta& counted) {
+std::string differences(const DirDelta& stored, const DirDelta& counted) {
   std::string out;
-  auto check = [&](const char* what, uint64_t have, int64_t want) {
-    if (static_cast<int64_t>(have) == want) return;
+  auto check = [&](const char* what, int64_t have, int64_t want) {
+    if (have == want) return;
     out += fmt::format("{}{} {} (the tree: {})", out.empty() ? "" : ", ", what, have, want);
   };
-  check("files", stored.files(), counted.files);
-  check("directories", stored.dirs(), counted.dirs);
-  check("logical bytes", stored.logical_bytes(), counted.logical_bytes);
-  check("chunks", stored.chunks(), counted.chunks);
-  check("chunk bytes", stored.chunk_bytes(), counted.chunk_bytes);
-  check("packed bytes", stored.packed_bytes(), counted.packed_bytes);
+  check("files", stored.files, counted.files);
+  check("directories", stored.dirs, counted.dirs);
+  check("logical bytes", stored.logical_bytes, counted.logical_bytes);
+  check("chunks", stored.chunks, counted.chunks);
+  check("chunk bytes", stored.chunk_bytes, counted.chunk_bytes);
+  check("packed bytes", stored.packed_bytes, counted.packed_bytes);
   return out;
 }
 

@@ -166,11 +166,8 @@ void Batch::set_pack_open(uint64_t chunk_id, bool open) {
   else
     wb_->Delete(CF(kCounters), "open-pack/" + be64(chunk_id));
 }
-void Batch::put_dir_usage(uint64_t dir, const pb::DirUsageRecord& rec) {
-  const DirDelta d{static_cast<int64_t>(rec.files()),       static_cast<int64_t>(rec.dirs()),
-                   static_cast<int64_t>(rec.logical_bytes()), static_cast<int64_t>(rec.chunks()),
-                   static_cast<int64_t>(rec.chunk_bytes()),   static_cast<int64_t>(rec.packed_bytes())};
-  wb_->Put(CF(kDirUsage), be64(dir), encode_figures(d));
+void Batch::put_dir_usage(uint64_t dir, const DirDelta& figures) {
+  wb_->Put(CF(kDirUsage), be64(dir), encode_figures(figures));
 }
 void Batch::set_dir_figures_counted(bool counted) {
   if (counted)
@@ -393,24 +390,17 @@ Status MetaStore::apply_dir_usage(Batch& batch) {
   return Status::Ok();
 }
 
-Result<pb::DirUsageRecord> MetaStore::get_dir_usage(uint64_t dir) {
+Result<DirDelta> MetaStore::get_dir_usage(uint64_t dir) {
   std::string v;
   auto s = db_->Get({}, cfs_[kDirUsage], be64(dir), &v);
-  pb::DirUsageRecord rec;
-  if (s.IsNotFound()) return rec;
+  if (s.IsNotFound()) return DirDelta{};
   RETURN_IF_ERROR(from_rocks(s, "reading directory figures"));
   if (v.size() != kFiguresSize)
     return error(Code::kCorruption, fmt::format("directory {}'s figures are {} bytes, not {}", dir, v.size(), kFiguresSize));
-  // A figure below zero is a bug elsewhere: shown as zero, and fsck reports the difference.
-  const DirDelta d = decode_figures(v);
-  auto at_least_0 = [](int64_t x) { return static_cast<uint64_t>(std::max<int64_t>(x, 0)); };
-  rec.set_files(at_least_0(d.files));
-  rec.set_dirs(at_least_0(d.dirs));
-  rec.set_logical_bytes(at_least_0(d.logical_bytes));
-  rec.set_chunks(at_least_0(d.chunks));
-  rec.set_chunk_bytes(at_least_0(d.chunk_bytes));
-  rec.set_packed_bytes(at_least_0(d.packed_bytes));
-  return rec;
+  DirDelta d = decode_figures(v);
+  for (int64_t* x : {&d.files, &d.dirs, &d.logical_bytes, &d.chunks, &d.chunk_bytes, &d.packed_bytes})
+    *x = std::max<int64_t>(*x, 0);
+  return d;
 }
 
 Batch MetaStore::batch() {

@@ -17,7 +17,7 @@
 //   usage       volume id                -> UsageRecord
 //   ops         client (8) | seq (8)     -> OpRecord (changes committed, for retries)
 //   pack_files  pack id | ino            -> "" (the files packed in a pack chunk)
-//   dir_usage   directory ino            -> DirUsageRecord (figures of its whole subtree)
+//   dir_usage   directory ino            -> DirDelta, 6 x i64 (figures of its whole subtree)
 //
 // Every mutation is one Batch written atomically. commit() makes it visible at once and
 // writes it to the WAL in the operating system's page cache, so a crash of the master
@@ -78,19 +78,19 @@ struct UsageDelta {
   int64_t packed_bytes = 0;
 };
 
-// How one change moves the figures of a directory's subtree (pb::DirUsageRecord), and so
-// of every directory above it.
 // The format of the directories' figures (formats.md, `dir_usage`); a store whose
 // "dir_figures" counter names another has them counted again at start-up.
 constexpr uint64_t kDirFiguresFormat = 2;
 
+// The figures of a directory's subtree (everything below it, at any depth), or how one
+// change moves them, and so those of every directory above it.
 struct DirDelta {
-  int64_t files = 0;
-  int64_t dirs = 0;
-  int64_t logical_bytes = 0;
-  int64_t chunks = 0;
-  int64_t chunk_bytes = 0;
-  int64_t packed_bytes = 0;
+  int64_t files = 0;          // inodes other than directories
+  int64_t dirs = 0;           // directories below it (not itself)
+  int64_t logical_bytes = 0;  // sizes of its regular files
+  int64_t chunks = 0;         // chunks of the files' own (packs not counted)
+  int64_t chunk_bytes = 0;    // lengths of those chunks (one copy)
+  int64_t packed_bytes = 0;   // bytes of the files' extents in packs (one copy)
 
   DirDelta& operator+=(const DirDelta& o);
   DirDelta operator-() const;
@@ -149,7 +149,7 @@ class Batch {
   // A removed volume's tree: no directory's figures move (they are all going).
   void skip_dir_usage() { dir_deltas_.clear(); }
   // Sets a directory's figures outright (counting them from the tree, once per store).
-  void put_dir_usage(uint64_t dir, const pb::DirUsageRecord& rec);
+  void put_dir_usage(uint64_t dir, const DirDelta& figures);
   // Every directory's figures are counted (MetaStore::dir_figures_counted); false: not.
   void set_dir_figures_counted(bool counted);
   // The chunk is to be deleted from its chunkservers once the batch has committed.
@@ -245,8 +245,9 @@ class MetaStore {
   // RocksDB's memory right now: block cache, memtables, readers' pinned blocks.
   uint64_t memory_bytes();
   Result<std::optional<std::string>> get_xattr(uint64_t ino, const std::string& name);
-  // A directory's figures as committed (all zero when it has none yet).
-  Result<pb::DirUsageRecord> get_dir_usage(uint64_t dir);
+  // A directory's figures as committed (all zero when it has none yet). A figure below
+  // zero, a bug elsewhere, reads as zero (fsck then reports the difference).
+  Result<DirDelta> get_dir_usage(uint64_t dir);
   // Moves with every commit that changes some directory's figures (FSCK compares them only
   // when none changed while it walked).
   uint64_t dir_usage_commits() const { return dir_usage_commits_; }

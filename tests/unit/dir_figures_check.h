@@ -1,4 +1,4 @@
-// Recounts every directory's figures (pb::DirUsageRecord) by walking the tree, straight
+// Recounts every directory's figures (DirDelta, master/store.h) by walking the tree, straight
 // from the store's records, and compares them with the stored ones. Shared by the
 // accounting tests and the random operation sequences; no test framework inside, so that
 // a fuzz target can use it too.
@@ -39,7 +39,8 @@ inline std::ostream& operator<<(std::ostream& os, const Figures& f) {
 inline Figures stored_figures(MetaStore& store, uint64_t dir) {
   auto u = store.get_dir_usage(dir);
   if (!u.ok()) return {};
-  return {u->files(), u->dirs(), u->logical_bytes(), u->chunks(), u->chunk_bytes(), u->packed_bytes()};
+  auto n = [](int64_t x) { return static_cast<uint64_t>(x); };
+  return {n(u->files), n(u->dirs), n(u->logical_bytes), n(u->chunks), n(u->chunk_bytes), n(u->packed_bytes)};
 }
 
 // A file's own figures, read straight from its records.
