@@ -24,7 +24,7 @@
 #include "common/asio.h"
 #include "common/rpc.h"
 #include "common/run_loop.h"
-#include "common/ticket.h"
+#include "common/auth.h"
 #include "common/util.h"
 
 namespace {

@@ -5,7 +5,7 @@
 
 #include "chunkserver/store_set.h"
 #include "common/async.h"
-#include "common/ticket.h"
+#include "common/auth.h"
 #include "common/util.h"
 #include "keelfs.pb.h"
 
@@ -51,7 +51,33 @@ awaitable<void> MasterLink::sleep(std::chrono::milliseconds d) {
   co_await timer_.async_wait(asio::redirect_error(use_awaitable, ec));
 }
 
+awaitable<Status> MasterLink::log_in(ConnectionPtr conn) {
+  const std::string subject = chunkserver_subject(stores_.cs_id(), opts_.address);
+  pb::CsLoginReq req;
+  req.set_cs_id(stores_.cs_id());
+  req.set_address(opts_.address);
+  req.set_proof(login_proof(opts_.cluster_secret, conn->nonces(), subject));
+  pb::CsLoginResp resp;
+  auto r = co_await conn->call_into(pb::CS_LOGIN, req, &resp);
+  if (!r.ok()) co_return r.status();
+  CO_RETURN_IF_ERROR(check_master_login_proof(opts_.cluster_secret, conn->nonces(), subject, resp.master_proof(),
+                                              opts_.master_address));
+  conn->logged_in_as = "master";
+  co_return Status::Ok();
+}
+
+awaitable<Reply> MasterLink::serve_master(ConnectionPtr conn, Frame frame) {
+  if (conn->logged_in_as.empty()) {
+    spdlog::warn("refused message type {} from {}: the master has not proved itself on this connection",
+                 frame.header.msg_type(), conn->peer());
+    co_return reply_error(error(Code::kPermissionDenied, "the master has not proved itself on this connection"));
+  }
+  co_return co_await handler_(std::move(conn), std::move(frame));
+}
+
 awaitable<Status> MasterLink::register_with(ConnectionPtr conn) {
+  Status logged_in = co_await log_in(conn);
+  if (!logged_in.ok()) co_return logged_in;
   struct Snapshot {
     std::vector<ChunkMeta> chunks;
     SpaceInfo space;
@@ -67,8 +93,6 @@ awaitable<Status> MasterLink::register_with(ConnectionPtr conn) {
   reg.set_host(opts_.host);
   reg.set_total_bytes(snap.space.total_bytes);
   reg.set_used_bytes(snap.space.used_bytes);
-  reg.set_unix_ms(unix_ms());
-  reg.set_proof(registration_proof(opts_.cluster_secret, reg.cs_id(), reg.address(), reg.unix_ms()));
   size_t pos = std::min(chunks.size(), kReportBatch);
   add_reports(chunks, 0, pos, reg.mutable_chunks());
   reg.set_last_batch(pos == chunks.size());
@@ -93,7 +117,8 @@ awaitable<Status> MasterLink::register_with(ConnectionPtr conn) {
 awaitable<void> MasterLink::run() {
   bool down_logged = false;
   while (!stopped_) {
-    auto dialed = co_await dial(opts_.master_address, pb::ROLE_CHUNKSERVER, opts_.address, handler_);
+    auto dialed = co_await dial(opts_.master_address, pb::ROLE_CHUNKSERVER, opts_.address,
+                                [this](ConnectionPtr c, Frame f) { return serve_master(std::move(c), std::move(f)); });
     if (stopped_) {
       if (dialed.ok()) (*dialed)->close(error(Code::kUnavailable, "chunkserver stopping"));
       break;

@@ -34,7 +34,7 @@ struct MasterLinkOptions {
   std::string region = "default";
   std::string zone;
   std::string host;
-  std::string cluster_secret;  // signs the registration
+  std::string cluster_secret;  // proves the login, and checks the master's proof
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds retry{1000};
   // Called with each heartbeat's answer (on the network executor).
@@ -63,7 +63,11 @@ class MasterLink {
 
  private:
   awaitable<void> run();
+  // CS_LOGIN: proves the cluster secret, and checks that the master proves it too.
+  awaitable<Status> log_in(ConnectionPtr conn);
   awaitable<Status> register_with(ConnectionPtr conn);
+  // The master's requests, obeyed only once it has proved itself on that connection.
+  awaitable<Reply> serve_master(ConnectionPtr conn, Frame frame);
   awaitable<void> sleep(std::chrono::milliseconds d);
 
   asio::any_io_executor ex_;

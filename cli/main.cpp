@@ -19,7 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "client/client.h"
-#include "common/ticket.h"
+#include "common/auth.h"
 #include "common/util.h"
 
 using namespace keelfs;
@@ -211,12 +211,12 @@ Status cmd_volume_create(Session& s, const VolumeCreateArgs& args, bool as_json)
       return error(Code::kInvalidArgument, fmt::format("--pack-below '{}' is not a size such as 64K or 0", args.pack_below));
     req.set_pack_below(static_cast<uint32_t>(below));
   }
-  ASSIGN_OR_RETURN(pb::VolumeCreateResp resp, s.c().volume_create(req));
-  const pb::VolumeInfo& v = resp.volume();
-  if (!args.save_secret.empty()) RETURN_IF_ERROR(save_secret(args.save_secret, resp.secret()));
+  ASSIGN_OR_RETURN(client::CreatedVolume created, s.c().volume_create(req));
+  const pb::VolumeInfo& v = created.info;
+  if (!args.save_secret.empty()) RETURN_IF_ERROR(save_secret(args.save_secret, created.secret));
   if (as_json) {
     json j = volume_json(v);
-    if (args.save_secret.empty()) j["secret"] = resp.secret();
+    if (args.save_secret.empty()) j["secret"] = created.secret;
     std::cout << j.dump() << "\n";
     return Status::Ok();
   }
@@ -224,8 +224,9 @@ Status cmd_volume_create(Session& s, const VolumeCreateArgs& args, bool as_json)
                            v.region(), limit_string(v.size_bytes()),
                            v.max_inodes() ? std::to_string(v.max_inodes()) : "unlimited");
   if (args.save_secret.empty())
-    std::cout << fmt::format("secret: {}\n(shown only now: mounting needs it, the master keeps only a hash)\n",
-                             resp.secret());
+    std::cout << fmt::format("secret: {}\n(shown only now: mounting needs it; it was made here and the master "
+                             "keeps only keys derived from it)\n",
+                             created.secret);
   else
     std::cout << fmt::format("secret saved in {} (mode 0600)\n", args.save_secret);
   return Status::Ok();

@@ -17,9 +17,10 @@
 #include "client/pack_cache.h"
 #include "client/packer.h"
 #include "common/async.h"
+#include "common/auth.h"
 #include "common/chunk_io.h"
+#include "common/crypto.h"
 #include "common/rpc.h"
-#include "common/ticket.h"
 #include "common/util.h"
 
 namespace keelfs::client {
@@ -225,10 +226,17 @@ struct Client::Impl {
   bool closing = false;
 
   // MOUNT on the current connection, resuming m.session when the master still has it.
+  // The secret itself never crosses the wire: MOUNT carries a proof over this connection's
+  // nonces, and the answer carries the master's (common/auth.h).
   awaitable<Result<pb::MountResp>> mount_one(Mounted& m) {
+    pb::MountSaltReq salt_req;
+    salt_req.set_volume(m.req.volume);
+    pb::MountSaltResp salt;
+    CO_ASSIGN_OR_RETURN(Frame salt_frame, co_await master->call(pb::MOUNT_SALT, salt_req));
+    CO_RETURN_IF_ERROR(parse_body(salt_frame, &salt));
     pb::MountReq req;
     req.set_volume(m.req.volume);
-    req.set_secret(m.req.secret);
+    if (!m.req.secret.empty()) req.set_proof(mount_proof(m.req.secret, salt.salt(), master->nonces(), m.req.volume));
     req.set_region(m.req.region);
     req.set_host(host_name());
     req.set_mount_point(m.req.mount_point);
@@ -238,6 +246,12 @@ struct Client::Impl {
     CO_ASSIGN_OR_RETURN(Frame f, co_await master->call(pb::MOUNT, req));
     pb::MountResp resp;
     CO_RETURN_IF_ERROR(parse_body(f, &resp));
+    if (Status st = check_master_mount_proof(m.req.secret, salt.salt(), master->nonces(), m.req.volume,
+                                             resp.master_proof(), opts.master);
+        !st.ok()) {
+      master->close(st);
+      co_return st;
+    }
     if (m.session != 0 && resp.session() != m.session)
       spdlog::warn("volume '{}': session {:x} was gone; mounted again as session {:x} (open files and locks of the old one are lost)",
                    m.req.volume, m.session, resp.session());
@@ -253,10 +267,13 @@ struct Client::Impl {
 
   awaitable<Status> login_admin() {
     pb::AdminLoginReq req;
-    req.set_unix_ms(unix_ms());
-    req.set_proof(admin_proof(admin_secret, req.unix_ms()));
-    auto r = co_await master->call(pb::ADMIN_LOGIN, req);
-    co_return r.ok() ? Status::Ok() : r.status();
+    req.set_proof(login_proof(admin_secret, master->nonces(), admin_subject()));
+    pb::AdminLoginResp resp;
+    auto r = co_await master->call_into(pb::ADMIN_LOGIN, req, &resp);
+    if (!r.ok()) co_return r.status();
+    Status st = check_master_login_proof(admin_secret, master->nonces(), admin_subject(), resp.master_proof(), opts.master);
+    if (!st.ok()) master->close(st);
+    co_return st;
   }
 
   awaitable<Status> remount_all() {
@@ -1079,8 +1096,17 @@ Status Client::admin_login(const std::string& cluster_secret) {
   }(impl_.get(), cluster_secret));
 }
 
-Result<pb::VolumeCreateResp> Client::volume_create(const pb::VolumeCreateReq& req) {
-  return impl_->run(impl_->ask<pb::VolumeCreateResp>(pb::VOLUME_CREATE, req));
+Result<CreatedVolume> Client::volume_create(pb::VolumeCreateReq req) {
+  CreatedVolume out;
+  out.secret = random_secret();
+  VolumeKeys keys = volume_keys(out.secret, random_salt());
+  req.set_salt(keys.salt);
+  req.set_stored_key(keys.stored_key);
+  req.set_server_key(keys.server_key);
+  auto r = impl_->run(impl_->ask<pb::VolumeCreateResp>(pb::VOLUME_CREATE, req));
+  if (!r.ok()) return r.status();
+  out.info = r->volume();
+  return out;
 }
 
 Result<pb::VolumeInfo> Client::volume_resize(const std::string& name, uint64_t size_bytes, uint64_t max_inodes) {

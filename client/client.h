@@ -58,6 +58,12 @@ Result<std::string> find_volume_secret(const std::string& volume, const std::str
 std::string host_region(const std::string& region);
 
 // How often the directory snapshots answered lookups (for tests and diagnostics).
+// A volume just created: its secret was made by this client and is shown only now.
+struct CreatedVolume {
+  pb::VolumeInfo info;
+  std::string secret;
+};
+
 struct CacheStats {
   uint64_t snapshot_hits = 0;      // names found in a snapshot
   uint64_t snapshot_denials = 0;   // missing names denied by a watched snapshot
@@ -84,7 +90,8 @@ class Client {
   // Proves the cluster secret to the master: this client may then create, resize and
   // remove volumes and drain chunkservers. Done again by itself after a reconnect.
   Status admin_login(const std::string& cluster_secret);
-  Result<pb::VolumeCreateResp> volume_create(const pb::VolumeCreateReq& req);
+  // Makes the volume's secret here and sends the master only its keys (common/auth.h).
+  Result<CreatedVolume> volume_create(pb::VolumeCreateReq req);
   Result<pb::VolumeInfo> volume_resize(const std::string& name, uint64_t size_bytes, uint64_t max_inodes);
   Status volume_remove(const std::string& name);
   Result<std::vector<pb::VolumeInfo>> volume_list();

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/async.h"
+#include "common/crypto.h"
 #include "keelfs.pb.h"
 
 namespace keelfs {
@@ -318,10 +319,16 @@ Reply Connection::handle_hello(const Frame& frame) {
   if (req.protocol_version() != kProtocolVersion)
     return reply_error(error(Code::kProtocol, fmt::format("protocol version {} is not supported (this server speaks {})",
                                                           req.protocol_version(), kProtocolVersion)));
+  if (req.nonce().size() > kLoginNonceBytes)
+    return reply_error(error(Code::kProtocol, fmt::format("HELLO nonce of {} bytes (at most {})", req.nonce().size(),
+                                                          kLoginNonceBytes)));
   peer_name_ = req.name();
   peer_role_ = req.role();
+  nonces_.client = req.nonce();
+  nonces_.server = secure_random_bytes(kLoginNonceBytes);
   pb::HelloResp resp;
   resp.set_protocol_version(kProtocolVersion);
+  resp.set_nonce(nonces_.server);
   return reply_ok(resp);
 }
 
@@ -397,9 +404,12 @@ awaitable<Status> Connection::handshake(int role, const std::string& name) {
   req.set_protocol_version(kProtocolVersion);
   req.set_role(static_cast<pb::Role>(role));
   req.set_name(name);
+  nonces_.client = secure_random_bytes(kLoginNonceBytes);
+  req.set_nonce(nonces_.client);
   pb::HelloResp resp;
   auto r = co_await call_into(pb::HELLO, req, &resp, {}, std::chrono::seconds(10));
   if (!r.ok()) co_return r.status();
+  nonces_.server = resp.nonce();
   co_return Status::Ok();
 }
 

@@ -5,8 +5,9 @@
 // Threading: a Connection lives on one single-threaded executor (an io_context run by one
 // thread). Every member is called from that executor.
 //
-// Handshake: the first frame a client sends is HELLO with the protocol version; a server
-// connection closes when anything else comes first or the version differs.
+// Handshake: the first frame a client sends is HELLO with the protocol version and a fresh
+// nonce, answered with the server's own (LoginNonces, common/auth.h); a server connection
+// closes when anything else comes first or the version differs.
 // Malformed input (bad header, over-limit sizes, unknown type, body that does not parse)
 // closes only that connection, with one log line naming the peer and the reason.
 //
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "common/asio.h"
+#include "common/auth.h"
 #include "common/frame.h"
 #include "common/status.h"
 
@@ -86,9 +88,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // The peer's name from its HELLO (server side).
   const std::string& peer_name() const { return peer_name_; }
   int peer_role() const { return peer_role_; }
+  // Both HELLO nonces, once the handshake is done: what every login proof covers.
+  const LoginNonces& nonces() const { return nonces_; }
 
   // State a server attaches to the connection (the master keeps the chunkserver id here).
   uint64_t tag = 0;
+  // Who proved themselves on this connection (a login subject, common/auth.h); empty until then.
+  std::string logged_in_as;
 
  private:
   struct Pending;
@@ -107,6 +113,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
   std::string peer_name_;
   int peer_role_ = 0;
+  LoginNonces nonces_;
   bool open_ = true;
   bool hello_done_ = false;
   bool writing_ = false;

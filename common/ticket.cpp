@@ -1,33 +1,12 @@
 #include "common/ticket.h"
 
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
 #include <fmt/format.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
 
+#include "common/crypto.h"
 #include "keelfs.pb.h"
 
 namespace keelfs {
 namespace {
-
-std::string hmac_sha256(const std::string& key, const std::string& msg) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int out_len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(msg.data()),
-       msg.size(), out, &out_len);
-  return std::string(reinterpret_cast<char*>(out), out_len);
-}
-
-// Compares secrets and proofs in constant time.
-bool same_bytes(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
 
 void append_le(std::string* out, const void* v, size_t n) { out->append(static_cast<const char*>(v), n); }
 
@@ -97,92 +76,6 @@ Status check_chain(const std::string& secret, const pb::Ticket& ticket, const st
     return error(Code::kPermissionDenied,
                  fmt::format("a write of chunk {:016x} reached {} without coming down the chain", ticket.chunk_id(), self));
   return Status::Ok();
-}
-
-Result<std::string> read_secret_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return error(Code::kNotFound, fmt::format("cannot read secret file {}", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t start = 0;
-  while (start < s.size() && isspace(static_cast<unsigned char>(s[start]))) ++start;
-  s = s.substr(start);
-  if (s.empty()) return error(Code::kInvalidArgument, fmt::format("secret file {} is empty", path));
-  return s;
-}
-
-namespace {
-std::string random_bytes(size_t n) {
-  std::string out(n, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
-    // The kernel's generator never fails on Linux; if OpenSSL's does, do not hand out a weak secret.
-    std::abort();
-  }
-  return out;
-}
-
-Status check_proof(const std::string& expected, const std::string& proof, int64_t unix_ms, int64_t now_unix_ms,
-                   const char* what) {
-  if (!same_bytes(proof, expected))
-    return error(Code::kPermissionDenied, fmt::format("{} is not signed with this cluster's secret", what));
-  constexpr int64_t kSkewMs = 5 * 60 * 1000;
-  if (unix_ms < now_unix_ms - kSkewMs || unix_ms > now_unix_ms + kSkewMs)
-    return error(Code::kPermissionDenied, fmt::format("{} is signed with a clock more than 5 minutes off the master's", what));
-  return Status::Ok();
-}
-}  // namespace
-
-std::string admin_proof(const std::string& secret, int64_t unix_ms) {
-  return hmac_sha256(secret, fmt::format("keelfs-admin|{}", unix_ms));
-}
-
-Status check_admin_proof(const std::string& secret, int64_t unix_ms, const std::string& proof, int64_t now_unix_ms) {
-  return check_proof(admin_proof(secret, unix_ms), proof, unix_ms, now_unix_ms, "admin login");
-}
-
-std::string registration_proof(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms) {
-  return hmac_sha256(secret, fmt::format("keelfs-cs-register|{:016x}|{}|{}", cs_id, address, unix_ms));
-}
-
-Status check_registration(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms,
-                          const std::string& proof, int64_t now_unix_ms) {
-  return check_proof(registration_proof(secret, cs_id, address, unix_ms), proof, unix_ms, now_unix_ms, "registration");
-}
-
-std::string monitor_key(const std::string& cluster_secret) {
-  std::string hex;
-  for (unsigned char c : hmac_sha256(cluster_secret, "keelfs-monitor-key")) hex += fmt::format("{:02x}", c);
-  return hex;
-}
-
-std::string random_secret() {
-  std::string raw = random_bytes(32), hex;
-  for (unsigned char c : raw) hex += fmt::format("{:02x}", c);
-  return hex;
-}
-
-std::string random_salt() { return random_bytes(16); }
-
-uint64_t random_u64_nonzero() {
-  for (;;) {
-    std::string b = random_bytes(8);
-    uint64_t v = 0;
-    std::memcpy(&v, b.data(), sizeof v);
-    if (v != 0) return v;
-  }
-}
-
-std::string hash_secret(const std::string& salt, const std::string& secret) {
-  std::string msg = salt + secret;
-  unsigned char out[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out);
-  return std::string(reinterpret_cast<char*>(out), sizeof out);
-}
-
-bool secret_matches(const std::string& salt, const std::string& hash, const std::string& secret) {
-  return same_bytes(hash_secret(salt, secret), hash);
 }
 
 }  // namespace keelfs

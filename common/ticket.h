@@ -34,31 +34,4 @@ Status check_chain(const std::string& secret, const pb::Ticket& ticket, const st
 // ticket's chain: HMAC-SHA256(secret, "keelfs-hop" | ticket mac | u32 position).
 std::string hop_proof(const std::string& secret, const pb::Ticket& ticket, uint32_t position);
 
-// Reads a secret from a file (whitespace trimmed). An empty file is an error.
-Result<std::string> read_secret_file(const std::string& path);
-
-// A chunkserver's proof that it holds the cluster secret when it registers:
-// HMAC-SHA256(secret, "keelfs-cs-register" | cs_id | address | unix_ms). The master accepts
-// it within 5 minutes of unix_ms.
-std::string registration_proof(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms);
-Status check_registration(const std::string& secret, uint64_t cs_id, const std::string& address, int64_t unix_ms,
-                          const std::string& proof, int64_t now_unix_ms);
-
-// An admin's proof that it holds the cluster secret: HMAC-SHA256(secret,
-// "keelfs-admin" | unix_ms), accepted within 5 minutes of unix_ms.
-std::string admin_proof(const std::string& secret, int64_t unix_ms);
-Status check_admin_proof(const std::string& secret, int64_t unix_ms, const std::string& proof, int64_t now_unix_ms);
-
-// Volume secrets: made once at `volume create`, shown once, kept by the master only as
-// SHA-256(salt || secret).
-std::string random_secret();            // 64 hex characters (256 random bits)
-// The monitoring key of a cluster: 64 hex characters derived from the cluster secret (which
-// it does not reveal). An ADMIN_LOGIN proved with it may read (HEALTH, FSCK, listings of
-// volumes, sessions and chunkservers) and change nothing.
-std::string monitor_key(const std::string& cluster_secret);
-std::string random_salt();              // 16 random bytes
-uint64_t random_u64_nonzero();          // 64 random bits, never 0 (ids that must not collide)
-std::string hash_secret(const std::string& salt, const std::string& secret);
-bool secret_matches(const std::string& salt, const std::string& hash, const std::string& secret);
-
 }  // namespace keelfs

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "common/ticket.h"
+#include "common/auth.h"
 #include "common/util.h"
 #include "master/master.h"
 
@@ -86,6 +86,14 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
   sessions_.heard_from(conn->tag, unix_ms());
   std::vector<FreedChunk> freed;
   switch (frame.header.msg_type()) {
+    case pb::MOUNT_SALT: {
+      PARSE_OR_REPLY(pb::MountSaltReq, req);
+      auto vol = ns_->find_volume(req.volume());
+      if (!vol.ok()) co_return reply_error(vol.status());
+      pb::MountSaltResp resp;
+      resp.set_salt(vol->secret_salt());
+      co_return reply_ok(resp);
+    }
     case pb::MOUNT: {
       PARSE_OR_REPLY(pb::MountReq, req);
       co_return co_await mount(conn, req);
@@ -102,15 +110,21 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       co_return reply_ok(pb::EmptyResp());
     case pb::ADMIN_LOGIN: {
       PARSE_OR_REPLY(pb::AdminLoginReq, req);
-      // Proved with the cluster secret: an admin. With the monitoring key: a reader.
-      Status st = check_admin_proof(config_.cluster_secret, req.unix_ms(), req.proof(), unix_ms());
+      // Proved with the cluster secret: an admin. With the monitoring key: a reader. The
+      // answer proves the master holds the same key.
+      pb::AdminLoginResp resp;
+      Status st = check_login_proof(config_.cluster_secret, conn->nonces(), admin_subject(), req.proof(), "admin login");
       if (st.ok()) {
         admin_conns_.insert(conn->tag);
-        co_return reply_ok(pb::EmptyResp());
+        resp.set_master_proof(master_login_proof(config_.cluster_secret, conn->nonces(), admin_subject()));
+        co_return reply_ok(resp);
       }
-      if (check_admin_proof(monitor_key(config_.cluster_secret), req.unix_ms(), req.proof(), unix_ms()).ok()) {
+      const std::string reader_key = monitor_key(config_.cluster_secret);
+      if (check_login_proof(reader_key, conn->nonces(), admin_subject(), req.proof(), "admin login").ok()) {
         monitor_conns_.insert(conn->tag);
-        co_return reply_ok(pb::EmptyResp());
+        resp.set_master_proof(master_login_proof(reader_key, conn->nonces(), admin_subject()));
+        resp.set_read_only(true);
+        co_return reply_ok(resp);
       }
       spdlog::warn("admin login from {} ({}) refused: {}", conn->peer_name(), conn->peer(), st.message());
       co_return reply_error(st);
@@ -309,13 +323,12 @@ awaitable<Reply> Master::handle_client(ConnectionPtr conn, Frame frame) {
       if (Status st = check_admin(conn); !st.ok()) co_return reply_error(st);
       auto created = ns_->create_volume(req);
       if (!created.ok()) co_return reply_error(created.status());
-      const pb::VolumeInfo& info = created->info;
+      const pb::VolumeInfo& info = *created;
       spdlog::info("volume '{}' created (id {}, region {}, goal {}, size {}, inodes {})", info.name(), info.id(),
                    info.region(), info.goal(), info.size_bytes() ? human_bytes(info.size_bytes()) : "unlimited",
                    info.max_inodes() ? std::to_string(info.max_inodes()) : "unlimited");
       pb::VolumeCreateResp resp;
       *resp.mutable_volume() = info;
-      resp.set_secret(created->secret);
       co_return co_await durable(reply_ok(resp));
     }
     case pb::VOLUME_LIST: {

@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "common/ticket.h"
+#include "common/auth.h"
 #include "common/util.h"
 #include "master/master.h"
 
@@ -147,13 +147,15 @@ awaitable<Reply> Master::mount(const ConnectionPtr& conn, const pb::MountReq& re
     co_return reply_error(error(Code::kPermissionDenied, fmt::format("volume {} is in region {}; this host is in {}",
                                                                       vol->name(), vol->region(), region)));
   }
-  if (req.secret().empty() || !secret_matches(vol->secret_salt(), vol->secret_hash(), req.secret())) {
-    spdlog::warn("mount of volume '{}' from {} refused: {} secret", vol->name(), who,
-                 req.secret().empty() ? "no" : "wrong");
+  const VolumeKeys keys{vol->secret_salt(), vol->stored_key(), vol->server_key()};
+  if (req.proof().empty()) {
+    spdlog::warn("mount of volume '{}' from {} refused: no secret given", vol->name(), who);
     co_return reply_error(error(Code::kPermissionDenied,
-                                req.secret().empty()
-                                    ? fmt::format("volume '{}' needs its secret (--secret-file or KEELFS_SECRET)", vol->name())
-                                    : fmt::format("wrong secret for volume '{}'", vol->name())));
+                                fmt::format("volume '{}' needs its secret (--secret-file or KEELFS_SECRET)", vol->name())));
+  }
+  if (Status st = check_mount_proof(keys, conn->nonces(), vol->name(), req.proof()); !st.ok()) {
+    spdlog::warn("mount of volume '{}' from {} refused: {}", vol->name(), who, st.message());
+    co_return reply_error(st);
   }
   auto root = ns_->getattr(vol->root_inode());
   if (!root.ok()) co_return reply_error(root.status());
@@ -190,6 +192,7 @@ awaitable<Reply> Master::mount(const ConnectionPtr& conn, const pb::MountReq& re
   *resp.mutable_root() = *root;
   resp.set_session(session->id);
   resp.set_heartbeat_ms(static_cast<uint32_t>(std::max<int64_t>(config_.session_timeout_ms / 3, 100)));
+  resp.set_master_proof(master_mount_proof(keys, conn->nonces(), vol->name()));
   co_return reply_ok(resp);
 }
 

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "common/ticket.h"
+#include "common/auth.h"
 #include "common/util.h"
 #include "master/master.h"
 
@@ -38,16 +38,32 @@ pb::CsHeartbeatResp Master::ended_sessions_reply() {
 
 awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
   switch (frame.header.msg_type()) {
+    case pb::CS_LOGIN: {
+      pb::CsLoginReq req;
+      if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
+      if (req.cs_id() == 0 || req.address().empty())
+        co_return reply_error(error(Code::kInvalidArgument, "login without chunkserver id or address"));
+      const std::string subject = chunkserver_subject(req.cs_id(), req.address());
+      if (Status st = check_login_proof(config_.cluster_secret, conn->nonces(), subject, req.proof(), "chunkserver login");
+          !st.ok()) {
+        spdlog::warn("chunkserver {:016x} at {} ({}) refused: {}", req.cs_id(), req.address(), conn->peer(), st.message());
+        co_return reply_error(st);
+      }
+      conn->logged_in_as = subject;
+      pb::CsLoginResp resp;
+      resp.set_master_proof(master_login_proof(config_.cluster_secret, conn->nonces(), subject));
+      co_return reply_ok(resp);
+    }
     case pb::CS_REGISTER: {
       pb::CsRegisterReq req;
       if (Status st = parse_body(frame, &req); !st.ok()) co_return reply_error(st);
       if (req.cs_id() == 0 || req.address().empty())
         co_return reply_error(error(Code::kInvalidArgument, "registration without chunkserver id or address"));
-      if (Status st = check_registration(config_.cluster_secret, req.cs_id(), req.address(), req.unix_ms(), req.proof(),
-                                         unix_ms());
-          !st.ok()) {
-        spdlog::warn("chunkserver {:016x} at {} ({}) refused: {}", req.cs_id(), req.address(), conn->peer(), st.message());
-        co_return reply_error(st);
+      if (conn->logged_in_as.empty() || conn->logged_in_as != chunkserver_subject(req.cs_id(), req.address())) {
+        spdlog::warn("chunkserver {:016x} at {} ({}) refused: registration without a login as it", req.cs_id(),
+                     req.address(), conn->peer());
+        co_return reply_error(error(Code::kPermissionDenied,
+                                    "registration needs CS_LOGIN first, with the same chunkserver id and address"));
       }
       ChunkServer& cs = registry_.register_server(req, conn, unix_ms());
       cs.draining = draining_.count(cs.id) != 0;

@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/run_loop.h"
-#include "common/ticket.h"
+#include "common/auth.h"
 #include "common/util.h"
 #include "master/master.h"
 

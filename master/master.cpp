@@ -19,6 +19,7 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   registry_.expect_chunks(store_->chunks_at_open());
   ns_ = std::make_unique<Namespace>(*store_);
   RETURN_IF_ERROR(ns_->count_dir_figures());
+  RETURN_IF_ERROR(ns_->convert_volume_secrets());
   op_memory_ = std::make_unique<OpMemory>(*store_, unix_ms());
   // Files unlinked while open stay until released; no session survives a restart. Their
   // chunks are deleted when chunkservers report them, as chunks the namespace does not know.

@@ -97,7 +97,7 @@ class Master {
   // chunkservers need the cluster secret).
   Status check_admin(const ConnectionPtr& conn) const;
   // PermissionDenied unless the connection logged in as admin or with the monitoring key
-  // (monitor_key(), common/ticket.h): what only reads (HEALTH, FSCK, listings).
+  // (monitor_key(), common/auth.h): what only reads (HEALTH, FSCK, listings).
   Status check_reader(const ConnectionPtr& conn) const;
   void client_closed(ConnectionPtr conn);
   // `r` once the other clients watching the changed directories heard of it (if it is OK).

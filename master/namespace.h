@@ -45,11 +45,6 @@ constexpr uint64_t kCompactorSession = 1;
 // Chunkservers and volumes that name no region are in this one.
 inline constexpr const char* kDefaultRegion = "default";
 
-struct NewVolume {
-  pb::VolumeInfo info;
-  std::string secret;  // shown once; the master keeps only a salted hash
-};
-
 // The size below which the volume's files are packed (VolumeRecord.pack_below).
 uint32_t pack_below(const pb::VolumeRecord& vol);
 
@@ -115,7 +110,8 @@ class Namespace {
   explicit Namespace(MetaStore& store) : store_(store) { load_volumes(); }
 
   // ---- volumes (ops/volume.cpp); the records are cached in memory.
-  Result<NewVolume> create_volume(const pb::VolumeCreateReq& req);
+  // The request carries the keys of the volume's secret, made by the creator (common/auth.h).
+  Result<pb::VolumeInfo> create_volume(const pb::VolumeCreateReq& req);
   Result<pb::VolumeRecord> find_volume(const std::string& name);
   Result<pb::VolumeRecord> volume_by_id(uint64_t volume_id);
   std::vector<pb::VolumeInfo> list_volumes();
@@ -259,6 +255,9 @@ class Namespace {
   // counted from a walk of every volume (each file's counting directory set on the way).
   // A no-op afterwards. Runs before any client is served.
   Status count_dir_figures();
+  // Once per store, at start-up: volumes written before logins were challenge–response
+  // kept SHA-256(salt || secret); their keys are made from it and the hash is cleared.
+  Status convert_volume_secrets();
 
   MetaStore& store() { return store_; }
 

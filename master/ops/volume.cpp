@@ -1,10 +1,10 @@
 // Volumes: a named namespace root with a region, a goal, a size and inode quota, and a
-// secret that mounting needs (kept as a salted hash).
+// secret that mounting proves (the master keeps only its keys, common/auth.h).
 #include <algorithm>
 
 #include <fmt/format.h>
 
-#include "common/ticket.h"
+#include "common/auth.h"
 #include "common/util.h"
 #include "master/namespace.h"
 
@@ -41,7 +41,7 @@ void Namespace::load_volumes() {
   for (auto& v : store_.list_volumes()) volumes_[v.id()] = v;
 }
 
-Result<NewVolume> Namespace::create_volume(const pb::VolumeCreateReq& req) {
+Result<pb::VolumeInfo> Namespace::create_volume(const pb::VolumeCreateReq& req) {
   RETURN_IF_ERROR(check_volume_name(req.name()));
   RETURN_IF_ERROR(check_region_name(req.region()));
   uint32_t goal = req.goal() == 0 ? 2 : req.goal();
@@ -49,11 +49,12 @@ Result<NewVolume> Namespace::create_volume(const pb::VolumeCreateReq& req) {
   if (req.has_pack_below() && req.pack_below() > kMaxPackBelow)
     return error(Code::kInvalidArgument,
                  fmt::format("files of up to {} bytes can be packed, not {}", kMaxPackBelow, req.pack_below()));
+  if (req.salt().empty() || req.stored_key().size() != 32 || req.server_key().size() != 32)
+    return error(Code::kInvalidArgument,
+                 "a new volume needs the keys of its secret (salt, stored and server key: common/auth.h)");
   ASSIGN_OR_RETURN(auto existing, store_.get_volume(req.name()));
   if (existing) return error(Code::kExists, fmt::format("volume '{}' already exists", req.name()));
 
-  NewVolume out;
-  out.secret = random_secret();
   pb::VolumeRecord vol;
   vol.set_name(req.name());
   vol.set_id(store_.allocate_volume_id());
@@ -63,8 +64,9 @@ Result<NewVolume> Namespace::create_volume(const pb::VolumeCreateReq& req) {
   vol.set_size_bytes(req.size_bytes());
   vol.set_max_inodes(req.max_inodes());
   if (req.has_pack_below()) vol.set_pack_below(req.pack_below());
-  vol.set_secret_salt(random_salt());
-  vol.set_secret_hash(hash_secret(vol.secret_salt(), out.secret));
+  vol.set_secret_salt(req.salt());
+  vol.set_stored_key(req.stored_key());
+  vol.set_server_key(req.server_key());
 
   pb::InodeRecord root;
   pb::Attr* a = root.mutable_attr();
@@ -85,8 +87,23 @@ Result<NewVolume> Namespace::create_volume(const pb::VolumeCreateReq& req) {
   batch.usage(vol.id());  // the volume starts with a usage record of zeros
   RETURN_IF_ERROR(commit(batch));
   volumes_[vol.id()] = vol;
-  out.info = volume_info(vol);
-  return out;
+  return volume_info(vol);
+}
+
+Status Namespace::convert_volume_secrets() {
+  for (auto& [id, vol] : volumes_) {
+    if (vol.secret_hash().empty()) continue;
+    VolumeKeys keys = volume_keys_from_salted(vol.secret_salt(), vol.secret_hash());
+    pb::VolumeRecord converted = vol;
+    converted.set_stored_key(keys.stored_key);
+    converted.set_server_key(keys.server_key);
+    converted.clear_secret_hash();
+    Batch batch = store_.batch();
+    batch.put_volume(converted);
+    RETURN_IF_ERROR(commit(batch));
+    vol = converted;
+  }
+  return Status::Ok();
 }
 
 Result<pb::VolumeRecord> Namespace::find_volume(const std::string& name) {

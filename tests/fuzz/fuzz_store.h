@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "common/auth.h"
 #include "master/namespace.h"
 #include "master/store.h"
 
@@ -39,9 +40,13 @@ struct FuzzStore {
   uint64_t new_volume() {
     pb::VolumeCreateReq req;
     req.set_name(fmt::format("v{}", ++volumes));
+    VolumeKeys keys = volume_keys("fuzz-secret", "fuzz-salt");
+    req.set_salt(keys.salt);
+    req.set_stored_key(keys.stored_key);
+    req.set_server_key(keys.server_key);
     auto v = ns->create_volume(req);
     if (!v.ok()) abort();
-    return v->info.root_inode();
+    return v->root_inode();
   }
   // The store for the next input: a fresh one every 8 inputs, so that the checks that
   // read the whole store stay fast.

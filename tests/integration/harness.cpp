@@ -16,7 +16,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "common/ticket.h"
+#include "common/auth.h"
 
 namespace keelfs::test {
 namespace fs = std::filesystem;
@@ -213,14 +213,14 @@ uint64_t Cluster::create_volume(const std::string& name, uint32_t goal, const st
   auto v = client().volume_create(req);
   INFO(v.status().to_string());
   REQUIRE(v.ok());
-  std::ofstream(dir_ + "/" + name + ".secret") << v->secret() << "\n";
-  secrets_[name] = v->secret();
-  regions_[name] = v->volume().region();
+  std::ofstream(dir_ + "/" + name + ".secret") << v->secret << "\n";
+  secrets_[name] = v->secret;
+  regions_[name] = v->info.region();
   // The harness's own client reaches the volume too (the tests use it to check and set up).
   Status mounted = mount_on(client(), name);
   INFO(mounted.to_string());
   REQUIRE(mounted.ok());
-  return v->volume().root_inode();
+  return v->info.root_inode();
 }
 
 std::string Cluster::secret(const std::string& volume) const {

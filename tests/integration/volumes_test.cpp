@@ -323,7 +323,7 @@ TEST_CASE("chunkservers join only with the cluster secret", "[volumes]") {
              "127.0.0.1:0", "--data-dir", cluster.dir() + "/intruder", "--secret-file", other, "--heartbeat-ms", "200"};
   cs.start();
   bool refused = wait_until([&] {
-    return read_text_file(cluster.dir() + "/master.log").find("refused: registration is not signed with this cluster's secret") !=
+    return read_text_file(cluster.dir() + "/master.log").find("refused: chunkserver login is not signed with this cluster's secret") !=
            std::string::npos;
   });
   auto servers = cluster.client().cs_list();

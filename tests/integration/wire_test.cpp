@@ -18,75 +18,16 @@
 
 #include "common/frame.h"
 #include "common/rpc.h"
+#include "common/auth.h"
 #include "common/ticket.h"
 #include "common/util.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/rpc_peer.h"
 
 using namespace keelfs;
 using namespace keelfs::test;
 
 namespace {
-
-// One RPC connection of the test's own, on its own network thread: a peer that stays
-// connected while others misbehave.
-class RpcPeer {
- public:
-  explicit RpcPeer(const std::string& address) {
-    work_.emplace(io_.get_executor());
-    thread_ = std::thread([this] { io_.run(); });
-    auto conn = run(open(address));
-    if (!conn.ok()) {
-      stop();  // REQUIRE throws: the thread must not outlive the constructor
-      FAIL("cannot dial " << address << ": " << conn.status().to_string());
-    }
-    conn_ = *conn;
-  }
-  ~RpcPeer() {
-    run(close(conn_));
-    stop();
-  }
-  RpcPeer(const RpcPeer&) = delete;
-  RpcPeer& operator=(const RpcPeer&) = delete;
-
-  template <class Msg>
-  Result<Frame> call(uint16_t type, const Msg& msg, std::string payload = {}) {
-    return run(call_on(conn_, type, msg, std::move(payload)));
-  }
-
- private:
-  static awaitable<Result<ConnectionPtr>> open(std::string address) {
-    co_return co_await dial(address, pb::ROLE_CLIENT, "wire-test");
-  }
-  static awaitable<int> close(ConnectionPtr conn) {
-    if (conn) conn->close(Status::Ok());
-    co_return 0;
-  }
-  template <class Msg>
-  static awaitable<Result<Frame>> call_on(ConnectionPtr conn, uint16_t type, Msg msg, std::string payload) {
-    co_return co_await conn->call(type, msg, std::move(payload), std::chrono::seconds(10));
-  }
-  template <class T>
-  static awaitable<void> fulfil(awaitable<T> task, std::promise<T>* promise) {
-    promise->set_value(co_await std::move(task));
-  }
-  void stop() {
-    work_.reset();
-    io_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
-  template <class T>
-  T run(awaitable<T> task) {
-    std::promise<T> promise;
-    auto future = promise.get_future();
-    asio::co_spawn(io_, fulfil(std::move(task), &promise), asio::detached);
-    return future.get();
-  }
-
-  asio::io_context io_{1};
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
-  std::thread thread_;
-  ConnectionPtr conn_;
-};
 
 uint16_t port_of(const std::string& address) { return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))); }
 
@@ -237,10 +178,7 @@ TEST_CASE("malformed frames to the master close only that connection", "[wire]")
   uint64_t ino = put_file(cluster.client(), root, "f", data);
   // Connected before the garbage arrives, and must stay connected through all of it.
   RpcPeer keeper(cluster.master_address());
-  pb::MountReq mount;
-  mount.set_volume("v");
-  mount.set_secret(cluster.secret("v"));
-  REQUIRE(keeper.call(pb::MOUNT, mount).ok());
+  REQUIRE(mount_volume(keeper, "v", cluster.secret("v")).ok());
   int round = 0;
   auto still_serving = [&] {
     ++round;

@@ -8,6 +8,7 @@
 #include "common/crc32c.h"
 #include "common/rpc.h"
 #include "common/status.h"
+#include "common/auth.h"
 #include "common/ticket.h"
 #include "keelfs.pb.h"
 
@@ -122,4 +123,20 @@ TEST_CASE("Slicer: long pieces of work together take at most about half of the t
   const double share = std::chrono::duration<double>(worked) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0);
   INFO("background share " << share);
   REQUIRE(share < 0.65);  // half, with the first burst and timer slack
+}
+
+TEST_CASE("login proofs: bound to both nonces and the subject; the master's answer is not a login", "[common]") {
+  const LoginNonces a{"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"};
+  const LoginNonces other_server{"aaaaaaaaaaaaaaaa", "cccccccccccccccc"};
+  const LoginNonces other_client{"dddddddddddddddd", "bbbbbbbbbbbbbbbb"};
+  const std::string proof = login_proof("key", a, admin_subject());
+  REQUIRE(check_login_proof("key", a, admin_subject(), proof, "admin login").ok());
+  REQUIRE(check_login_proof("key", other_server, admin_subject(), proof, "admin login").is(Code::kPermissionDenied));
+  REQUIRE(check_login_proof("key", other_client, admin_subject(), proof, "admin login").is(Code::kPermissionDenied));
+  REQUIRE(check_login_proof("other", a, admin_subject(), proof, "admin login").is(Code::kPermissionDenied));
+  REQUIRE(check_login_proof("key", a, chunkserver_subject(1, "h:1"), proof, "x").is(Code::kPermissionDenied));
+  // Reflecting the master's own answer back at it proves nothing.
+  REQUIRE(check_login_proof("key", a, admin_subject(), master_login_proof("key", a, admin_subject()), "x")
+              .is(Code::kPermissionDenied));
+  REQUIRE(check_master_login_proof("key", a, admin_subject(), master_login_proof("key", a, admin_subject()), "m").ok());
 }

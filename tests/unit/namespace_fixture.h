@@ -10,10 +10,22 @@
 
 #include <catch2/catch.hpp>
 
+#include "common/auth.h"
 #include "master/namespace.h"
 #include "master/store.h"
 
 namespace keelfs::master::test {
+
+// A VOLUME_CREATE request as the CLI sends it: with the keys of a secret (common/auth.h).
+inline pb::VolumeCreateReq volume_create_req(const std::string& name, const std::string& secret = "test-secret") {
+  pb::VolumeCreateReq req;
+  req.set_name(name);
+  VolumeKeys keys = volume_keys(secret, "test-salt-16byte");
+  req.set_salt(keys.salt);
+  req.set_stored_key(keys.stored_key);
+  req.set_server_key(keys.server_key);
+  return req;
+}
 
 struct Fixture {
   asio::io_context io;  // the store's executor; outlives the store
@@ -21,11 +33,9 @@ struct Fixture {
     char tmpl[] = "/tmp/keelfs-ns-XXXXXX";
     dir = mkdtemp(tmpl);
     reopen();
-    pb::VolumeCreateReq req;
-    req.set_name("vol");
-    auto v = ns->create_volume(req);
+    auto v = ns->create_volume(volume_create_req("vol"));
     REQUIRE(v.ok());
-    root = v->info.root_inode();
+    root = v->root_inode();
   }
   ~Fixture() {
     ns.reset();

@@ -48,16 +48,14 @@ TEST_CASE("a name too long to exist is ENAMETOOLONG on lookup, not ENOENT", "[na
 
 TEST_CASE("namespace: volume_of names the volume of every inode, cached or not, and nothing for a missing inode") {
   Fixture f;
-  pb::VolumeCreateReq req;
-  req.set_name("other");
-  auto other = f.ns->create_volume(req);
+  auto other = f.ns->create_volume(keelfs::master::test::volume_create_req("other"));
   REQUIRE(other.ok());
   uint64_t a = f.create(f.root, "a");
-  uint64_t b = f.mkdir(other->info.root_inode(), "b");
+  uint64_t b = f.mkdir(other->root_inode(), "b");
   for (int round = 0; round < 2; ++round) {  // the second round is answered from the cache
     REQUIRE(*f.ns->volume_of(a) == *f.ns->volume_of(f.root));
-    REQUIRE(*f.ns->volume_of(b) == other->info.id());
-    REQUIRE(*f.ns->volume_of(f.root) != other->info.id());
+    REQUIRE(*f.ns->volume_of(b) == other->id());
+    REQUIRE(*f.ns->volume_of(f.root) != other->id());
   }
   REQUIRE(f.ns->volume_of(b + 1000).status().is(Code::kNotFound));
 }

@@ -1,11 +1,14 @@
-// Removing a volume: gone at once in one small commit, its tree deleted a slice at a time
-// afterwards, going on after a restart, leaving no record behind.
+// Creating a volume (the keys of its secret); removing one: gone at once in one small
+// commit, its tree deleted a slice at a time afterwards, going on after a restart, leaving
+// no record behind.
 #include <map>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "common/auth.h"
+#include "common/crypto.h"
 #include "tests/unit/namespace_fixture.h"
 
 using namespace keelfs;
@@ -53,12 +56,10 @@ void fill(Fixture& f, uint64_t root, uint64_t* next_chunk) {
 TEST_CASE("volume remove: the volume goes at once, its tree in slices, with every record and chunk of it") {
   Fixture f;
   const auto before = records(f);
-  pb::VolumeCreateReq create;
-  create.set_name("gone");
-  auto made = f.ns->create_volume(create);
+  auto made = f.ns->create_volume(keelfs::master::test::volume_create_req("gone"));
   REQUIRE(made.ok());
   uint64_t next_chunk = 500;
-  fill(f, made->info.root_inode(), &next_chunk);
+  fill(f, made->root_inode(), &next_chunk);
   const size_t chunks = next_chunk - 500;
 
   auto removal = f.ns->remove_volume("gone");
@@ -83,4 +84,45 @@ TEST_CASE("volume remove: the volume goes at once, its tree in slices, with ever
   REQUIRE(freed.size() == chunks);
   REQUIRE(f.store->list_removing().empty());
   REQUIRE(records(f) == before);
+}
+
+TEST_CASE("volume create keeps the keys of the secret, and a store from before keeps working after conversion") {
+  Fixture f;
+  const keelfs::LoginNonces nonces{"client-nonce-16b", "server-nonce-16b"};
+  auto made = f.ns->create_volume(keelfs::master::test::volume_create_req("keyed", "the-secret"));
+  REQUIRE(made.ok());
+  auto rec = f.ns->find_volume("keyed");
+  REQUIRE(rec.ok());
+  REQUIRE(rec->secret_hash().empty());
+  VolumeKeys keys{rec->secret_salt(), rec->stored_key(), rec->server_key()};
+  REQUIRE(check_mount_proof(keys, nonces, "keyed", mount_proof("the-secret", keys.salt, nonces, "keyed")).ok());
+  REQUIRE(check_mount_proof(keys, nonces, "keyed", mount_proof("other", keys.salt, nonces, "keyed"))
+              .is(Code::kPermissionDenied));
+  // Without keys a volume is refused: nobody could ever mount it.
+  pb::VolumeCreateReq bare;
+  bare.set_name("bare");
+  REQUIRE(f.ns->create_volume(bare).status().is(Code::kInvalidArgument));
+
+  // A record as stores kept it before: SHA-256(salt || secret), no keys.
+  pb::VolumeRecord old = *rec;
+  old.set_name("old");
+  old.set_id(rec->id() + 100);
+  old.set_secret_salt("old-salt-16bytes");
+  old.set_secret_hash(sha256(old.secret_salt() + "old-secret"));
+  old.clear_stored_key();
+  old.clear_server_key();
+  Batch batch = f.store->batch();
+  batch.put_volume(old);
+  REQUIRE(f.store->commit(batch).ok());
+  f.reopen();
+  REQUIRE(f.ns->convert_volume_secrets().ok());
+  f.reopen();  // the conversion is on disk
+  auto converted = f.ns->find_volume("old");
+  REQUIRE(converted.ok());
+  REQUIRE(converted->secret_hash().empty());
+  VolumeKeys old_keys{converted->secret_salt(), converted->stored_key(), converted->server_key()};
+  REQUIRE(check_mount_proof(old_keys, nonces, "old", mount_proof("old-secret", old_keys.salt, nonces, "old")).ok());
+  REQUIRE(check_master_mount_proof("old-secret", old_keys.salt, nonces, "old",
+                                   master_mount_proof(old_keys, nonces, "old"), "m")
+              .ok());
 }
