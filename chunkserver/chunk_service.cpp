@@ -191,6 +191,9 @@ awaitable<Reply> ChunkService::chunk_write(Frame frame) {
     if (local.is(Code::kIOError) || local.is(Code::kNoSpace) || local.is(Code::kCorruption))
       spdlog::warn("write chunk {:016x} v{} at {} ({} bytes): {}", req.chunk_id(), req.version(), req.offset(),
                    data.size(), local.to_string());
+    // A copy the disk failed under is out, as after a failed sync: the master deletes it
+    // (unless it is the last) and heals from another.
+    if (local.is(Code::kIOError) && damaged_) damaged_(req.chunk_id(), req.version(), local.message());
     co_return reply_error(local_error(local));
   }
   if (fwd && !fwd->status.ok()) {

@@ -73,10 +73,10 @@ T get_le(const char* p) {
 }
 
 // Reads up to len bytes at off; stops early only at end of file. *got = bytes read.
-Status pread_full(int fd, char* buf, size_t len, uint64_t off, size_t* got) {
+Status pread_full(Disk& disk, int fd, char* buf, size_t len, uint64_t off, size_t* got) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = ::pread(fd, buf + done, len - done, static_cast<off_t>(off + done));
+    ssize_t n = disk.pread(fd, buf + done, len - done, static_cast<off_t>(off + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return io_error("pread", errno);
@@ -88,10 +88,10 @@ Status pread_full(int fd, char* buf, size_t len, uint64_t off, size_t* got) {
   return Status::Ok();
 }
 
-Status pwrite_full(int fd, const char* buf, size_t len, uint64_t off) {
+Status pwrite_full(Disk& disk, int fd, const char* buf, size_t len, uint64_t off) {
   size_t done = 0;
   while (done < len) {
-    ssize_t n = ::pwrite(fd, buf + done, len - done, static_cast<off_t>(off + done));
+    ssize_t n = disk.pwrite(fd, buf + done, len - done, static_cast<off_t>(off + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno == ENOSPC ? error(Code::kNoSpace, "pwrite: no space left on device") : io_error("pwrite", errno);
@@ -101,10 +101,10 @@ Status pwrite_full(int fd, const char* buf, size_t len, uint64_t off) {
   return Status::Ok();
 }
 
-Status fsync_dir(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+Status fsync_dir(Disk& disk, const std::string& path) {
+  int fd = disk.open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   if (fd < 0) return io_error("open " + path, errno);
-  int rc = ::fsync(fd);
+  int rc = disk.fsync(fd);
   int err = errno;
   ::close(fd);
   if (rc != 0) return io_error("fsync " + path, err);
@@ -180,8 +180,6 @@ struct Entry {
   std::atomic<bool> untrusted{false};
 };
 
-// Testing only (--fail-syncs): the next this many fdatasyncs of chunk files fail with EIO.
-std::atomic<int> g_failing_syncs{0};
 using EntryPtr = std::shared_ptr<Entry>;
 
 Status not_found(uint64_t id) { return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id)); }
@@ -230,6 +228,7 @@ Result<ChunkRecord> ChunkRecord::decode(std::string_view bytes) {
 
 struct ChunkStore::Impl {
   std::string dir;
+  Disk* disk = &real_disk();  // every call on the chunk files goes through it
   std::unique_ptr<rocksdb::DB> db;
   std::atomic<bool> stopping{false};
   std::thread orphan_sweep;  // see remove_orphan_files()
@@ -255,6 +254,15 @@ struct ChunkStore::Impl {
     std::lock_guard lk(map_mu);
     auto it = map.find(id);
     if (it != map.end() && it->second.get() == e) map.erase(it);
+  }
+
+  // A call failed after the copy's file may have changed: the copy is never used again
+  // (it waits for the master to delete it). REQUIRES: e.mu held exclusively.
+  Status give_up(uint64_t id, Entry& e, const char* call, int err) {
+    e.untrusted = true;
+    spdlog::error("chunk {:016x} v{} in {}: {} failed: {}; the copy is no longer trusted", id, e.version, dir, call,
+                  errno_text(err));
+    return io_error(fmt::format("{} chunk {:016x} v{} (the copy is no longer trusted)", call, id, e.version), err);
   }
 
   Status put_record(uint64_t id, const Entry& e, bool sync) {
@@ -291,13 +299,13 @@ struct ChunkStore::Impl {
   Result<FilePtr> file(uint64_t id, Entry& e) {
     if (FilePtr f = files.get(id)) return f;
     std::string p = path(id, e.version);
-    int fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+    int fd = disk->open(p.c_str(), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0 && errno == ENOENT) {
       if (auto other = file_of_other_version(id, e.version)) {
         spdlog::warn("chunk {:016x}: {} holds it, the index says version {}: a version change was cut short; renamed back",
                      id, *other, e.version);
-        if (::rename(other->c_str(), p.c_str()) == 0 && fsync_dir(subdir(id)).ok())
-          fd = ::open(p.c_str(), O_RDWR | O_CLOEXEC);
+        if (disk->rename(other->c_str(), p.c_str()) == 0 && fsync_dir(*disk, subdir(id)).ok())
+          fd = disk->open(p.c_str(), O_RDWR | O_CLOEXEC, 0);
         else
           errno = ENOENT;
       } else {
@@ -334,7 +342,7 @@ struct ChunkStore::Impl {
         const std::string name = entry.path().filename().string();
         if (std::sscanf(name.c_str(), "chunk_%16llx_%8x.dat", &id, &version) != 2) continue;
         if (lookup(id)) continue;
-        if (::unlink(entry.path().c_str()) == 0) ++removed;
+        if (disk->unlink(entry.path().c_str()) == 0) ++removed;
       }
     }
     if (removed > 0) spdlog::warn("data directory {}: removed {} chunk files the index does not know", dir, removed);
@@ -344,7 +352,7 @@ struct ChunkStore::Impl {
   // them against expected_crc. Missing bytes (short file) read as zeros.
   Status read_block(uint64_t id, const Entry& e, int fd, uint64_t b, size_t len, uint32_t expected_crc, char* out) {
     size_t got = 0;
-    RETURN_IF_ERROR(pread_full(fd, out, len, b * kBlockSize, &got));
+    RETURN_IF_ERROR(pread_full(*disk, fd, out, len, b * kBlockSize, &got));
     if (got < len) std::memset(out + got, 0, len - got);
     uint32_t crc = crc32c(out, len);
     if (crc != expected_crc) {
@@ -375,10 +383,11 @@ const std::string& ChunkStore::dir() const { return impl_->dir; }
 
 std::string ChunkStore::chunk_path(uint64_t id, uint32_t version) const { return impl_->path(id, version); }
 
-Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir) {
+Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir, Disk& disk) {
   namespace fs = std::filesystem;
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
+  impl->disk = &disk;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return error(Code::kIOError, fmt::format("data directory {}: {}", dir, ec.message()));
@@ -437,7 +446,7 @@ Status ChunkStore::create(uint64_t id, uint32_t version) {
   }
   // O_TRUNC: a file with this exact name that the index does not know is a leftover of a crash.
   std::string p = impl_->path(id, version);
-  int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = impl_->disk->open(p.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     int err = errno;
     impl_->forget(id, e.get());
@@ -445,7 +454,7 @@ Status ChunkStore::create(uint64_t id, uint32_t version) {
   }
   auto f = std::make_shared<File>(fd);
   if (Status st = impl_->put_record(id, *e, false); !st.ok()) {
-    ::unlink(p.c_str());
+    impl_->disk->unlink(p.c_str());
     impl_->forget(id, e.get());
     return st;
   }
@@ -484,7 +493,7 @@ Status ChunkStore::set_version(uint64_t id, uint32_t old_version, uint32_t new_v
       }
     } else {
       // Cut any bytes past the index's length (left by a crash) so the new tail reads as zeros.
-      if (::ftruncate(f->fd, static_cast<off_t>(old_len)) != 0) return io_error("ftruncate", errno);
+      if (impl_->disk->ftruncate(f->fd, static_cast<off_t>(old_len)) != 0) return io_error("ftruncate", errno);
       for (uint64_t b = old_len / kBlockSize; b < crcs.size(); ++b) {
         uint64_t bs = b * kBlockSize;
         size_t len = static_cast<size_t>(std::min<uint64_t>(kBlockSize, new_len - bs));
@@ -493,8 +502,10 @@ Status ChunkStore::set_version(uint64_t id, uint32_t old_version, uint32_t new_v
         crcs[b] = crc32c(buf.data(), len);
       }
     }
-    if (::ftruncate(f->fd, static_cast<off_t>(new_len)) != 0) return io_error("ftruncate", errno);
-    if (::fdatasync(f->fd) != 0) return io_error("fdatasync", errno);
+    // From here the file may differ from what the index says: a failure leaves a copy
+    // that is not trusted again (and a failed fdatasync is never retried: "fsyncgate").
+    if (impl_->disk->ftruncate(f->fd, static_cast<off_t>(new_len)) != 0) return impl_->give_up(id, *e, "ftruncate", errno);
+    if (impl_->disk->fdatasync(f->fd) != 0) return impl_->give_up(id, *e, "fdatasync", errno);
     e->length = new_len;
     e->crcs = std::move(crcs);
   }
@@ -502,11 +513,11 @@ Status ChunkStore::set_version(uint64_t id, uint32_t old_version, uint32_t new_v
   Status result;
   if (new_version != e->version) {
     std::string from = impl_->path(id, e->version), to = impl_->path(id, new_version);
-    if (::rename(from.c_str(), to.c_str()) != 0) {
+    if (impl_->disk->rename(from.c_str(), to.c_str()) != 0) {
       result = io_error(fmt::format("rename {} to {}", from, to), errno);
     } else {
       e->version = new_version;
-      result = fsync_dir(impl_->subdir(id));
+      result = fsync_dir(*impl_->disk, impl_->subdir(id));
       if (result.ok()) e->dir_synced = true;
     }
   }
@@ -559,8 +570,19 @@ Status ChunkStore::write(uint64_t id, uint32_t version, uint64_t offset, std::st
   }
 
   // A gap must read as zeros: cut bytes past the index's length that a crash may have left.
-  if (offset > old_len && ::ftruncate(f->fd, static_cast<off_t>(old_len)) != 0) return io_error("ftruncate", errno);
-  RETURN_IF_ERROR(pwrite_full(f->fd, data.data(), data.size(), offset));
+  if (offset > old_len && impl_->disk->ftruncate(f->fd, static_cast<off_t>(old_len)) != 0)
+    return io_error("ftruncate", errno);
+  if (Status written = pwrite_full(*impl_->disk, f->fd, data.data(), data.size(), offset); !written.ok()) {
+    // Bytes past the index's length are nobody's: cut them and the copy is as it was. A
+    // write into bytes the index covers may have changed some of them: the copy is out.
+    if (offset < old_len || impl_->disk->ftruncate(f->fd, static_cast<off_t>(old_len)) != 0) {
+      e->untrusted = true;
+      spdlog::error("chunk {:016x} v{} in {}: a write failed part-way ({}); the copy is no longer trusted", id, version,
+                    impl_->dir, written.message());
+      return error(Code::kIOError, fmt::format("{} (the copy is no longer trusted)", written.message()));
+    }
+    return written;
+  }
 
   e->length = new_len;
   e->crcs.resize(block_count(new_len));
@@ -584,7 +606,7 @@ Result<std::string> ChunkStore::read(uint64_t id, uint32_t version, uint64_t off
   const uint64_t rs = first * kBlockSize, re = std::min<uint64_t>((last + 1) * kBlockSize, len);
   std::string buf(re - rs, '\0');
   size_t got = 0;
-  RETURN_IF_ERROR(pread_full(f->fd, buf.data(), buf.size(), rs, &got));
+  RETURN_IF_ERROR(pread_full(*impl_->disk, f->fd, buf.data(), buf.size(), rs, &got));
   // A short file leaves zeros, which the CRCs then judge.
   for (uint64_t b = first; b <= last; ++b) {
     const uint64_t bs = b * kBlockSize;
@@ -606,18 +628,19 @@ Status ChunkStore::sync(uint64_t id, uint32_t version) {
   std::shared_lock lk(e->mu);
   RETURN_IF_ERROR(check_current(*e, id, version));
   ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
-  int rc = ::fdatasync(f->fd);
-  if (g_failing_syncs.load() > 0 && g_failing_syncs.fetch_sub(1) > 0) {
-    rc = -1;
-    errno = EIO;
-  }
+  int rc = impl_->disk->fdatasync(f->fd);
   if (rc != 0) {
     // Never retried through this file: the copy is out (the caller reports it damaged).
     e->untrusted = true;
     return io_error(fmt::format("fdatasync chunk {:016x} v{} (the copy is no longer trusted)", id, version), errno);
   }
   if (!e->dir_synced) {
-    RETURN_IF_ERROR(fsync_dir(impl_->subdir(id)));
+    // Nor is a failed fsync of the folder: the file's name may never reach the disk.
+    if (Status st = fsync_dir(*impl_->disk, impl_->subdir(id)); !st.ok()) {
+      e->untrusted = true;
+      return error(Code::kIOError, fmt::format("{} for chunk {:016x} v{} (the copy is no longer trusted)", st.message(),
+                                               id, version));
+    }
     e->dir_synced = true;
   }
   auto s = impl_->db->SyncWAL();
@@ -638,7 +661,7 @@ Status ChunkStore::remove(uint64_t id, uint32_t version) {
   if (!s.ok()) return error(Code::kIOError, fmt::format("index delete for chunk {:016x}: {}", id, s.ToString()));
   std::string p = impl_->path(id, e->version);
   impl_->forget(id, e.get());
-  if (::unlink(p.c_str()) != 0 && errno != ENOENT) spdlog::warn("chunk {:016x}: unlink {}: {}", id, p, errno_text(errno));
+  if (impl_->disk->unlink(p.c_str()) != 0 && errno != ENOENT) spdlog::warn("chunk {:016x}: unlink {}: {}", id, p, errno_text(errno));
   return Status::Ok();
 }
 
@@ -690,6 +713,5 @@ Status ChunkStore::flush() {
   return Status::Ok();
 }
 
-void ChunkStore::fail_next_syncs(int n) { g_failing_syncs = n; }
 
 }  // namespace keelfs

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chunkserver/disk.h"
 #include "common/status.h"
 
 namespace keelfs {
@@ -63,12 +64,10 @@ struct ChunkRecord {
 class ChunkStore {
  public:
   // Opens (creating when missing) the data directory `dir`: the chunk sub-folders and the
-  // index, then loads the index. Errors: IOError (cannot create/open), Corruption (an
-  // index record does not decode).
-  static Result<std::unique_ptr<ChunkStore>> open(const std::string& dir);
-  // Testing only: the next `n` fdatasyncs of chunk files (in every store of the process)
-  // fail with EIO, as a failing disk's would.
-  static void fail_next_syncs(int n);
+  // index, then loads the index. Every call on chunk files goes through `disk`, which must
+  // outlive the store. Errors: IOError (cannot create/open), Corruption (an index record
+  // does not decode).
+  static Result<std::unique_ptr<ChunkStore>> open(const std::string& dir, Disk& disk = real_disk());
 
   // Syncs and closes the index.
   ~ChunkStore();
@@ -92,7 +91,10 @@ class ChunkStore {
   // extends nothing). Blocks only
   // partly covered are read back to recompute their CRC (and their old CRC verified).
   // Errors: NotFound, StaleVersion, InvalidArgument (offset + size > kChunkSize),
-  // Corruption (a partly covered block fails its CRC), IOError.
+  // Corruption (a partly covered block fails its CRC), IOError, NoSpace. A failed write
+  // past the chunk's end leaves the copy as it was (the error of the disk); one into bytes
+  // it had leaves the copy untrusted: IOError, and so is every later call on it (it waits
+  // for the master to delete it).
   Status write(uint64_t id, uint32_t version, uint64_t offset, std::string_view data);
 
   // Reads [offset, offset + length) clipped at the chunk's length (empty at or past the

@@ -100,8 +100,10 @@ int main(int argc, char** argv) {
   app.add_option("--replication-rate", replication_rate,
                  "bytes per second this chunkserver copies chunks in for healing, over all copies (0 = no limit)")
       ->capture_default_str();
-  int fail_syncs = 0;
-  app.add_option("--fail-syncs", fail_syncs, "testing only: the first N fdatasyncs of chunk files fail with EIO");
+  std::vector<std::string> disk_faults;
+  app.add_option("--disk-fault", disk_faults,
+                 "testing only: fail calls on chunk files as a failing disk would, OP:ERROR[:skip=N][:count=N] "
+                 "(e.g. pwrite:ENOSPC:skip=20, fdatasync:EIO); repeatable");
   app.add_option("--log-file", log_file, "log to this file instead of stderr");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_option("--ready-file", ready_file, "write the bound data port here once listening");
@@ -119,7 +121,16 @@ int main(int argc, char** argv) {
   std::string listen_host;
   uint16_t listen_port = 0;
   if (!split_listen(listen, &listen_host, &listen_port)) return fail(fmt::format("--listen '{}' is not HOST:PORT", listen));
-  if (fail_syncs > 0) ChunkStore::fail_next_syncs(fail_syncs);
+  std::vector<DiskFault> faults;
+  for (const std::string& rule : disk_faults) {
+    auto f = parse_disk_fault(rule);
+    if (!f.ok()) return fail(f.status().message());
+    faults.push_back(*f);
+  }
+  // Lives as long as the process: every store holds on to it.
+  static FaultyDisk faulty_disk(faults);
+  Disk& chunk_disk = faults.empty() ? real_disk() : faulty_disk;
+  if (!faults.empty()) spdlog::warn("testing only: {} disk fault rule(s) in force", faults.size());
   if (!parse_address(master).ok()) return fail(fmt::format("--master '{}' is not HOST:PORT", master));
   auto secret = read_secret_file(secret_file);
   if (!secret.ok()) return fail(secret.status().message());
@@ -138,7 +149,7 @@ int main(int argc, char** argv) {
 
   // Open chunk files are cached (chunk_store.cpp, fd_cache_capacity), and clients connect.
   raise_open_files_limit();
-  auto opened = StoreSet::open(data_dirs);
+  auto opened = StoreSet::open(data_dirs, chunk_disk);
   if (!opened.ok()) return fail(opened.status().message());
   std::unique_ptr<StoreSet> stores = std::move(opened).value();
 

@@ -56,7 +56,7 @@ Status write_cs_id(const std::string& dir, uint64_t id) {
 
 }  // namespace
 
-Result<std::unique_ptr<StoreSet>> StoreSet::open(const std::vector<std::string>& dirs) {
+Result<std::unique_ptr<StoreSet>> StoreSet::open(const std::vector<std::string>& dirs, Disk& disk) {
   if (dirs.empty()) return error(Code::kInvalidArgument, "no data directory given");
   std::unique_ptr<StoreSet> set(new StoreSet());
   std::set<std::string> seen;
@@ -67,7 +67,7 @@ Result<std::unique_ptr<StoreSet>> StoreSet::open(const std::vector<std::string>&
       return error(Code::kInvalidArgument, fmt::format("data directory {} is given twice", d));
   }
   for (const auto& d : dirs) {
-    auto store = ChunkStore::open(d);
+    auto store = ChunkStore::open(d, disk);
     if (!store.ok()) return store.status();
     set->stores_.push_back(std::move(store).value());
   }

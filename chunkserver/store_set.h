@@ -23,7 +23,8 @@ class StoreSet {
   // Opens every directory (ChunkStore::open) and loads or creates the chunkserver id.
   // Errors: those of ChunkStore::open; InvalidArgument for no directories, the same
   // directory twice or disagreeing cs_id files; IOError when cs_id cannot be written.
-  static Result<std::unique_ptr<StoreSet>> open(const std::vector<std::string>& dirs);
+  // Every store's chunk files go through `disk`, which must outlive the set.
+  static Result<std::unique_ptr<StoreSet>> open(const std::vector<std::string>& dirs, Disk& disk = real_disk());
 
   uint64_t cs_id() const { return cs_id_; }
   size_t size() const { return stores_.size(); }

@@ -63,7 +63,12 @@ struct Client::Impl {
     std::string buf;                                   // one contiguous run, still in memory
     std::vector<std::pair<uint64_t, uint64_t>> sending;  // [offset, end) of runs on their way
     uint64_t sending_bytes = 0;
-    Status error;  // the first write-back failure; the next flush (fsync, close) reports it
+    Status error;  // the first write-back failure, not yet reported
+    // Bytes this client accepted for the file were lost (a write-back or an fsync failed).
+    // Every later fsync and close of the file reports it, never a success, until its last
+    // handle here is released (for a file never opened here: for the client's life).
+    Status lost;
+    uint32_t handles = 0;  // opens (and creates with open) not yet released
     std::map<uint64_t, pb::ChunkInfo> unsynced;  // chunk index -> chain: flushed, not yet fsynced
     std::optional<pb::ChunkInfo> unsynced_pack;  // the pack its content went to, not yet fsynced
     // The file's size at the master as this client last heard it (open, create, its own
@@ -573,7 +578,7 @@ struct Client::Impl {
     if (it == files.end()) return;
     const FileState& fs = *it->second;
     if (fs.idle() && fs.dirty_len.empty() && fs.leases.empty() && fs.unsynced.empty() && !fs.unsynced_pack &&
-        fs.error.ok() && fs.pending_size == 0 && fs.waiters.empty())
+        fs.error.ok() && fs.lost.ok() && fs.handles == 0 && fs.pending_size == 0 && fs.waiters.empty())
       files.erase(it);
   }
 
@@ -850,14 +855,17 @@ struct Client::Impl {
     if (packable(*fs)) co_await flush_packed(ino, fs);
     co_await drain(ino, fs);
     if (!fs->error.ok()) {
-      // Reported once, to the fsync or close that comes first; those bytes are lost.
+      // Those bytes are lost: this and every later flush says so (FileState::lost).
       Status st = std::move(fs->error);
       fs->error = Status::Ok();
       fs->dirty_len.clear();
       fs->leases.clear();
       fs->pending_size = 0;
-      co_return error(st.code(), fmt::format("writing inode {} failed: {}", ino, st.message()));
+      fs->unsynced.clear();
+      fs->unsynced_pack.reset();
+      fs->lost = error(st.code(), fmt::format("writing inode {} failed: {}", ino, st.message()));
     }
+    if (!fs->lost.ok()) co_return fs->lost;
     std::map<uint64_t, uint64_t> dirty = std::move(fs->dirty_len);
     std::map<uint64_t, Lease> leases = std::move(fs->leases);
     uint64_t size = fs->pending_size;
@@ -870,13 +878,19 @@ struct Client::Impl {
       std::vector<awaitable<Status>> syncs;
       for (auto& [index, info] : to_sync) syncs.push_back(sync_chunk(ino, index, info));
       for (Status& st : co_await when_all(std::move(syncs)))
-        if (!st.ok()) co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
+        if (!st.ok()) {
+          // Never retried into a success: the pages a failed sync covered may be gone.
+          fs->lost = error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
+          co_return fs->lost;
+        }
     }
     if (durable && fs->unsynced_pack) {
       pb::ChunkInfo pack = std::move(*fs->unsynced_pack);
       fs->unsynced_pack.reset();
-      if (Status st = co_await sync_down_chain(cs_conns, pack); !st.ok())
-        co_return error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
+      if (Status st = co_await sync_down_chain(cs_conns, pack); !st.ok()) {
+        fs->lost = error(st.code(), fmt::format("making inode {} durable failed: {}", ino, st.message()));
+        co_return fs->lost;
+      }
     }
     for (auto& [index, len] : dirty) {
       pb::WriteEndReq req;
@@ -1245,6 +1259,7 @@ awaitable<Result<pb::Attr>> Client::co_open(uint64_t ino) {
   req.set_inode(ino);
   CO_ASSIGN_OR_RETURN(pb::ChunkLocateResp resp, co_await impl_->ask<pb::ChunkLocateResp>(pb::OPEN, req));
   Impl::FilePtr fs = impl_->file(ino);
+  ++fs->handles;
   // Close-to-open: what was cached goes; the answer's locations serve the reads that
   // follow, unless this client has writes in flight whose chunks the answer may predate.
   fs->located.reset();
@@ -1257,6 +1272,10 @@ awaitable<Result<pb::Attr>> Client::co_open(uint64_t ino) {
 
 void Client::release(uint64_t ino) {
   auto send = [](Impl* impl, uint64_t ino) -> awaitable<void> {
+    if (auto it = impl->files.find(ino); it != impl->files.end() && it->second->handles > 0) {
+      Impl::FileState& fs = *it->second;
+      if (--fs.handles == 0) fs.lost = Status::Ok();  // reported to every close; a new open starts afresh
+    }
     impl->forget_file_if_clean(ino);
     pb::OpenReq req;
     req.set_inode(ino);
@@ -1307,6 +1326,7 @@ awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req, bool* created) 
   impl_->note_changed(resp);
   impl_->entry_added(req.parent(), req.name(), resp.attr());
   impl_->opened(resp.attr());
+  if (req.open()) ++impl_->file(resp.attr().inode())->handles;
   if (created) *created = resp.created();
   pb::Attr attr = resp.attr();
   impl_->with_pending_size(&attr);

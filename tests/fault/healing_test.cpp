@@ -415,7 +415,7 @@ TEST_CASE("a chunkserver whose fdatasync fails gives its copy up: fsync succeeds
           "[fault][fsync]") {
   ClusterOptions options;
   options.chunkservers = 3;
-  options.cs_args_of[0] = {"--fail-syncs", "1"};
+  options.cs_args_of[0] = {"--disk-fault", "fdatasync:EIO"};
   Cluster cluster(options);
   auto& c = cluster.client();
   uint64_t root = cluster.create_volume("v", 3, "", 0, 0);  // every chain holds chunkserver 0
@@ -439,7 +439,7 @@ TEST_CASE("a failed fdatasync of the only copy makes fsync fail, and no retry tu
           "[fault][fsync]") {
   ClusterOptions options;
   options.chunkservers = 1;
-  options.cs_args_of[0] = {"--fail-syncs", "1"};
+  options.cs_args_of[0] = {"--disk-fault", "fdatasync:EIO"};
   Cluster cluster(options);
   auto& c = cluster.client();
   uint64_t root = cluster.create_volume("v", 1, "", 0, 0);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "chunkserver/chunk_store.h"
+#include "tests/unit/temp_dir.h"
 
 namespace {
 
@@ -20,31 +21,13 @@ using keelfs::ChunkStore;
 using keelfs::Code;
 using keelfs::kBlockSize;
 using keelfs::kChunkSize;
-
-// A fresh directory under $TMPDIR, removed at the end of the test.
-struct TempDir {
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "keelfs-chunk-store-XXXXXX").string();
-    path = mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
+using keelfs::test::pattern;
+using keelfs::test::TempDir;
 
 std::unique_ptr<ChunkStore> open_store(const std::string& dir) {
   auto s = ChunkStore::open(dir);
   REQUIRE(s.ok());
   return std::move(s).value();
-}
-
-std::string pattern(size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(gen());
-  return s;
 }
 
 std::string read_all(ChunkStore& store, uint64_t id, uint32_t version) {
