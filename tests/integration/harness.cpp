@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "common/auth.h"
+#include "tests/integration/spawner.h"
 
 namespace keelfs::test {
 namespace fs = std::filesystem;
@@ -47,32 +48,12 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-void Process::start() {
-  pid_t parent = getpid();
-  pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
-    if (getppid() != parent) _exit(1);
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-      close(fd);
-    }
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-}
+void Process::start() { pid = spawn(argv, log, log); }
 
 void Process::kill_now(int sig) {
   if (pid <= 0) return;
   ::kill(pid, sig);
-  int status;
-  waitpid(pid, &status, 0);
+  wait_spawned(pid, nullptr, false);
   pid = -1;
 }
 
@@ -261,7 +242,7 @@ void Cluster::unmount(const std::string& mountpoint) {
     // The mount process flushes and exits by itself once unmounted.
     pid_t pid = it->second.pid;
     int status = 0;
-    REQUIRE(wait_until([&] { return waitpid(pid, &status, WNOHANG) == pid; }));
+    REQUIRE(wait_until([&] { return wait_spawned(pid, &status, true) == pid; }));
     it->second.pid = -1;
     // A clean unmount flushed everything: the mount says so with exit status 0.
     INFO(read_text_file(it->second.log));
@@ -362,22 +343,12 @@ int Cluster::cli(const std::vector<std::string>& args, std::string* out, std::st
   p.argv = {bin("keelfs"), "--master", master_address()};
   p.argv.insert(p.argv.end(), args.begin(), args.end());
   std::string out_file = dir_ + "/cli.out", err_file = dir_ + "/cli.err";
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int o = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(o, 1);
-    dup2(e, 2);
-    std::vector<char*> argv;
-    for (auto& a : p.argv) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
+  fs::remove(out_file);
+  fs::remove(err_file);
+  pid_t pid = spawn(p.argv, out_file, err_file);
+  REQUIRE(pid > 0);
   int status = 0;
-  waitpid(pid, &status, 0);
+  wait_spawned(pid, &status, false);
   if (out) *out = read_text_file(out_file);
   if (err) *err = read_text_file(err_file);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
