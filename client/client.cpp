@@ -187,7 +187,10 @@ struct Client::Impl {
       auto r = co_await master->call(type, req, {}, call_timeout(type));
       sent = true;
       ++sends;
-      if (r.ok()) co_return r;
+      if (r.ok()) {
+        if (commits_change(type)) change_answered();
+        co_return r;
+      }
       // The connection closed under the request (the master restarted or failed over). A
       // named change is sent again until the wait is over; anything else once, as the
       // master cannot tell its second copy from a new request (an APPEND would reserve
@@ -202,6 +205,43 @@ struct Client::Impl {
       }
       co_return r;
     }
+  }
+
+  // ---- durability across master restarts. A change the master answered is on its disk
+  // only once a SYNC answered by the same start of the master (incarnation) covers it; a
+  // master that restarted in between may have lost it (a power cut), so a SYNC answered by
+  // a later incarnation must not confirm it.
+  uint64_t master_incarnation = 0;  // of the current connection (from MOUNT); 0 = unknown
+  uint64_t change_seq = 0;          // changes answered so far
+  uint64_t synced_seq = 0;          // of those, confirmed on the master's disk (or reported lost)
+  std::map<uint64_t, uint64_t> unsynced_by_incarnation;  // incarnation -> its last change's seq
+
+  static bool commits_change(uint16_t type) {
+    switch (type) {
+      case pb::MKDIR: case pb::RMDIR: case pb::CREATE: case pb::UNLINK: case pb::RENAME: case pb::SYMLINK:
+      case pb::LINK: case pb::SETATTR: case pb::SETXATTR: case pb::REMOVEXATTR: case pb::CHUNK_FOR_WRITE:
+      case pb::WRITE_END: case pb::APPEND: case pb::PACK_COMMIT: case pb::UNPACK_END:
+        return true;
+      default:
+        return false;
+    }
+  }
+  void change_answered() {
+    if (master_incarnation != 0) unsynced_by_incarnation[master_incarnation] = ++change_seq;
+  }
+  // After a SYNC sent when `upto` changes had been answered came back OK: an error when
+  // some of them were answered by an earlier start of the master than the one that synced.
+  Status sync_answered(uint64_t upto) {
+    Status lost;
+    for (auto it = unsynced_by_incarnation.begin(); it != unsynced_by_incarnation.end();) {
+      if (it->first != master_incarnation && it->second > synced_seq && lost.ok())
+        lost = error(Code::kIOError, "the master restarted before it had this client's latest changes on its disk: "
+                                     "they may be lost");
+      if (it->second <= upto) it = unsynced_by_incarnation.erase(it);
+      else ++it;
+    }
+    synced_seq = std::max(synced_seq, upto);
+    return lost;
   }
 
   // ---- named changes (OpId): this client's identity and its changes not answered yet.
@@ -261,6 +301,7 @@ struct Client::Impl {
       spdlog::warn("volume '{}': session {:x} was gone; mounted again as session {:x} (open files and locks of the old one are lost)",
                    m.req.volume, m.session, resp.session());
     m.session = resp.session();
+    master_incarnation = resp.master_incarnation();
     m.volume_id = resp.volume().id();
     m.pack_below = resp.volume().pack_below();
     m.root = resp.volume().root_inode();
@@ -1509,7 +1550,9 @@ awaitable<Status> Client::co_fsync(uint64_t ino) {
 
 awaitable<Status> Client::co_sync_metadata() {
   pb::EmptyReq req;  // lives in this frame while ask_status reads it
-  co_return co_await impl_->ask_status(pb::SYNC, req);
+  const uint64_t upto = impl_->change_seq;
+  CO_RETURN_IF_ERROR(co_await impl_->ask_status(pb::SYNC, req));
+  co_return impl_->sync_answered(upto);
 }
 
 awaitable<Status> Client::co_flush_all() {

@@ -193,6 +193,7 @@ awaitable<Reply> Master::mount(const ConnectionPtr& conn, const pb::MountReq& re
   resp.set_session(session->id);
   resp.set_heartbeat_ms(static_cast<uint32_t>(std::max<int64_t>(config_.session_timeout_ms / 3, 100)));
   resp.set_master_proof(master_mount_proof(keys, conn->nonces(), vol->name()));
+  resp.set_master_incarnation(durability_epoch_);
   co_return reply_ok(resp);
 }
 

@@ -78,6 +78,9 @@ int main(int argc, char** argv) {
   app.add_option("--crash-after-commit", config.crash_after_commit,
                  "testing only: exit right after committing a change of this message type, before answering")
       ->group("");
+  app.add_option("--boot-id-file", config.boot_id_file,
+                 "testing only: the file naming this boot of the machine (a new name plays a power loss)")
+      ->group("");
   int poll_us = 0;
   add_poll_option(app, &poll_us);
   app.set_config("--config", "", "read options from this file (key = value lines)");

@@ -2,11 +2,30 @@
 
 #include <unistd.h>
 
+#include <fstream>
+
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/crypto.h"
 #include "common/util.h"
 
 namespace keelfs::master {
+namespace {
+
+// The name of this boot of the machine; a master that cannot read it takes every start for
+// a new boot (a new durability epoch: clients are told of a possible loss they may not have had).
+std::string read_boot_id(const std::string& path) {
+  std::ifstream in(path);
+  std::string id;
+  if (!std::getline(in, id) || id.empty()) {
+    spdlog::warn("cannot read the boot id from {}: every start counts as after a power loss", path);
+    return fmt::format("unknown-{:x}", random_u64_nonzero());
+  }
+  return id;
+}
+
+}  // namespace
 
 // Session ids start from the clock, so that an id from before a restart is never reused.
 Master::Master(asio::io_context& io, MasterConfig config)
@@ -20,6 +39,7 @@ Result<std::pair<uint16_t, uint16_t>> Master::start() {
   ns_ = std::make_unique<Namespace>(*store_);
   RETURN_IF_ERROR(ns_->count_dir_figures());
   RETURN_IF_ERROR(ns_->convert_volume_secrets());
+  ASSIGN_OR_RETURN(durability_epoch_, store_->durability_epoch(read_boot_id(config_.boot_id_file)));
   op_memory_ = std::make_unique<OpMemory>(*store_, unix_ms());
   // Files unlinked while open stay until released; no session survives a restart. Their
   // chunks are deleted when chunkservers report them, as chunks the namespace does not know.

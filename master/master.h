@@ -68,6 +68,9 @@ struct MasterConfig {
   // of this message type and before it answers (0: never); once per data directory (a
   // file there remembers it). Proves that a retried change is applied once.
   uint16_t crash_after_commit = 0;
+  // Where this boot of the machine is named (durability_epoch_). Tests point it at a file
+  // they change to play a power loss.
+  std::string boot_id_file = "/proc/sys/kernel/random/boot_id";
 };
 
 class Master {
@@ -233,6 +236,9 @@ class Master {
   // Session ids grow with the clock across restarts: every id below this one was made by an
   // earlier run of the master, and has ended.
   const uint64_t first_session_;
+  // MetaStore::durability_epoch: new when this start may have lost changes an earlier one
+  // answered (MountResp.master_incarnation).
+  uint64_t durability_epoch_ = 0;
   SessionTable sessions_;
   // Sessions that ended less than a ticket's lifetime ago, with when that is over: their
   // tickets are refused by the chunkservers (told with every heartbeat).

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/async.h"
+#include "common/crypto.h"
 
 namespace keelfs::master {
 namespace {
@@ -303,6 +304,22 @@ Status MetaStore::load_counters() {
     usage_[from_be64(it->key().data())] = rec;
   }
   return from_rocks(it->status(), "loading usage");
+}
+
+Result<uint64_t> MetaStore::durability_epoch(const std::string& boot_id) {
+  std::string stored_boot, stored_epoch;
+  const bool same_boot = db_->Get({}, cfs_[kCounters], "boot_id", &stored_boot).ok() && stored_boot == boot_id &&
+                         db_->Get({}, cfs_[kCounters], "durability_epoch", &stored_epoch).ok() &&
+                         stored_epoch.size() == 8;
+  if (same_boot) return from_be64(stored_epoch.data());
+  const uint64_t epoch = random_u64_nonzero();
+  rocksdb::WriteBatch wb;
+  wb.Put(cfs_[kCounters], "boot_id", boot_id);
+  wb.Put(cfs_[kCounters], "durability_epoch", be64(epoch));
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  RETURN_IF_ERROR(from_rocks(db_->Write(wo, &wb), "recording the durability epoch"));
+  return epoch;
 }
 
 Status MetaStore::load_chunks() {

@@ -192,6 +192,12 @@ class MetaStore {
   // Tests inject failures here: when set, every commit first asks it, and a non-OK answer
   // fails that commit as a failed write would.
   void set_commit_fault(std::function<Status()> fault) { commit_fault_ = std::move(fault); }
+  // The durability epoch: the same for every start of the master on one boot of its
+  // machine (`boot_id`), new after a reboot. Whatever an earlier start on the same boot
+  // answered is in the WAL, on disk or in the kernel's page cache, and this start has read
+  // it back; after a reboot (a power loss) the WAL's unsynced tail may be gone. Recorded,
+  // synced, in the counters.
+  Result<uint64_t> durability_epoch(const std::string& boot_id);
   // Testing only: the next `n` WAL syncs fail, as a failing disk's would.
   void fail_next_syncs(int n) { failing_syncs_ = n; }
   // Waits until every commit made so far is synced to disk. The error of a failed sync

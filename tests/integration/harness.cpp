@@ -75,12 +75,14 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   // The CLI and mounts started by the tests find a volume's secret in $KEELFS_HOME.
   setenv("KEELFS_HOME", dir_.c_str(), 1);
   std::ofstream(secret_file_) << "test-secret-" << getpid() << "\n";
+  if (options_.powercut_disks) mount_powercut_disk(dir_ + "/master");
   start_master();
   for (int i = 0; i < chunkservers; ++i) {
     Process cs;
     cs.name = "cs" + std::to_string(i);
     std::string data = cs_data_dir(i);
     fs::create_directories(data);
+    if (options_.powercut_disks) mount_powercut_disk(data);
     if (i < static_cast<int>(options_.cs_disk_mib.size()) && options_.cs_disk_mib[i] > 0)
       REQUIRE(shell(fmt::format("mount -t tmpfs -o size={}m keelfs-test-cs {}", options_.cs_disk_mib[i], data)) == 0);
     std::string ready = dir_ + "/" + cs.name + ".ready";
@@ -113,6 +115,10 @@ Cluster::~Cluster() {
   master_.kill_now(SIGKILL);
   for (int i = 0; i < static_cast<int>(options_.cs_disk_mib.size()); ++i)
     if (options_.cs_disk_mib[i] > 0) shell("umount " + cs_data_dir(i));
+  for (auto& [path, disk] : powercut_disks_) {
+    shell("fusermount3 -u -z " + path + " 2>/dev/null");
+    disk.fs.kill_now(SIGKILL);
+  }
   std::error_code ec;
   if (getenv("KEELFS_KEEP_TEST_DIR") == nullptr) fs::remove_all(dir_, ec);
 }
@@ -130,12 +136,59 @@ void Cluster::start_master() {
                   "--ready-file", ready,
                   "--cs-timeout-ms", "3000",
                   "--session-timeout-ms", "3000"};
+  // On a power-cut disk the machine's boot is the test's to name: a power cut is a new boot.
+  if (options_.powercut_disks) {
+    if (!fs::exists(boot_id_file())) std::ofstream(boot_id_file()) << "boot-0\n";
+    master_.argv.insert(master_.argv.end(), {"--boot-id-file", boot_id_file()});
+  }
   master_.argv.insert(master_.argv.end(), options_.master_args.begin(), options_.master_args.end());
   master_.start();
   REQUIRE(wait_until([&] { return read_ports(ready).size() == 2; }));
   auto ports = read_ports(ready);
   client_port_ = ports[0];
   cs_port_ = ports[1];
+}
+
+void Cluster::mount_powercut_disk(const std::string& path) {
+  const std::string backing = path + ".disk";
+  fs::create_directories(backing);
+  fs::create_directories(path);
+  PowercutDisk& disk = powercut_disks_[path];
+  disk.fs.name = "powercut-fs";
+  disk.fs.log = path + ".powercut.log";
+  disk.fs.argv = {bin("keelfs-test-powercut-fs"), backing, path, path + ".cuts", "-f"};
+  disk.fs.start();
+  bool up = wait_until([&] { return is_mounted(path); });
+  INFO(read_text_file(disk.fs.log));
+  REQUIRE(up);
+}
+
+void Cluster::power_cut(const std::string& path) {
+  auto it = powercut_disks_.find(path);
+  REQUIRE(it != powercut_disks_.end());
+  PowercutDisk& disk = it->second;
+  ::kill(disk.fs.pid, SIGUSR1);
+  const int expect = ++disk.cuts;
+  REQUIRE(wait_until([&] { return read_text_file(path + ".cuts") == std::to_string(expect) + "\n"; }));
+}
+
+void Cluster::hold_master_syncs() {
+  const std::string path = dir_ + "/master";
+  auto it = powercut_disks_.find(path);
+  REQUIRE(it != powercut_disks_.end());
+  ::kill(it->second.fs.pid, SIGUSR2);
+  REQUIRE(wait_until([&] { return read_text_file(path + ".cuts") == "held\n"; }));
+}
+
+void Cluster::power_cut_master() {
+  kill_master();
+  power_cut(dir_ + "/master");
+  std::ofstream(boot_id_file()) << "boot-" << powercut_disks_[dir_ + "/master"].cuts << "\n";
+}
+
+void Cluster::power_cut_chunkserver(int i) {
+  kill_chunkserver(i);
+  power_cut(cs_data_dir(i));
 }
 
 void Cluster::wait_for_chunkservers(int n) {

@@ -46,6 +46,10 @@ struct ClusterOptions {
   std::string master_listen_host = "127.0.0.1";
   std::vector<std::string> cs_args;      // extra flags for every keelfs-chunkserver
   std::map<int, std::vector<std::string>> cs_args_of;  // ... and for chunkserver i only
+  // The master's and every chunkserver's data directory on keelfs-test-powercut-fs
+  // (tests/tools/powercut_fs.cpp): power_cut_master() / power_cut_chunkserver() then drop
+  // whatever the process had not fsynced.
+  bool powercut_disks = false;
 };
 
 class Cluster {
@@ -71,6 +75,12 @@ class Cluster {
   void kill_master();     // SIGKILL
   void restart_master();  // same ports and data; waits until every chunkserver re-registered
   void kill_chunkserver(int i);
+  // kill -9, then a power cut of its data directory. REQUIRES: powercut_disks.
+  void power_cut_master();
+  void power_cut_chunkserver(int i);
+  // From now until its power cut, the master's fsyncs make nothing durable: the cut comes
+  // before any sync could finish. REQUIRES: powercut_disks.
+  void hold_master_syncs();
   // Starts chunkserver i again on its data directory (a new data port); waits until it
   // registered.
   void restart_chunkserver(int i);
@@ -109,6 +119,15 @@ class Cluster {
   std::vector<std::string> cs_addresses_;
   std::vector<std::pair<std::string, Process>> mounts_;
   std::unique_ptr<client::Client> client_;
+  // Data directories on keelfs-test-powercut-fs: path -> its process and the cuts so far.
+  struct PowercutDisk {
+    Process fs;
+    int cuts = 0;
+  };
+  std::map<std::string, PowercutDisk> powercut_disks_;
+  void mount_powercut_disk(const std::string& path);
+  std::string boot_id_file() const { return dir_ + "/boot_id"; }
+  void power_cut(const std::string& path);
 };
 
 // Deterministic pseudo-random bytes (fast enough for hundreds of MiB).
