@@ -155,6 +155,11 @@ std::optional<HealQueue::Urgency> Master::look_at(uint64_t id) {
       needs.erase(id);
   }
   if (holders.empty() || healing_.count(id)) return std::nullopt;  // missing, or a copy on its way
+  // An open pack that lost a copy is sealed rather than waited for: its writer commits
+  // again and again (each commit would hold it back anew) and every small file it takes
+  // would have fewer copies than its goal. The writer's next commit is refused and it
+  // takes a new pack.
+  if (valid.size() < goal && writing_.count(id)) seal_pack_of_any_session(id);
   if (valid.size() != goal && writing_.count(id)) {
     writer_held_.insert(id);
     return std::nullopt;

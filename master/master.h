@@ -203,6 +203,7 @@ class Master {
   Result<pb::Attr> pack_commit(uint64_t session, const pb::PackCommitReq& req);
   // The session appends no more (it asked for another pack, or ended): its pack is sealed.
   void seal_session_pack(uint64_t session);
+  void seal_pack_of_any_session(uint64_t chunk_id);  // when it is some session's open pack
   // CHUNK_FOR_WRITE into a packed file: a chunk of its own for it, with the packed extent
   // to copy there first (ChunkForWriteResp.packed).
   awaitable<Reply> unpack_for_write(uint64_t session, const pb::Attr& attr, const pb::FileExtent& packed);

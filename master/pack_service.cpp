@@ -103,6 +103,17 @@ void Master::seal_session_pack(uint64_t session) {
   if (writer_held_.erase(chunk_id)) queue_heal(chunk_id, HealQueue::kUnderGoal);
 }
 
+void Master::seal_pack_of_any_session(uint64_t chunk_id) {
+  // A scan over one entry per session with a pack; it runs only for an open chunk that
+  // lost a copy.
+  for (const auto& [session, pack] : open_packs_)
+    if (pack == chunk_id) {
+      spdlog::info("pack {:016x} of session {:x} lost a copy: sealed, so that it can be healed", chunk_id, session);
+      seal_session_pack(session);
+      return;
+    }
+}
+
 awaitable<Reply> Master::unpack_for_write(uint64_t session, const pb::Attr& attr, const pb::FileExtent& packed) {
   auto vol = ns_->volume_by_id(attr.volume_id());
   if (!vol.ok()) co_return reply_error(vol.status());

@@ -122,3 +122,36 @@ TEST_CASE("a chunkserver holding packs dies: the packs are healed and every pack
       std::chrono::seconds(30)));
   for (size_t i = 0; i < inodes.size(); ++i) REQUIRE(get_file(**reader, inodes[i]) == content(static_cast<int>(i)));
 }
+
+TEST_CASE("an open pack that loses a copy is sealed and healed at once although its writer still holds it",
+          "[fault][packing]") {
+  Cluster cluster(3);
+  auto& admin = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  std::string m = cluster.mount("v");
+  constexpr int kFiles = 30;
+  for (int i = 0; i < kFiles; ++i) REQUIRE(write_file_errno(m + "/f" + std::to_string(i), content(i)) == 0);
+  // The mount keeps its pack open; one of the pack's servers dies.
+  auto reader = cluster.new_client("v");
+  REQUIRE(reader.ok());
+  auto last = (*reader)->lookup(root, "f" + std::to_string(kFiles - 1));
+  REQUIRE(last.ok());
+  auto located = (*reader)->locate(last->inode());
+  REQUIRE(located.ok());
+  const std::string victim = located->chunks(0).replicas(0).address();
+  int victim_index = -1;
+  for (int i = 0; i < cluster.chunkservers(); ++i)
+    if (cluster.cs_address(i) == victim) victim_index = i;
+  REQUIRE(victim_index >= 0);
+  cluster.kill_chunkserver(victim_index);
+  // Left to its writer, it would stay under goal for 30 s after the last commit
+  // (kWriterHold); every small file in it meanwhile has one copy.
+  REQUIRE(wait_until([&] {
+    auto h = admin.health();
+    return h.ok() && h->under_goal() == 0 && h->missing() == 0;
+  }, std::chrono::seconds(20)));
+  // The writer goes on in a new pack; everything reads back.
+  REQUIRE(write_file_errno(m + "/after", content(kFiles)) == 0);
+  for (int i = 0; i < kFiles; ++i) REQUIRE(read_text_file(m + "/f" + std::to_string(i)) == content(i));
+  REQUIRE(read_text_file(m + "/after") == content(kFiles));
+}
