@@ -367,7 +367,7 @@ Status cmd_cs_drain(Session& s, const std::string& address, bool drain) {
 // Exit status for scripts: 0 every chunk at its goal, 1 some under or over, 2 some missing.
 Result<int> cmd_health(Session& s, bool as_json) {
   ASSIGN_OR_RETURN(pb::HealthResp h, s.c().health());
-  int code = h.missing() > 0 ? 2 : (h.under_goal() > 0 || h.over_goal() > 0) ? 1 : 0;
+  int code = h.missing() > 0 || h.damaged_last_copies() > 0 ? 2 : (h.under_goal() > 0 || h.over_goal() > 0) ? 1 : 0;
   if (as_json) {
     json rows = json::array();
     for (auto& r : h.rows()) rows.push_back({{"goal", r.goal()}, {"copies", r.copies()}, {"chunks", r.chunks()}});
@@ -394,6 +394,7 @@ Result<int> cmd_health(Session& s, bool as_json) {
                       {"location_memory_bytes", h.location_memory_bytes()},
                       {"stale_deleted", h.stale_deleted()},
                       {"damaged_reported", h.damaged_reported()},
+                      {"damaged_last_copies", h.damaged_last_copies()},
                       {"servers_alive", h.servers_alive()},
                       {"servers_dead", h.servers_dead()},
                       {"servers_draining", h.servers_draining()},
@@ -418,6 +419,9 @@ Result<int> cmd_health(Session& s, bool as_json) {
                            human_bytes(h.location_memory_bytes()));
   std::cout << fmt::format("since the master started: {} stale copies deleted, {} damaged copies reported\n",
                            h.stale_deleted(), h.damaged_reported());
+  if (h.damaged_last_copies() > 0)
+    std::cout << fmt::format("DAMAGED: {} chunks whose only copy is damaged (blocks failing their CRC do not read)\n",
+                             h.damaged_last_copies());
   // Rows: goal; columns: valid copies (as MooseFS shows it).
   uint32_t max_copies = 0;
   std::map<uint32_t, std::map<uint32_t, uint64_t>> matrix;

@@ -119,6 +119,7 @@ awaitable<Reply> Master::health() {
   }
   resp.set_stale_deleted(stale_deleted_);
   resp.set_damaged_reported(damaged_reported_);
+  resp.set_damaged_last_copies(damaged_last_copy_.size());
   resp.set_healing(healing_.size());
   resp.set_waiting_for_writers(writer_held_.size());
   resp.set_heal_queued(heal_queue_.size());

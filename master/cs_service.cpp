@@ -98,8 +98,9 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
       ++damaged_reported_;
       if (registry_.holders(req.chunk_id()).size() <= 1) {
         // Never the last copy: its other blocks may still be all there is.
-        spdlog::error("chunk {:016x} v{}: the damaged copy on {} is the only one left; keeping it", req.chunk_id(),
-                      req.version(), cs->address);
+        if (damaged_last_copy_.insert(req.chunk_id()).second)
+          spdlog::error("chunk {:016x} v{}: the damaged copy on {} is the only one left; keeping it (its other blocks "
+                        "still read)", req.chunk_id(), req.version(), cs->address);
         co_return reply_ok(pb::EmptyResp());
       }
       spdlog::warn("chunk {:016x}: deleting the damaged copy on {}; healing makes a new one", req.chunk_id(), cs->address);
@@ -165,6 +166,10 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
       if (unfiled_ids_.count(c.chunk_id())) continue;  // made ahead, not handed out yet
       spdlog::info("chunk {:016x} on {} belongs to no file: deleting it", c.chunk_id(), cs.address);
       delete_copy(cs, c.chunk_id(), c.version());
+    } else if (c.version() < (*known)->version && damaged_last_copy_.count(c.chunk_id())) {
+      // Older, but maybe whole where the current one is not: not deleted, not served either.
+      spdlog::error("chunk {:016x} on {} is stale (version {} < {}), and the only current copy is damaged: the stale "
+                    "one is kept on disk, not served", c.chunk_id(), cs.address, c.version(), (*known)->version);
     } else if (c.version() < (*known)->version) {
       spdlog::info("chunk {:016x} on {} is stale (version {} < {}): deleting it", c.chunk_id(), cs.address, c.version(),
                    (*known)->version);

@@ -138,6 +138,7 @@ std::optional<HealQueue::Urgency> Master::look_at(uint64_t id) {
   auto rec = store_->get_chunk(id);
   if (!rec.ok() || !*rec) {  // its file went meanwhile
     for (auto& [cs_id, needs] : drain_needs_) needs.erase(id);
+    damaged_last_copy_.erase(id);
     return std::nullopt;
   }
   const uint32_t goal = std::max<uint32_t>(1, (*rec)->goal());
@@ -155,6 +156,8 @@ std::optional<HealQueue::Urgency> Master::look_at(uint64_t id) {
       needs.erase(id);
   }
   if (holders.empty() || healing_.count(id)) return std::nullopt;  // missing, or a copy on its way
+  if (holders.size() > 1) damaged_last_copy_.erase(id);
+  if (damaged_last_copy_.count(id)) return std::nullopt;  // nothing to copy from
   // An open pack that lost a copy is sealed rather than waited for: its writer commits
   // again and again (each commit would hold it back anew) and every small file it takes
   // would have fewer copies than its goal. The writer's next commit is refused and it

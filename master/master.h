@@ -257,6 +257,10 @@ class Master {
   bool heal_woken_ = false;
   std::set<uint64_t> healing_;  // chunks being copied
   std::set<uint64_t> writer_held_;  // off goal, left to their writers until they are done
+  // Chunks whose one copy left was reported damaged: no copy can be made of it (the source
+  // refuses to send a block that fails its CRC), so the healer leaves them alone until a
+  // second copy turns up or the chunk goes. In memory: a restart learns them again.
+  std::set<uint64_t> damaged_last_copy_;
   std::vector<uint64_t> heal_retry_;  // copies that failed, retried at the next tick
   std::chrono::steady_clock::time_point last_retry_;
   uint64_t sweeps_done_ = 0;

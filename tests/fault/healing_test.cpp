@@ -458,3 +458,70 @@ TEST_CASE("a failed fdatasync of the only copy makes fsync fail, and no retry tu
   REQUIRE(!st.ok());
   REQUIRE(st.message().find("no longer trusted") != std::string::npos);
 }
+
+TEST_CASE("the only copy left is damaged: it is kept and its good blocks read, health says DAMAGED, and the healer "
+          "does not try to copy it again and again",
+          "[fault][healing]") {
+  Cluster cluster(3);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  const std::string data = random_bytes(1 * MiB, 6);
+  uint64_t ino = put_file(c, root, "f", data);
+  auto located = c.locate(ino);
+  REQUIRE(located.ok());
+  const auto& chunk = located->chunks(0);
+  int damaged = -1, other = -1;
+  for (int i = 0; i < cluster.chunkservers(); ++i) {
+    if (cluster.cs_address(i) == chunk.replicas(0).address()) damaged = i;
+    if (cluster.cs_address(i) == chunk.replicas(1).address()) other = i;
+  }
+  REQUIRE(damaged >= 0);
+  REQUIRE(other >= 0);
+  char name[64];
+  snprintf(name, sizeof name, "chunk_%016lx_%08x.dat", static_cast<unsigned long>(chunk.chunk_id()), chunk.version());
+  char sub[8];
+  snprintf(sub, sizeof sub, "%02x", static_cast<unsigned>(chunk.chunk_id() & 0xff));
+  {  // block 1 scribbled over
+    std::fstream f(cluster.cs_data_dir(damaged) + "/chunks/" + sub + "/" + name,
+                   std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f.good());
+    f.seekp(70000).write("scribbled over", 14);
+  }
+  // The good copy's server dies: the healer's copy from the damaged one finds the bad block.
+  cluster.kill_chunkserver(other);
+  REQUIRE(wait_until([&] {
+    auto h = c.health();
+    return h.ok() && h->damaged_last_copies() == 1;
+  }, std::chrono::seconds(30)));
+  // Left alone: no copy is tried again, so the version stays where it is.
+  auto version_now = [&] {
+    auto l = c.locate(ino);
+    REQUIRE(l.ok());
+    return l->chunks(0).version();
+  };
+  const uint32_t version = version_now();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < until) REQUIRE(version_now() == version);
+  std::string out;
+  CHECK(cluster.cli({"health"}, &out) == 2);
+  CHECK(out.find("DAMAGED: 1 chunks") != std::string::npos);
+  // Its good blocks still read.
+  auto reader = cluster.new_client("v");
+  REQUIRE(reader.ok());
+  std::string block0(65536, '\0');
+  auto got = (*reader)->read(ino, 0, block0.size(), block0.data());
+  REQUIRE(got.ok());
+  REQUIRE(block0 == data.substr(0, block0.size()));
+  // The good copy comes back, but its version is behind (the healer's one try moved the
+  // chunk on): it is not served, and not deleted either.
+  const std::string stale = cluster.cs_data_dir(other) + "/chunks/" + sub + "/" + name;
+  REQUIRE(std::filesystem::exists(stale));
+  cluster.restart_chunkserver(other);
+  REQUIRE(wait_until([&] {
+    return read_text_file(cluster.dir() + "/master.log").find("the stale one is kept on disk") != std::string::npos;
+  }, std::chrono::seconds(30)));
+  CHECK(std::filesystem::exists(stale));
+  auto h = c.health();
+  REQUIRE(h.ok());
+  CHECK(h->damaged_last_copies() == 1);
+}
