@@ -172,6 +172,11 @@ struct Entry {
   uint32_t version = 0;
   uint64_t length = 0;
   std::vector<uint32_t> crcs;
+  // What the last sync made durable, and the lowest offset written since (ChunkRecord).
+  uint64_t synced_length = 0;
+  uint32_t synced_tail_crc = 0;
+  uint64_t dirty_from = ChunkRecord::kClean;
+  uint64_t writes = 0;  // writes so far: a sync knows whether one came while it synced
   std::atomic<bool> removed{false};
   std::atomic<bool> dir_synced{true};  // false until the folder holding a new file is fsynced
   // A sync of this copy failed: the kernel may have dropped pages it never wrote, and a
@@ -206,6 +211,9 @@ std::string ChunkRecord::encode() const {
   put_le<uint32_t>(out, version);
   put_le<uint64_t>(out, length);
   for (uint32_t c : crcs) put_le<uint32_t>(out, c);
+  put_le<uint64_t>(out, synced_length);
+  put_le<uint32_t>(out, synced_tail_crc);
+  put_le<uint64_t>(out, dirty_from);
   return out;
 }
 
@@ -216,11 +224,23 @@ Result<ChunkRecord> ChunkRecord::decode(std::string_view bytes) {
   r.length = get_le<uint64_t>(bytes.data() + 4);
   if (r.length > kChunkSize) return error(Code::kCorruption, fmt::format("index record length {} exceeds a chunk", r.length));
   uint64_t n = block_count(r.length);
-  if (bytes.size() != 12 + 4 * n)
-    return error(Code::kCorruption,
-                 fmt::format("index record of {} bytes, expected {} for length {}", bytes.size(), 12 + 4 * n, r.length));
+  constexpr size_t kSyncedFields = 20;
+  if (bytes.size() != 12 + 4 * n && bytes.size() != 12 + 4 * n + kSyncedFields)
+    return error(Code::kCorruption, fmt::format("index record of {} bytes, expected {} for length {}", bytes.size(),
+                                                12 + 4 * n + kSyncedFields, r.length));
   r.crcs.resize(n);
   for (uint64_t i = 0; i < n; ++i) r.crcs[i] = get_le<uint32_t>(bytes.data() + 12 + 4 * i);
+  if (bytes.size() == 12 + 4 * n) {  // written before the synced fields: taken as synced
+    r.synced_length = r.length;
+    r.synced_tail_crc = n > 0 ? r.crcs.back() : 0;
+    return r;
+  }
+  const char* tail = bytes.data() + 12 + 4 * n;
+  r.synced_length = get_le<uint64_t>(tail);
+  r.synced_tail_crc = get_le<uint32_t>(tail + 8);
+  r.dirty_from = get_le<uint64_t>(tail + 12);
+  if (r.synced_length > kChunkSize)
+    return error(Code::kCorruption, fmt::format("index record synced length {} exceeds a chunk", r.synced_length));
   return r;
 }
 
@@ -270,6 +290,9 @@ struct ChunkStore::Impl {
     r.version = e.version;
     r.length = e.length;
     r.crcs = e.crcs;
+    r.synced_length = e.synced_length;
+    r.synced_tail_crc = e.synced_tail_crc;
+    r.dirty_from = e.dirty_from;
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     auto s = db->Put(wo, index_key(id), r.encode());
@@ -348,6 +371,58 @@ struct ChunkStore::Impl {
     if (removed > 0) spdlog::warn("data directory {}: removed {} chunk files the index does not know", dir, removed);
   }
 
+  // CRC32C of the `len` bytes at `offset` (missing bytes read as zeros), or nothing when
+  // they cannot be read.
+  std::optional<uint32_t> crc_of(int fd, uint64_t offset, size_t len, std::string& buf) {
+    buf.assign(len, '\0');
+    size_t got = 0;
+    if (!pread_full(*disk, fd, buf.data(), len, offset, &got).ok()) return std::nullopt;
+    return crc32c(buf.data(), len);
+  }
+
+  // At start-up, a copy written since its last sync: the blocks written since are read
+  // against the index. When they do not match (a power loss took bytes whose record had
+  // reached the disk: see ChunkRecord) and only appends came after the sync, the copy is
+  // cut back to what the sync made durable; the master then finds it shorter than it
+  // should be and makes it again from another copy. Anything else is left for reads and
+  // the scrubber to find damaged. Costs one read of the bytes written and not synced.
+  void check_unsynced(uint64_t id, Entry& e) {
+    auto f = file(id, e);
+    if (!f.ok()) return;  // missing: file() dropped it
+    const int fd = (*f)->fd;
+    std::string buf;
+    bool whole = true;
+    for (uint64_t b = std::min(e.dirty_from, e.length) / kBlockSize; b < e.crcs.size() && whole; ++b) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockSize, e.length - b * kBlockSize));
+      whole = crc_of(fd, b * kBlockSize, n, buf) == e.crcs[b];
+    }
+    if (whole) return;
+    const uint64_t synced = e.synced_length;
+    const uint64_t tail = synced == 0 ? 0 : (synced - 1) / kBlockSize * kBlockSize;
+    if (e.dirty_from < synced || synced > e.length ||
+        (synced > 0 && crc_of(fd, tail, static_cast<size_t>(synced - tail), buf) != e.synced_tail_crc)) {
+      spdlog::error("chunk {:016x} v{} in {}: bytes written since its last sync do not match the index, and the copy "
+                    "cannot be cut back to that sync; left for the scrubber", id, e.version, dir);
+      return;
+    }
+    if (disk->ftruncate(fd, static_cast<off_t>(synced)) != 0 || disk->fdatasync(fd) != 0) {
+      e.untrusted = true;
+      spdlog::error("chunk {:016x} v{} in {}: cutting back to its last sync failed: {}; the copy is no longer trusted", id,
+                    e.version, dir, errno_text(errno));
+      return;
+    }
+    spdlog::warn("chunk {:016x} v{} in {}: {} bytes written after its last sync did not all reach the disk (a power "
+                 "loss): cut back to the {} bytes that sync made durable", id, e.version, dir, e.length - synced, synced);
+    e.length = synced;
+    e.crcs.resize(block_count(synced));
+    if (!e.crcs.empty()) e.crcs.back() = e.synced_tail_crc;
+    e.dirty_from = ChunkRecord::kClean;
+    if (Status st = put_record(id, e, true); !st.ok()) {
+      e.untrusted = true;
+      spdlog::error("chunk {:016x}: {}; the copy is no longer trusted", id, st.message());
+    }
+  }
+
   // Reads the first `len` bytes of block b (the bytes the stored CRC covers) and verifies
   // them against expected_crc. Missing bytes (short file) read as zeros.
   Status read_block(uint64_t id, const Entry& e, int fd, uint64_t b, size_t len, uint32_t expected_crc, char* out) {
@@ -422,12 +497,17 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir, Dis
     e->version = rec->version;
     e->length = rec->length;
     e->crcs = std::move(rec->crcs);
+    e->synced_length = rec->synced_length;
+    e->synced_tail_crc = rec->synced_tail_crc;
+    e->dirty_from = rec->dirty_from;
     bytes += e->length;
     impl->map.emplace(id, std::move(e));
   }
   if (!it->status().ok())
     return error(Code::kIOError, fmt::format("data directory {}: reading index: {}", dir, it->status().ToString()));
   it.reset();
+  for (auto& [id, e] : impl->map)
+    if (e->dirty_from != ChunkRecord::kClean) impl->check_unsynced(id, *e);
   spdlog::info("data directory {}: {} chunks, {} bytes", dir, impl->map.size(), bytes);
   Impl* self = impl.get();
   self->orphan_sweep = std::thread([self] { self->remove_orphan_files(); });
@@ -508,6 +588,10 @@ Status ChunkStore::set_version(uint64_t id, uint32_t old_version, uint32_t new_v
     if (impl_->disk->fdatasync(f->fd) != 0) return impl_->give_up(id, *e, "fdatasync", errno);
     e->length = new_len;
     e->crcs = std::move(crcs);
+    // The fdatasync made every byte of the file durable, earlier writes included.
+    e->synced_length = new_len;
+    e->synced_tail_crc = e->crcs.empty() ? 0 : e->crcs.back();
+    e->dirty_from = ChunkRecord::kClean;
   }
 
   Status result;
@@ -587,6 +671,8 @@ Status ChunkStore::write(uint64_t id, uint32_t version, uint64_t offset, std::st
   e->length = new_len;
   e->crcs.resize(block_count(new_len));
   std::copy(crcs.begin(), crcs.end(), e->crcs.begin() + static_cast<ptrdiff_t>(first));
+  e->dirty_from = std::min(e->dirty_from, std::min(offset, old_len));
+  ++e->writes;
   return impl_->put_record(id, *e, false);
 }
 
@@ -628,6 +714,10 @@ Status ChunkStore::sync(uint64_t id, uint32_t version) {
   std::shared_lock lk(e->mu);
   RETURN_IF_ERROR(check_current(*e, id, version));
   ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
+  // What this sync makes durable: everything written before it starts.
+  const uint64_t writes = e->writes, length = e->length;
+  const uint32_t tail_crc = e->crcs.empty() ? 0 : e->crcs.back();
+  const bool was_dirty = e->dirty_from != ChunkRecord::kClean;
   int rc = impl_->disk->fdatasync(f->fd);
   if (rc != 0) {
     // Never retried through this file: the copy is out (the caller reports it damaged).
@@ -642,6 +732,16 @@ Status ChunkStore::sync(uint64_t id, uint32_t version) {
                                                id, version));
     }
     e->dir_synced = true;
+  }
+  if (was_dirty) {
+    lk.unlock();
+    std::unique_lock ex(e->mu);
+    if (e->removed || e->untrusted || e->version != version) return check_current(*e, id, version);
+    e->synced_length = length;
+    e->synced_tail_crc = tail_crc;
+    // A write that came meanwhile keeps the copy dirty from where it was (conservative).
+    if (e->writes == writes) e->dirty_from = ChunkRecord::kClean;
+    RETURN_IF_ERROR(impl_->put_record(id, *e, false));
   }
   auto s = impl_->db->SyncWAL();
   if (!s.ok()) return error(Code::kIOError, fmt::format("index sync for chunk {:016x}: {}", id, s.ToString()));

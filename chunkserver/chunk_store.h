@@ -19,6 +19,8 @@
 // makes everything written to that chunk so far durable. create() is made durable by the
 // first sync() of the chunk; set_version() and remove() are durable when they return
 // (set_version) or best-effort (remove: a lost removal is healed on first access).
+// A copy whose appended bytes a power loss took after their index record reached the disk
+// is cut back to its last sync by open() (ChunkRecord).
 #pragma once
 
 #include <cstdint>
@@ -50,12 +52,24 @@ struct SpaceInfo {
 };
 
 // The index value of one chunk. Encoding (little-endian): u32 version, u64 length,
-// then ceil(length / kBlockSize) x u32 CRC32C. The CRC of the last block covers only
-// the bytes below `length`.
+// then ceil(length / kBlockSize) x u32 CRC32C, then u64 synced_length, u32
+// synced_tail_crc, u64 dirty_from (records written before those existed end after the
+// CRCs and read as clean). The CRC of the last block covers only the bytes below `length`.
+//
+// The index is one RocksDB per data directory, so syncing one chunk makes every chunk's
+// latest record durable, possibly ahead of that chunk's data: after a power loss a record
+// may describe bytes that never reached the disk. The synced fields say what the last
+// sync of the chunk made durable, so that start-up can cut such a copy back to it
+// (ChunkStore::open).
 struct ChunkRecord {
+  static constexpr uint64_t kClean = ~0ull;  // dirty_from: nothing written since the last sync
+
   uint32_t version = 0;
   uint64_t length = 0;
   std::vector<uint32_t> crcs;
+  uint64_t synced_length = 0;    // the length at the last sync
+  uint32_t synced_tail_crc = 0;  // then: CRC32C of the last block's bytes below synced_length
+  uint64_t dirty_from = kClean;  // the lowest offset written since the last sync
 
   std::string encode() const;
   static Result<ChunkRecord> decode(std::string_view bytes);

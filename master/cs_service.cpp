@@ -183,7 +183,21 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
         registry_.set_locations(c.chunk_id(), {cs.id});
         queue_heal(c.chunk_id(), HealQueue::kOneCopyLeft);
       }
+    } else if (c.length() < (*known)->length && !(*known)->pending_cut &&
+               !registry_.holders(c.chunk_id()).empty()) {
+      // Shorter than the bytes recorded in it: the copy lost some (a power loss cut it back
+      // to its last sync). Made again from a copy that has them.
+      spdlog::warn("chunk {:016x} on {} has {} bytes, {} recorded: it lost bytes; deleting it, healing makes a new one",
+                   c.chunk_id(), cs.address, c.length(), (*known)->length);
+      ++damaged_reported_;
+      delete_copy(cs, c.chunk_id(), c.version());
+      queue_heal(c.chunk_id(), HealQueue::kUnderGoal);
     } else {
+      if (c.length() < (*known)->length && !(*known)->pending_cut) {
+        spdlog::error("chunk {:016x} on {} has {} bytes, {} recorded, and is its only copy so far: kept", c.chunk_id(),
+                      cs.address, c.length(), (*known)->length);
+        damaged_last_copy_.insert(c.chunk_id());
+      }
       registry_.add_location(c.chunk_id(), cs.id);
       if (drain_needs != drain_needs_.end()) drain_needs->second.insert(c.chunk_id());
       // Back to goal, or over it (copies made while this server was away): a look decides.

@@ -525,3 +525,37 @@ TEST_CASE("the only copy left is damaged: it is kept and its good blocks read, h
   REQUIRE(h.ok());
   CHECK(h->damaged_last_copies() == 1);
 }
+
+TEST_CASE("a copy a power loss cut back to its last sync is found short at registration, deleted and made again",
+          "[fault][healing]") {
+  ClusterOptions opts;
+  opts.chunkservers = 2;
+  opts.powercut_disks = true;
+  Cluster cluster(opts);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  // Closed, not fsynced: on both servers, in neither's disk. 200 KiB: a chunk of its own.
+  const std::string data = random_bytes(200 * 1024, 7);
+  pb::CreateReq req;
+  req.set_parent(root);
+  req.set_name("unsynced");
+  req.set_mode(0644);
+  auto attr = c.create(req);
+  REQUIRE(attr.ok());
+  REQUIRE(c.write(attr->inode(), 0, data.data(), data.size()).ok());
+  REQUIRE(c.flush(attr->inode()).ok());
+  // An fsync of another file syncs each server's index, the first file's record with it.
+  put_file(c, root, "synced", random_bytes(200 * 1024, 8));
+  cluster.power_cut_chunkserver(0);
+  cluster.restart_chunkserver(0);
+  // Its copy came back empty: not counted, made again from the other one.
+  REQUIRE(wait_until([&] {
+    return read_text_file(cluster.dir() + "/master.log").find("it lost bytes") != std::string::npos;
+  }, std::chrono::seconds(30)));
+  REQUIRE(wait_until([&] { return health_clean(cluster, 2); }, std::chrono::seconds(30)));
+  // The other server goes: the new copy alone has every byte.
+  cluster.kill_chunkserver(1);
+  auto reader = cluster.new_client("v");
+  REQUIRE(reader.ok());
+  REQUIRE(get_file(**reader, attr->inode()) == data);
+}
