@@ -373,6 +373,8 @@ Result<int> cmd_health(Session& s, bool as_json) {
     for (auto& r : h.rows()) rows.push_back({{"goal", r.goal()}, {"copies", r.copies()}, {"chunks", r.chunks()}});
     json missing = json::array();
     for (uint64_t id : h.missing_chunk_ids()) missing.push_back(fmt::format("{:016x}", id));
+    json under = json::array();
+    for (uint64_t id : h.under_goal_chunk_ids()) under.push_back(fmt::format("{:016x}", id));
     json named = json::array();
     for (auto& m : h.missing_chunks())
       named.push_back({{"chunk", fmt::format("{:016x}", m.chunk_id())},
@@ -400,6 +402,7 @@ Result<int> cmd_health(Session& s, bool as_json) {
                       {"servers_draining", h.servers_draining()},
                       {"rows", rows},
                       {"missing_chunk_ids", missing},
+                      {"under_goal_chunk_ids", under},
                       {"missing_chunks", named},
                       {"status", code}}
                      .dump(2)

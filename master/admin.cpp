@@ -95,6 +95,7 @@ awaitable<Reply> Master::health() {
       if (resp.missing_chunk_ids_size() < 100) resp.add_missing_chunk_ids(id);
     } else if (copies < rec.goal()) {
       resp.set_under_goal(resp.under_goal() + 1);
+      if (resp.under_goal_chunk_ids_size() < 20) resp.add_under_goal_chunk_ids(id);
     } else if (copies > rec.goal()) {
       resp.set_over_goal(resp.over_goal() + 1);
     }

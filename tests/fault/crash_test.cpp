@@ -1,9 +1,10 @@
 // The crash suite: for N cycles (KEELFS_CRASH_CYCLES, 6 by default), two mounts run a mixed
 // workload (files created, overwritten and truncated with fsync, renamed and unlinked with
-// an fsync of the directory) while kill -9 hits the master or a chunkserver at a random
-// point; in the power-loss variant its data directory also loses every byte it had not
-// fsynced (keelfs-test-powercut-fs, tests/tools/powercut_fs.cpp). After each cycle: every
-// change the workload was told is durable is there, byte-identical, read through the other
+// an fsync of the directory), each cycle in directories of its own, while kill -9 hits the
+// master or a chunkserver at a random point; in the power-loss variant its data directory
+// also loses every byte it had not fsynced (keelfs-test-powercut-fs,
+// tests/tools/powercut_fs.cpp). After each cycle: every change that cycle's or an earlier
+// cycle's workload was told is durable is there, byte-identical, read through the other
 // mount; fsck is clean; no chunk is without a copy; every chunk is back at its goal
 // (reported, not failed on: see the known bug below). A change that failed while the crash
 // was under way may or may not have happened; that is all it is allowed.
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "tests/integration/harness.h"
 
@@ -232,6 +234,8 @@ void run_cycles(bool power_cut) {
   std::mt19937 rng(20261202);
   const int cycles = cycles_to_run();
   int master_kills = 0, cs_kills = 0, failed_ops = 0, ops = 0, not_healed = 0;
+  // Every cycle's workers, by mount: a later crash must not lose an earlier cycle's files.
+  std::vector<std::unique_ptr<Worker>> earlier[2];
   for (int cycle = 0; cycle < cycles; ++cycle) {
     std::vector<std::unique_ptr<Worker>> workers;
     for (int i = 0; i < 2; ++i) {
@@ -285,9 +289,10 @@ void run_cycles(bool power_cut) {
     failed_ops += failed;
 
     // Every chunk back at its goal, then every promise checked through the other mount.
-    // KNOWN BUG (reported, not failed on): in about one cycle of 80, one or two chunks stay
-    // under goal: the master's version bump for their copy goes unanswered by a live
-    // chunkserver until the test ends. Data and fsck are checked strictly regardless.
+    // KNOWN BUG (reported, not failed on): in some cycles chunks stay under goal for more
+    // than 30 s with nothing queued for the healer (seen: packs compaction had written in
+    // the second before a chunkserver died, healed only at the next event). The warning
+    // names them. Data and fsck are checked strictly regardless.
     bool healed = wait_until([&] {
       auto h = cluster.client().health();
       return h.ok() && h->under_goal() == 0 && h->missing() == 0 && h->servers_dead() == 0;
@@ -296,16 +301,20 @@ void run_cycles(bool power_cut) {
     if (!healed) {
       ++not_healed;
       auto h = cluster.client().health();
-      if (h.ok()) WARN("cycle " << cycle << ": not back at goal within 30 s: " << h->ShortDebugString());
+      if (h.ok()) {
+        std::string ids;
+        for (uint64_t id : h->under_goal_chunk_ids()) ids += fmt::format(" {:016x}", id);
+        WARN("cycle " << cycle << ": not back at goal within 30 s (" << h->under_goal() << " under goal:" << ids
+                      << "): " << h->ShortDebugString());
+      }
     }
     CHECK_NOFAIL(healed);
     auto h = cluster.client().health();
     REQUIRE(h.ok());
     REQUIRE(h->missing() == 0);
-    for (int i = 0; i < 2; ++i) {
-      std::string other_view = mounts[1 - i] + workers[i]->dir().substr(mounts[i].size());
-      check_worker(*workers[i], other_view, cycle);
-    }
+    for (int i = 0; i < 2; ++i) earlier[i].push_back(std::move(workers[i]));
+    for (int i = 0; i < 2; ++i)
+      for (const auto& w : earlier[i]) check_worker(*w, mounts[1 - i] + w->dir().substr(mounts[i].size()), cycle);
     // Clean once the mounts' last releases (sent after close, unanswered) have arrived.
     std::string out, err;
     bool clean = wait_until([&] {
