@@ -506,8 +506,11 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const std::string& dir, Dis
   if (!it->status().ok())
     return error(Code::kIOError, fmt::format("data directory {}: reading index: {}", dir, it->status().ToString()));
   it.reset();
+  // Collected first: a check may drop a chunk (its file missing) from the map.
+  std::vector<std::pair<uint64_t, EntryPtr>> dirty;
   for (auto& [id, e] : impl->map)
-    if (e->dirty_from != ChunkRecord::kClean) impl->check_unsynced(id, *e);
+    if (e->dirty_from != ChunkRecord::kClean) dirty.emplace_back(id, e);
+  for (auto& [id, e] : dirty) impl->check_unsynced(id, *e);
   spdlog::info("data directory {}: {} chunks, {} bytes", dir, impl->map.size(), bytes);
   Impl* self = impl.get();
   self->orphan_sweep = std::thread([self] { self->remove_orphan_files(); });

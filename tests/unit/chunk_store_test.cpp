@@ -377,3 +377,23 @@ TEST_CASE("an index record written before the synced fields existed reads as syn
   REQUIRE(now.ok());
   CHECK(now->dirty_from == keelfs::ChunkRecord::kClean);
 }
+
+TEST_CASE("a chunk written since its last sync whose file a crash took is dropped at start-up, and the others stay",
+          "[chunk_store]") {
+  TempDir tmp;
+  std::string gone;
+  {
+    auto store = open_store(tmp.path);
+    for (uint64_t id = 1; id <= 8; ++id) {
+      REQUIRE(store->create(id, 1).ok());
+      REQUIRE(store->write(id, 1, 0, pattern(100, static_cast<int>(id))).ok());  // none synced
+    }
+    REQUIRE(store->flush().ok());
+    gone = store->chunk_path(3, 1);
+  }
+  REQUIRE(::unlink(gone.c_str()) == 0);
+  auto store = open_store(tmp.path);
+  CHECK(store->list().size() == 7);
+  for (uint64_t id = 1; id <= 8; ++id)
+    if (id != 3) CHECK(read_all(*store, id, 1) == pattern(100, static_cast<int>(id)));
+}
