@@ -58,8 +58,9 @@ constexpr uint64_t kNoFlushHandle = 2;
 // REQUIRES: used on the client's thread only (serve() excepted).
 class Mount {
  public:
-  Mount(client::Client& client, uint64_t root_inode, MountOptions options)
-      : client_(client), root_(root_inode), options_(options) {}
+  // Registers itself with the client for names whose change a master restart may have
+  // lost (forget_names).
+  Mount(client::Client& client, uint64_t root_inode, MountOptions options);
 
   // Serves `se` on the client's thread until the file system is unmounted or SIGINT,
   // SIGTERM or SIGHUP arrives, then waits for the requests still running. Blocks the
@@ -83,6 +84,10 @@ class Mount {
   RequestBytes hold_request_bytes(const char* data, size_t len);
 
   client::Client& client() { return client_; }
+  // Tells the kernel to drop its cached lookups of these (master directory inode, name)
+  // pairs, from the reply thread: the kernel may wait for a directory lock that a request
+  // being answered on the client's thread holds.
+  void forget_names(std::vector<std::pair<uint64_t, std::string>> names);
   const MountOptions& options() const { return options_; }
   // FUSE calls the mount's root inode 1; the master knows it by the volume's root inode.
   uint64_t to_master(fuse_ino_t ino) const { return ino == FUSE_ROOT_ID ? root_ : ino; }

@@ -20,6 +20,23 @@ namespace {
 constexpr int kBatch = 32;
 }  // namespace
 
+Mount::Mount(client::Client& client, uint64_t root_inode, MountOptions options)
+    : client_(client), root_(root_inode), options_(options) {
+  client_.on_names_maybe_lost([this](std::vector<std::pair<uint64_t, std::string>> names) {
+    forget_names(std::move(names));
+  });
+}
+
+void Mount::forget_names(std::vector<std::pair<uint64_t, std::string>> names) {
+  if (!se_) return;
+  for (auto& [dir, name] : names) {
+    const fuse_ino_t parent = to_kernel(dir);
+    asio::post(reply_thread_, [se = se_, parent, name = std::move(name)] {
+      fuse_lowlevel_notify_inval_entry(se, parent, name.c_str(), name.size());
+    });
+  }
+}
+
 int Mount::serve(fuse_session* se) {
   se_ = se;
   auto done = asio::co_spawn(client_.executor(), loop(), asio::use_future);

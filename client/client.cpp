@@ -212,6 +212,15 @@ struct Client::Impl {
   // master that restarted in between may have lost it (a power cut), so a SYNC answered by
   // a later incarnation must not confirm it.
   uint64_t master_incarnation = 0;  // of the current connection (from MOUNT); 0 = unknown
+  // Names this client changed since its last SYNC: when a restart may have lost those
+  // changes, whoever caches names (the kernel) is told to forget them. Capped: past it,
+  // the rest are not remembered (they expire from the kernel's cache by themselves).
+  static constexpr size_t kUnsyncedNamesMax = 4096;
+  std::vector<std::pair<uint64_t, std::string>> unsynced_names;
+  std::function<void(std::vector<std::pair<uint64_t, std::string>>)> on_names_maybe_lost;
+  void name_changed(uint64_t dir, const std::string& name) {
+    if (unsynced_names.size() < kUnsyncedNamesMax) unsynced_names.emplace_back(dir, name);
+  }
   uint64_t change_seq = 0;          // changes answered so far
   uint64_t synced_seq = 0;          // of those, confirmed on the master's disk (or reported lost)
   std::map<uint64_t, uint64_t> unsynced_by_incarnation;  // incarnation -> its last change's seq
@@ -242,6 +251,17 @@ struct Client::Impl {
     }
     synced_seq = std::max(synced_seq, upto);
     return lost;
+  }
+  // A MOUNT answered in another durability epoch than the last: the changes not synced
+  // before may be gone, and with them the names they made or removed.
+  void master_epoch_is(uint64_t epoch) {
+    const bool changed = master_incarnation != 0 && epoch != master_incarnation;
+    master_incarnation = epoch;
+    if (!changed || unsynced_names.empty()) return;
+    spdlog::warn("the master restarted in a new durability epoch (its machine rebooted): this client's {} latest "
+                 "name changes may be lost; their cached names are dropped", unsynced_names.size());
+    if (on_names_maybe_lost) on_names_maybe_lost(std::move(unsynced_names));
+    unsynced_names.clear();
   }
 
   // ---- named changes (OpId): this client's identity and its changes not answered yet.
@@ -301,7 +321,7 @@ struct Client::Impl {
       spdlog::warn("volume '{}': session {:x} was gone; mounted again as session {:x} (open files and locks of the old one are lost)",
                    m.req.volume, m.session, resp.session());
     m.session = resp.session();
-    master_incarnation = resp.master_incarnation();
+    master_epoch_is(resp.master_incarnation());
     m.volume_id = resp.volume().id();
     m.pack_below = resp.volume().pack_below();
     m.root = resp.volume().root_inode();
@@ -512,6 +532,7 @@ struct Client::Impl {
 
   // After a change that failed, the snapshot's idea of that name is doubtful: forgotten.
   void note_added(uint64_t dir, const std::string& name, const Result<pb::Attr>& attr) {
+    name_changed(dir, name);
     if (attr.ok())
       entry_added(dir, name, *attr);
     else
@@ -526,6 +547,7 @@ struct Client::Impl {
   // After a removal (unlink, rmdir, the old name of a rename): gone when it succeeded,
   // doubtful when it failed.
   void note_removed(uint64_t dir, const std::string& name, bool succeeded) {
+    name_changed(dir, name);
     if (succeeded)
       entry_removed(dir, name);
     else
@@ -1362,6 +1384,7 @@ awaitable<Result<pb::Attr>> Client::co_mkdir(uint64_t parent, std::string name, 
 awaitable<Result<pb::Attr>> Client::co_create(pb::CreateReq req, bool* created) {
   impl_->name_change(req.mutable_op());
   auto asked = co_await impl_->ask<pb::AttrResp>(pb::CREATE, req, req.mutable_op());
+  impl_->name_changed(req.parent(), req.name());
   if (!asked.ok()) impl_->entry_unsure(req.parent(), req.name());
   CO_ASSIGN_OR_RETURN(pb::AttrResp resp, std::move(asked));
   impl_->note_changed(resp);
@@ -1441,6 +1464,7 @@ awaitable<Status> Client::co_rename(uint64_t parent, std::string name, uint64_t 
   impl_->recent_dirs.clear();
   // RENAME_EXCHANGE leaves both names in place, holding each other's entry.
   impl_->note_removed(req.parent(), req.name(), resp.ok() && !(flags & pb::RF_EXCHANGE));
+  impl_->name_changed(req.new_parent(), req.new_name());
   impl_->entry_unsure(req.new_parent(), req.new_name());
   if (!resp.ok()) co_return resp.status();
   impl_->note_changed(*resp);
@@ -1551,7 +1575,12 @@ awaitable<Status> Client::co_fsync(uint64_t ino) {
 awaitable<Status> Client::co_sync_metadata() {
   pb::EmptyReq req;  // lives in this frame while ask_status reads it
   const uint64_t upto = impl_->change_seq;
+  const size_t names = impl_->unsynced_names.size();
   CO_RETURN_IF_ERROR(co_await impl_->ask_status(pb::SYNC, req));
+  // The names changed before the SYNC was sent are on the master's disk now (unless the
+  // epoch changed meanwhile, which took them already).
+  auto& un = impl_->unsynced_names;
+  un.erase(un.begin(), un.begin() + static_cast<ptrdiff_t>(std::min(names, un.size())));
   co_return impl_->sync_answered(upto);
 }
 
@@ -1656,6 +1685,9 @@ Status Client::flush(uint64_t ino) { return impl_->run(co_flush(ino)); }
 Status Client::fsync(uint64_t ino) { return impl_->run(co_fsync(ino)); }
 Status Client::flush_all() { return impl_->run(co_flush_all()); }
 void Client::invalidate(uint64_t ino) { impl_->run(co_invalidate(ino)); }
+void Client::on_names_maybe_lost(std::function<void(std::vector<std::pair<uint64_t, std::string>>)> fn) {
+  impl_->on_names_maybe_lost = std::move(fn);
+}
 Result<pb::ChunkLocateResp> Client::locate(uint64_t ino) { return impl_->run(co_locate(ino)); }
 
 Status Client::lock(const pb::LockReq& req) { return impl_->run(co_lock(req)); }

@@ -19,6 +19,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "common/asio.h"
@@ -160,6 +162,10 @@ class Client {
   Status flush_all();
   // Forgets cached chunk locations and sizes of the file (another client changed it).
   void invalidate(uint64_t ino);
+  // Called on the client's thread with the (directory, name) pairs this client changed and
+  // had not synced when the master came back in a new durability epoch (its machine
+  // rebooted): those changes may be lost, so a cache of names (the kernel's) must drop them.
+  void on_names_maybe_lost(std::function<void(std::vector<std::pair<uint64_t, std::string>>)> fn);
   // Chunks of the file with their replicas (for `keelfs stat`).
   Result<pb::ChunkLocateResp> locate(uint64_t ino);
   // The figures of a file, or of everything below a directory (docs/small-files.md).

@@ -110,8 +110,9 @@ class Worker {
 
   bool write_new(const std::string& name) {
     // A name a failed rename or unlink left unsure is not used again: the mount that made
-    // the change may still map it to the inode the lost change gave it (known limitation,
-    // docs/decisions.md, "A SYNC vouches only for its own master's answers").
+    // the change drops the names of lost changes from the kernel's cache, but not before
+    // the EIO reaches the program (docs/decisions.md, "A SYNC vouches only for its own
+    // master's answers").
     if (!is_known(name)) return true;
     // Small files are packed, larger ones get chunks of their own.
     const size_t size = pick(3) == 0 ? pick(200 * 1024) : pick(8 * 1024);
