@@ -71,6 +71,7 @@ awaitable<Reply> Master::serve_chunkserver(ConnectionPtr conn, Frame frame) {
       spdlog::info("chunkserver {:016x} at {} registered (region '{}', {} chunks in first report, {} free)", cs.id,
                    cs.address, cs.region, req.chunks_size(), human_bytes(cs.free_bytes()));
       co_await check_reported_chunks(cs, req.chunks());
+      sweep_soon();
       co_return reply_ok(pb::CsRegisterResp());
     }
     case pb::CS_REPORT_CHUNKS: {

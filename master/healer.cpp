@@ -191,6 +191,7 @@ std::optional<HealQueue::Urgency> Master::look_at(uint64_t id) {
     // Busy servers: later. No server that could ever take it: the sweep finds it again.
     if (place_copy(registry_, vol->region(), holders, config_.cs_reserve_bytes, [](const ChunkServer&) { return true; }))
       return urgency_of(valid.size(), goal);
+    lacked_servers_ = true;
     return std::nullopt;
   }
   healing_.insert(id);
@@ -224,8 +225,20 @@ awaitable<void> Master::sweep_loop() {
       co_await sleep_for(pause);
     }
     ++sweeps_done_;
-    co_await sleep_for(began + std::chrono::milliseconds(config_.sweep_every_ms) - std::chrono::steady_clock::now());
+    if (!sweep_again_) {
+      sweep_timer_.expires_at(began + std::chrono::milliseconds(config_.sweep_every_ms));
+      error_code ec;
+      co_await sweep_timer_.async_wait(asio::redirect_error(use_awaitable, ec));  // cut short by sweep_soon()
+    }
+    sweep_again_ = false;
   }
+}
+
+void Master::sweep_soon() {
+  if (!lacked_servers_) return;
+  lacked_servers_ = false;
+  sweep_again_ = true;
+  sweep_timer_.cancel();
 }
 
 // A chunkserver's link is gone: its copies stopped counting at once (a new incarnation

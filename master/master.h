@@ -150,6 +150,9 @@ class Master {
   // busy servers (to be queued again), nullopt when there is nothing (more) to do now.
   std::optional<HealQueue::Urgency> look_at(uint64_t chunk_id);
   awaitable<void> sweep_loop();
+  // A chunkserver registered: when the healer let chunks be for want of a server since the
+  // last sweep round, a new round starts now rather than after sweep_every_ms.
+  void sweep_soon();
   awaitable<void> copies_lost(LocationTable::Holder incarnation);
   awaitable<void> drain_scan(uint64_t cs_id);
   // Chunks that still need the draining server's copy (0 when it is not draining).
@@ -254,6 +257,12 @@ class Master {
   RangeLocks chunk_locks_;  // set-ups of the same bytes of a chunk take turns
   HealQueue heal_queue_;
   asio::steady_timer heal_timer_{io_};  // the planner's sleep; wake_healer() cuts it short
+  // The sweep's wait between rounds. A chunk the healer let be because no server could
+  // take a copy (lacked_servers_) is found again by the next round, which a chunkserver
+  // registering starts at once (sweep_again_).
+  asio::steady_timer sweep_timer_{io_};
+  bool lacked_servers_ = false;
+  bool sweep_again_ = false;
   bool heal_woken_ = false;
   std::set<uint64_t> healing_;  // chunks being copied
   std::set<uint64_t> writer_held_;  // off goal, left to their writers until they are done

@@ -559,3 +559,32 @@ TEST_CASE("a copy a power loss cut back to its last sync is found short at regis
   REQUIRE(reader.ok());
   REQUIRE(get_file(**reader, attr->inode()) == data);
 }
+
+TEST_CASE("a chunk made while too few servers were up is healed when a server comes back, without waiting for the "
+          "sweep",
+          "[fault][healing]") {
+  ClusterOptions opts;
+  opts.chunkservers = 2;
+  opts.master_args = {"--sweep-every-ms", "600000"};  // the slow sweep would take ten minutes
+  Cluster cluster(opts);
+  auto& c = cluster.client();
+  uint64_t root = cluster.create_volume("v", 2);
+  cluster.kill_chunkserver(1);
+  REQUIRE(wait_until([&] {
+    auto h = c.health();
+    return h.ok() && h->servers_dead() == 1;
+  }));
+  // One copy only: the healer finds no server to make the second on, and lets it be.
+  const std::string data = random_bytes(300 * 1024, 9);
+  uint64_t ino = put_file(c, root, "f", data);
+  REQUIRE(wait_until([&] {
+    auto h = c.health();
+    return h.ok() && h->under_goal() == 1 && h->heal_queued() == 0 && h->waiting_for_writers() == 0;
+  }));
+  cluster.restart_chunkserver(1);
+  REQUIRE(wait_until([&] { return health_clean(cluster, 1); }, std::chrono::seconds(15)));
+  cluster.kill_chunkserver(0);
+  auto reader = cluster.new_client("v");
+  REQUIRE(reader.ok());
+  REQUIRE(get_file(**reader, ino) == data);
+}
