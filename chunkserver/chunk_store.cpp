@@ -187,6 +187,9 @@ struct Entry {
 
 using EntryPtr = std::shared_ptr<Entry>;
 
+// The CRC of a chunk's last block (0 for an empty chunk): with the length, what a sync records.
+uint32_t last_crc(const std::vector<uint32_t>& crcs) { return crcs.empty() ? 0 : crcs.back(); }
+
 Status not_found(uint64_t id) { return error(Code::kNotFound, fmt::format("chunk {:016x} not found", id)); }
 
 // OK when the entry still exists and is at `version`.
@@ -232,7 +235,7 @@ Result<ChunkRecord> ChunkRecord::decode(std::string_view bytes) {
   for (uint64_t i = 0; i < n; ++i) r.crcs[i] = get_le<uint32_t>(bytes.data() + 12 + 4 * i);
   if (bytes.size() == 12 + 4 * n) {  // written before the synced fields: taken as synced
     r.synced_length = r.length;
-    r.synced_tail_crc = n > 0 ? r.crcs.back() : 0;
+    r.synced_tail_crc = last_crc(r.crcs);
     return r;
   }
   const char* tail = bytes.data() + 12 + 4 * n;
@@ -371,13 +374,13 @@ struct ChunkStore::Impl {
     if (removed > 0) spdlog::warn("data directory {}: removed {} chunk files the index does not know", dir, removed);
   }
 
-  // CRC32C of the `len` bytes at `offset` (missing bytes read as zeros), or nothing when
-  // they cannot be read.
-  std::optional<uint32_t> crc_of(int fd, uint64_t offset, size_t len, std::string& buf) {
-    buf.assign(len, '\0');
+  // Reads the `len` bytes at `offset` into `out` (missing bytes, a short file, read as
+  // zeros) and returns their CRC32C.
+  Result<uint32_t> read_crc(int fd, uint64_t offset, size_t len, char* out) {
     size_t got = 0;
-    if (!pread_full(*disk, fd, buf.data(), len, offset, &got).ok()) return std::nullopt;
-    return crc32c(buf.data(), len);
+    RETURN_IF_ERROR(pread_full(*disk, fd, out, len, offset, &got));
+    if (got < len) std::memset(out + got, 0, len - got);
+    return crc32c(out, len);
   }
 
   // At start-up, a copy written since its last sync: the blocks written since are read
@@ -390,17 +393,21 @@ struct ChunkStore::Impl {
     auto f = file(id, e);
     if (!f.ok()) return;  // missing: file() dropped it
     const int fd = (*f)->fd;
-    std::string buf;
+    std::string buf(kBlockSize, '\0');
+    auto reads_as = [&](uint64_t offset, size_t len, uint32_t crc) {
+      auto got = read_crc(fd, offset, len, buf.data());
+      return got.ok() && *got == crc;
+    };
     bool whole = true;
     for (uint64_t b = std::min(e.dirty_from, e.length) / kBlockSize; b < e.crcs.size() && whole; ++b) {
       const size_t n = static_cast<size_t>(std::min<uint64_t>(kBlockSize, e.length - b * kBlockSize));
-      whole = crc_of(fd, b * kBlockSize, n, buf) == e.crcs[b];
+      whole = reads_as(b * kBlockSize, n, e.crcs[b]);
     }
     if (whole) return;
     const uint64_t synced = e.synced_length;
     const uint64_t tail = synced == 0 ? 0 : (synced - 1) / kBlockSize * kBlockSize;
     if (e.dirty_from < synced || synced > e.length ||
-        (synced > 0 && crc_of(fd, tail, static_cast<size_t>(synced - tail), buf) != e.synced_tail_crc)) {
+        (synced > 0 && !reads_as(tail, static_cast<size_t>(synced - tail), e.synced_tail_crc))) {
       spdlog::error("chunk {:016x} v{} in {}: bytes written since its last sync do not match the index, and the copy "
                     "cannot be cut back to that sync; left for the scrubber", id, e.version, dir);
       return;
@@ -426,10 +433,7 @@ struct ChunkStore::Impl {
   // Reads the first `len` bytes of block b (the bytes the stored CRC covers) and verifies
   // them against expected_crc. Missing bytes (short file) read as zeros.
   Status read_block(uint64_t id, const Entry& e, int fd, uint64_t b, size_t len, uint32_t expected_crc, char* out) {
-    size_t got = 0;
-    RETURN_IF_ERROR(pread_full(*disk, fd, out, len, b * kBlockSize, &got));
-    if (got < len) std::memset(out + got, 0, len - got);
-    uint32_t crc = crc32c(out, len);
+    ASSIGN_OR_RETURN(uint32_t crc, read_crc(fd, b * kBlockSize, len, out));
     if (crc != expected_crc) {
       spdlog::error("chunk {:016x} version {} block {}: CRC mismatch in {} (index {:08x}, data {:08x})", id, e.version,
                     b, dir, expected_crc, crc);
@@ -593,7 +597,7 @@ Status ChunkStore::set_version(uint64_t id, uint32_t old_version, uint32_t new_v
     e->crcs = std::move(crcs);
     // The fdatasync made every byte of the file durable, earlier writes included.
     e->synced_length = new_len;
-    e->synced_tail_crc = e->crcs.empty() ? 0 : e->crcs.back();
+    e->synced_tail_crc = last_crc(e->crcs);
     e->dirty_from = ChunkRecord::kClean;
   }
 
@@ -719,7 +723,7 @@ Status ChunkStore::sync(uint64_t id, uint32_t version) {
   ASSIGN_OR_RETURN(FilePtr f, impl_->file(id, *e));
   // What this sync makes durable: everything written before it starts.
   const uint64_t writes = e->writes, length = e->length;
-  const uint32_t tail_crc = e->crcs.empty() ? 0 : e->crcs.back();
+  const uint32_t tail_crc = last_crc(e->crcs);
   const bool was_dirty = e->dirty_from != ChunkRecord::kClean;
   int rc = impl_->disk->fdatasync(f->fd);
   if (rc != 0) {
