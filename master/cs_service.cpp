@@ -19,6 +19,12 @@ awaitable<Status> call_status(ConnectionPtr conn, uint16_t type, const google::p
   co_return r.ok() ? Status::Ok() : r.status();
 }
 
+// A copy at the current version holding fewer bytes than the chunk has (no cut pending,
+// which would make it legitimately short): a power loss cut it back to its last sync.
+bool lost_bytes(const pb::ChunkReport& copy, const ChunkRef& chunk) {
+  return copy.length() < chunk.length && !chunk.pending_cut;
+}
+
 }  // namespace
 
 pb::CsHeartbeatResp Master::ended_sessions_reply() {
@@ -184,8 +190,7 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
         registry_.set_locations(c.chunk_id(), {cs.id});
         queue_heal(c.chunk_id(), HealQueue::kOneCopyLeft);
       }
-    } else if (c.length() < (*known)->length && !(*known)->pending_cut &&
-               !registry_.holders(c.chunk_id()).empty()) {
+    } else if (lost_bytes(c, **known) && !registry_.holders(c.chunk_id()).empty()) {
       // Shorter than the bytes recorded in it: the copy lost some (a power loss cut it back
       // to its last sync). Made again from a copy that has them.
       spdlog::warn("chunk {:016x} on {} has {} bytes, {} recorded: it lost bytes; deleting it, healing makes a new one",
@@ -194,7 +199,7 @@ awaitable<void> Master::check_reported_chunks(ChunkServer& cs,
       delete_copy(cs, c.chunk_id(), c.version());
       queue_heal(c.chunk_id(), HealQueue::kUnderGoal);
     } else {
-      if (c.length() < (*known)->length && !(*known)->pending_cut) {
+      if (lost_bytes(c, **known)) {
         spdlog::error("chunk {:016x} on {} has {} bytes, {} recorded, and is its only copy so far: kept", c.chunk_id(),
                       cs.address, c.length(), (*known)->length);
         damaged_last_copy_.insert(c.chunk_id());
