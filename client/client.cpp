@@ -208,10 +208,10 @@ struct Client::Impl {
   }
 
   // ---- durability across master restarts. A change the master answered is on its disk
-  // only once a SYNC answered by the same start of the master (incarnation) covers it; a
-  // master that restarted in between may have lost it (a power cut), so a SYNC answered by
-  // a later incarnation must not confirm it.
-  uint64_t master_incarnation = 0;  // of the current connection (from MOUNT); 0 = unknown
+  // only once a SYNC covers it; a master that came back in a new durability epoch (its
+  // machine rebooted) may have lost the changes no SYNC covered yet, so a SYNC answered
+  // after that must not confirm them.
+  uint64_t master_incarnation = 0;  // the durability epoch of the current connection (from MOUNT); 0 = unknown
   // Names this client changed since its last SYNC: when a restart may have lost those
   // changes, whoever caches names (the kernel) is told to forget them. Capped: past it,
   // the rest are not remembered (they expire from the kernel's cache by themselves).
@@ -221,9 +221,9 @@ struct Client::Impl {
   void name_changed(uint64_t dir, const std::string& name) {
     if (unsynced_names.size() < kUnsyncedNamesMax) unsynced_names.emplace_back(dir, name);
   }
-  uint64_t change_seq = 0;          // changes answered so far
-  uint64_t synced_seq = 0;          // of those, confirmed on the master's disk (or reported lost)
-  std::map<uint64_t, uint64_t> unsynced_by_incarnation;  // incarnation -> its last change's seq
+  uint64_t change_seq = 0;  // changes answered so far
+  uint64_t synced_seq = 0;  // of those, confirmed on the master's disk (or reported lost)
+  bool changes_maybe_lost = false;  // the epoch changed while some were not confirmed
 
   static bool commits_change(uint16_t type) {
     switch (type) {
@@ -235,28 +235,22 @@ struct Client::Impl {
         return false;
     }
   }
-  void change_answered() {
-    if (master_incarnation != 0) unsynced_by_incarnation[master_incarnation] = ++change_seq;
-  }
-  // After a SYNC sent when `upto` changes had been answered came back OK: an error when
-  // some of them were answered by an earlier start of the master than the one that synced.
+  void change_answered() { ++change_seq; }
+  // After a SYNC sent when `upto` changes had been answered came back OK: an error, once,
+  // when the epoch changed while some changes were not confirmed.
   Status sync_answered(uint64_t upto) {
-    Status lost;
-    for (auto it = unsynced_by_incarnation.begin(); it != unsynced_by_incarnation.end();) {
-      if (it->first != master_incarnation && it->second > synced_seq && lost.ok())
-        lost = error(Code::kIOError, "the master restarted before it had this client's latest changes on its disk: "
-                                     "they may be lost");
-      if (it->second <= upto) it = unsynced_by_incarnation.erase(it);
-      else ++it;
-    }
     synced_seq = std::max(synced_seq, upto);
-    return lost;
+    if (!changes_maybe_lost) return Status::Ok();
+    changes_maybe_lost = false;
+    return error(Code::kIOError,
+                 "the master restarted before it had this client's latest changes on its disk: they may be lost");
   }
   // A MOUNT answered in another durability epoch than the last: the changes not synced
   // before may be gone, and with them the names they made or removed.
   void master_epoch_is(uint64_t epoch) {
     const bool changed = master_incarnation != 0 && epoch != master_incarnation;
     master_incarnation = epoch;
+    if (changed && change_seq > synced_seq) changes_maybe_lost = true;
     if (!changed || unsynced_names.empty()) return;
     spdlog::warn("the master restarted in a new durability epoch (its machine rebooted): this client's {} latest "
                  "name changes may be lost; their cached names are dropped", unsynced_names.size());
