@@ -44,13 +44,6 @@ struct Possible {
 // Set once this cycle's crash has happened: the history of each file says what came after.
 std::atomic<bool> g_crashed{false};
 
-bool fsync_path(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return false;
-  bool ok = ::fsync(fd) == 0;
-  return ::close(fd) == 0 && ok;
-}
-
 // One mount's workload in a directory of its own, with what it was told about each file.
 class Worker {
  public:
@@ -122,7 +115,7 @@ class Worker {
     if (ok) ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
     if (ok) ok = ::fsync(fd) == 0;
     if (fd >= 0) ok = ::close(fd) == 0 && ok;
-    if (ok) ok = fsync_path(dir_, O_RDONLY | O_DIRECTORY);
+    if (ok) ok = fsync_dir(dir_);
     note(name, "write " + std::to_string(data.size()), ok);
     if (ok) acknowledged(name, std::move(data));
     else unsure(name, std::move(data), true);
@@ -170,7 +163,7 @@ class Worker {
     std::optional<std::string> replaced = known(to);
     bool ok = ::rename(path(from).c_str(), path(to).c_str()) == 0;
     std::string why = ok ? "" : std::string(" (rename: ") + std::strerror(errno) + ")";
-    if (ok) ok = fsync_path(dir_, O_RDONLY | O_DIRECTORY);
+    if (ok) ok = fsync_dir(dir_);
     if (!ok && why.empty()) why = std::string(" (fsync: ") + std::strerror(errno) + ")";
     note(from, "renamed to " + to + why, ok);
     note(to, "renamed from " + from + " (" + size_of(content) + ")", ok);
@@ -189,7 +182,7 @@ class Worker {
     if (!is_known(name) || !known(name)) return true;
     bool ok = ::unlink(path(name).c_str()) == 0;
     std::string why = ok ? "" : std::string(" (unlink: ") + std::strerror(errno) + ")";
-    if (ok) ok = fsync_path(dir_, O_RDONLY | O_DIRECTORY);
+    if (ok) ok = fsync_dir(dir_);
     if (!ok && why.empty()) why = std::string(" (fsync: ") + std::strerror(errno) + ")";
     note(name, "unlink" + why, ok);
     if (ok) acknowledged(name, std::nullopt);

@@ -292,11 +292,7 @@ TEST_CASE("a replica damaged on disk is found by the scrubber, deleted and made 
   }
   REQUIRE(victim >= 0);
   REQUIRE(other >= 0);
-  char name[64];
-  snprintf(name, sizeof name, "chunk_%016lx_%08x.dat", static_cast<unsigned long>(chunk.chunk_id()), chunk.version());
-  char sub[8];
-  snprintf(sub, sizeof sub, "%02x", static_cast<unsigned>(chunk.chunk_id() & 0xff));
-  const std::string path = cluster.cs_data_dir(victim) + "/chunks/" + sub + "/" + name;
+  const std::string path = cluster.cs_chunk_path(victim, chunk.chunk_id(), chunk.version());
   {  // random blocks overwritten, size unchanged
     std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
     REQUIRE(f.good());
@@ -477,12 +473,8 @@ TEST_CASE("the only copy left is damaged: it is kept and its good blocks read, h
   }
   REQUIRE(damaged >= 0);
   REQUIRE(other >= 0);
-  char name[64];
-  snprintf(name, sizeof name, "chunk_%016lx_%08x.dat", static_cast<unsigned long>(chunk.chunk_id()), chunk.version());
-  char sub[8];
-  snprintf(sub, sizeof sub, "%02x", static_cast<unsigned>(chunk.chunk_id() & 0xff));
   {  // block 1 scribbled over
-    std::fstream f(cluster.cs_data_dir(damaged) + "/chunks/" + sub + "/" + name,
+    std::fstream f(cluster.cs_chunk_path(damaged, chunk.chunk_id(), chunk.version()),
                    std::ios::in | std::ios::out | std::ios::binary);
     REQUIRE(f.good());
     f.seekp(70000).write("scribbled over", 14);
@@ -514,7 +506,7 @@ TEST_CASE("the only copy left is damaged: it is kept and its good blocks read, h
   REQUIRE(block0 == data.substr(0, block0.size()));
   // The good copy comes back, but its version is behind (the healer's one try moved the
   // chunk on): it is not served, and not deleted either.
-  const std::string stale = cluster.cs_data_dir(other) + "/chunks/" + sub + "/" + name;
+  const std::string stale = cluster.cs_chunk_path(other, chunk.chunk_id(), chunk.version());
   REQUIRE(std::filesystem::exists(stale));
   cluster.restart_chunkserver(other);
   REQUIRE(wait_until([&] {

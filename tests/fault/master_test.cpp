@@ -22,13 +22,6 @@ using namespace keelfs::test;
 
 namespace {
 
-bool fsync_dir(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return false;
-  bool ok = ::fsync(fd) == 0;
-  return ::close(fd) == 0 && ok;
-}
-
 bool write_whole(const std::string& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) return false;

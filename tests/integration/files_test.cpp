@@ -174,15 +174,11 @@ TEST_CASE("a replica corrupted on disk is caught by its CRC and the read is serv
   const auto& chunk = located->chunks(0);
 
   // Damage the first replica the client will try.
-  char name[64];
-  snprintf(name, sizeof name, "chunk_%016lx_%08x.dat", static_cast<unsigned long>(chunk.chunk_id()), chunk.version());
-  char sub[8];
-  snprintf(sub, sizeof sub, "%02x", static_cast<unsigned>(chunk.chunk_id() & 0xff));
   int victim = -1;
   for (int i = 0; i < cluster.chunkservers(); ++i)
     if (cluster.cs_address(i) == chunk.replicas(0).address()) victim = i;
   REQUIRE(victim >= 0);
-  std::string path = cluster.cs_data_dir(victim) + "/chunks/" + sub + "/" + name;
+  std::string path = cluster.cs_chunk_path(victim, chunk.chunk_id(), chunk.version());
   REQUIRE(std::filesystem::exists(path));
   {
     std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);

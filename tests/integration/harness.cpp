@@ -332,6 +332,13 @@ size_t chunk_files(Cluster& cluster, bool with_data) {
   return n;
 }
 
+bool fsync_dir(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  return ::close(fd) == 0 && ok;
+}
+
 int write_file_errno(const std::string& path, const std::string& data) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) return errno;
@@ -388,6 +395,9 @@ void Cluster::restart_chunkserver(int i) {
 void Cluster::signal_chunkserver(int i, int sig) { ::kill(cs_[i].pid, sig); }
 
 std::string Cluster::cs_data_dir(int i) const { return dir_ + "/cs" + std::to_string(i); }
+std::string Cluster::cs_chunk_path(int i, uint64_t id, uint32_t version) const {
+  return fmt::format("{}/chunks/{:02x}/chunk_{:016x}_{:08x}.dat", cs_data_dir(i), id & 0xff, id, version);
+}
 std::string Cluster::cs_log(int i) const { return dir_ + "/cs" + std::to_string(i) + ".log"; }
 
 int Cluster::cli(const std::vector<std::string>& args, std::string* out, std::string* err) {

@@ -86,6 +86,8 @@ class Cluster {
   void restart_chunkserver(int i);
   void signal_chunkserver(int i, int sig);  // e.g. SIGSTOP / SIGCONT: a hung machine
   std::string cs_data_dir(int i) const;
+  // The file of chunk (id, version) in chunkserver i's data directory (formats.md).
+  std::string cs_chunk_path(int i, uint64_t id, uint32_t version) const;
   std::string cs_log(int i) const;
   std::string cs_address(int i) const { return cs_addresses_[i]; }
   int chunkservers() const { return static_cast<int>(cs_.size()); }
@@ -142,6 +144,9 @@ pb::VolumeInfo volume_info(client::Client& c, const std::string& volume);
 std::string get_file(client::Client& c, uint64_t ino);
 
 std::string read_text_file(const std::string& path);
+
+// fsync() of a directory through the kernel: whether open, fsync and close all succeeded.
+bool fsync_dir(const std::string& path);
 
 // Writes a whole file through the kernel (write, fsync, close): 0, or the errno of the
 // first call that failed.

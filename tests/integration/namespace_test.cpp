@@ -59,12 +59,8 @@ bool missing(client::Client& c, uint64_t parent, const std::string& name) {
 
 // Paths of the chunk file of (id, version) in every chunkserver's data directory.
 std::vector<std::string> chunk_paths(const Cluster& cluster, uint64_t id, uint32_t version) {
-  char name[64], sub[8];
-  snprintf(name, sizeof name, "chunk_%016lx_%08x.dat", static_cast<unsigned long>(id), version);
-  snprintf(sub, sizeof sub, "%02x", static_cast<unsigned>(id & 0xff));
   std::vector<std::string> out;
-  for (int i = 0; i < cluster.chunkservers(); ++i)
-    out.push_back(cluster.cs_data_dir(i) + "/chunks/" + sub + "/" + name);
+  for (int i = 0; i < cluster.chunkservers(); ++i) out.push_back(cluster.cs_chunk_path(i, id, version));
   return out;
 }
 
